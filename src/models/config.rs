@@ -1,0 +1,266 @@
+//! Config pieces shared by Qwen3-Omni and Qwen3-VL, deserialised from the checkpoint's
+//! `config.json` (field names as in transformers 5.23; defaults are the transformers class
+//! defaults, which are *not* the real checkpoints' values — spec §1.4 — so every value
+//! that matters must be present in the file or equal the reference's own default).
+
+use serde::Deserialize;
+
+use super::layers::activation::Activation;
+use super::layers::attention::AttentionConfig;
+use super::layers::moe::{ExpertStorage, MoeConfig};
+use super::text_decoder::{FfnConfig, TextDecoderConfig};
+
+/// RoPE settings as written either by transformers 5.x (`rope_parameters`) or by the
+/// published checkpoints (`rope_theta` + `rope_scaling`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RopeFields {
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
+    #[serde(default)]
+    pub rope_scaling: Option<RopeParameters>,
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+}
+
+/// The inside of `rope_parameters` / `rope_scaling`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RopeParameters {
+    #[serde(default, alias = "type")]
+    pub rope_type: Option<String>,
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default)]
+    pub mrope_section: Option<Vec<usize>>,
+}
+
+/// Resolved RoPE: base and (for multimodal decoders) the interleaved section sizes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    pub theta: f64,
+    pub mrope_section: Option<Vec<usize>>,
+}
+
+impl RopeFields {
+    /// Resolves the two spellings; `default_theta` is the transformers class default.
+    /// Only `default` RoPE is supported (the type every Qwen3-Omni/VL checkpoint uses).
+    pub fn resolve(&self, default_theta: f64, default_section: Option<&[usize]>) -> Result<Rope, String> {
+        let params = self.rope_parameters.as_ref().or(self.rope_scaling.as_ref());
+        if let Some(t) = params.and_then(|p| p.rope_type.as_deref()) {
+            if !matches!(t, "default" | "mrope" | "axial") {
+                return Err(format!("rope type {t:?} is not supported (only default RoPE)"));
+            }
+        }
+        let theta = params.and_then(|p| p.rope_theta).or(self.rope_theta).unwrap_or(default_theta);
+        let mrope_section = params
+            .and_then(|p| p.mrope_section.clone())
+            .or_else(|| default_section.map(|s| s.to_vec()));
+        Ok(Rope { theta, mrope_section })
+    }
+}
+
+/// The vision tower config (`thinker_config.vision_config` in Omni, `vision_config` in VL).
+#[derive(Debug, Clone, Deserialize)]
+pub struct VisionConfig {
+    #[serde(default = "d27", alias = "num_hidden_layers")]
+    pub depth: usize,
+    #[serde(default = "d1152")]
+    pub hidden_size: usize,
+    #[serde(default = "gelu_tanh")]
+    pub hidden_act: Activation,
+    #[serde(default = "d4304")]
+    pub intermediate_size: usize,
+    #[serde(default = "d16", alias = "num_attention_heads")]
+    pub num_heads: usize,
+    #[serde(default = "d3")]
+    pub in_channels: usize,
+    #[serde(default = "d16")]
+    pub patch_size: usize,
+    #[serde(default = "d2")]
+    pub spatial_merge_size: usize,
+    #[serde(default = "d2")]
+    pub temporal_patch_size: usize,
+    #[serde(default = "d3584")]
+    pub out_hidden_size: usize,
+    #[serde(default = "d2304")]
+    pub num_position_embeddings: usize,
+    #[serde(default = "deepstack_default")]
+    pub deepstack_visual_indexes: Vec<usize>,
+    #[serde(flatten)]
+    pub rope: RopeFields,
+}
+
+impl VisionConfig {
+    /// Checks the relations the vision tower relies on (spec §10.2).
+    pub fn validate(&self, text_hidden: usize) -> Result<(), String> {
+        if self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
+            return Err(format!("vision hidden_size {} is not divisible by num_heads {}", self.hidden_size, self.num_heads));
+        }
+        if (self.hidden_size / self.num_heads) % 4 != 0 {
+            return Err("vision head_dim must be a multiple of 4 (2-D rotary halves)".into());
+        }
+        let side = (self.num_position_embeddings as f64).sqrt().round() as usize;
+        if side * side != self.num_position_embeddings || side < 2 {
+            return Err(format!("vision num_position_embeddings {} is not a square ≥ 4", self.num_position_embeddings));
+        }
+        if self.out_hidden_size != text_hidden {
+            return Err(format!(
+                "vision out_hidden_size {} differs from the text hidden_size {text_hidden}",
+                self.out_hidden_size
+            ));
+        }
+        if let Some(&bad) = self.deepstack_visual_indexes.iter().find(|&&i| i >= self.depth) {
+            return Err(format!("deepstack_visual_indexes entry {bad} is not below depth {}", self.depth));
+        }
+        Ok(())
+    }
+
+    /// Rotary base of the vision tower (axial RoPE, default 10000).
+    pub fn rope_theta(&self) -> Result<f64, String> {
+        Ok(self.rope.resolve(10000.0, None)?.theta)
+    }
+}
+
+fn d2() -> usize {
+    2
+}
+fn d3() -> usize {
+    3
+}
+fn d16() -> usize {
+    16
+}
+fn d27() -> usize {
+    27
+}
+fn d1152() -> usize {
+    1152
+}
+fn d2304() -> usize {
+    2304
+}
+fn d3584() -> usize {
+    3584
+}
+fn d4304() -> usize {
+    4304
+}
+fn gelu_tanh() -> Activation {
+    Activation::GeluTanh
+}
+fn deepstack_default() -> Vec<usize> {
+    vec![8, 16, 24]
+}
+
+/// The text decoder fields common to Omni thinker, VL dense and VL-MoE text configs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TextConfigFields {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Explicit in every real checkpoint (128) although `hidden/heads` is 64 (spec §11.5).
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    #[serde(default)]
+    pub intermediate_size: Option<usize>,
+    #[serde(default = "silu")]
+    pub hidden_act: Activation,
+    #[serde(default = "eps6")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default)]
+    pub tie_word_embeddings: Option<bool>,
+    // MoE (absent in dense configs).
+    #[serde(default)]
+    pub num_experts: Option<usize>,
+    #[serde(default)]
+    pub num_experts_per_tok: Option<usize>,
+    #[serde(default)]
+    pub moe_intermediate_size: Option<usize>,
+    #[serde(default)]
+    pub norm_topk_prob: Option<bool>,
+    #[serde(default)]
+    pub decoder_sparse_step: Option<usize>,
+    #[serde(default)]
+    pub mlp_only_layers: Option<Vec<usize>>,
+    #[serde(flatten)]
+    pub rope: RopeFields,
+}
+
+impl TextConfigFields {
+    /// Builds a [`TextDecoderConfig`] (shared by the Omni thinker and Qwen3-VL).
+/// `moe_default_renorm` is the reference's behaviour when `norm_topk_prob` is absent.
+    pub fn decoder_config(
+            &self,
+        storage: ExpertStorage,
+        default_theta: f64,
+        tie_default: bool,
+        moe_default_renorm: bool,
+    ) -> Result<TextDecoderConfig, String> {
+        let t = self;
+        let head_dim = t.head_dim.unwrap_or(t.hidden_size / t.num_attention_heads.max(1));
+        let rope = t.rope.resolve(default_theta, Some(&[24, 20, 20]))?;
+        if let Some(sec) = &rope.mrope_section {
+            if sec.iter().sum::<usize>() != head_dim / 2 {
+                return Err(format!("mrope_section {sec:?} must sum to head_dim/2 = {}", head_dim / 2));
+            }
+        }
+        let num_kv = t.num_key_value_heads.unwrap_or(t.num_attention_heads);
+        if num_kv == 0 || t.num_attention_heads % num_kv != 0 {
+            return Err(format!("num_attention_heads {} is not a multiple of num_key_value_heads {num_kv}", t.num_attention_heads));
+        }
+        let mlp_only = t.mlp_only_layers.clone().unwrap_or_default();
+        let step = t.decoder_sparse_step.unwrap_or(1).max(1);
+        let mut layers = Vec::with_capacity(t.num_hidden_layers);
+        for i in 0..t.num_hidden_layers {
+            let experts = t.num_experts.unwrap_or(0);
+            let sparse = experts > 0 && !mlp_only.contains(&i) && (i + 1) % step == 0;
+            layers.push(if sparse {
+                let moe_i = t.moe_intermediate_size.ok_or("MoE config without moe_intermediate_size")?;
+                FfnConfig::Moe(MoeConfig {
+                    hidden_size: t.hidden_size,
+                    num_experts: experts,
+                    top_k: t.num_experts_per_tok.ok_or("MoE config without num_experts_per_tok")?,
+                    moe_intermediate_size: moe_i,
+                    norm_topk_prob: t.norm_topk_prob.unwrap_or(moe_default_renorm),
+                    shared_expert_intermediate_size: None,
+                    act: t.hidden_act,
+                    storage,
+                })
+            } else {
+                FfnConfig::Dense {
+                    intermediate_size: t.intermediate_size.ok_or("dense layer without intermediate_size")?,
+                }
+            });
+        }
+        Ok(TextDecoderConfig {
+            vocab_size: t.vocab_size,
+            hidden_size: t.hidden_size,
+            attention: AttentionConfig {
+                hidden_size: t.hidden_size,
+                num_heads: t.num_attention_heads,
+                num_kv_heads: num_kv,
+                head_dim,
+                qk_norm: true,
+                rms_norm_eps: t.rms_norm_eps,
+                bias: t.attention_bias,
+            },
+            rms_norm_eps: t.rms_norm_eps,
+            rope_theta: rope.theta,
+            mrope_section: rope.mrope_section,
+            act: t.hidden_act,
+            layers,
+            tie_word_embeddings: t.tie_word_embeddings.unwrap_or(tie_default),
+        })
+    }
+}
+
+fn silu() -> Activation {
+    Activation::Silu
+}
+fn eps6() -> f64 {
+    1e-6
+}

@@ -1,0 +1,146 @@
+//! Sparse mixture-of-experts FFN (spec §2.3, §7.3).
+//!
+//! Experts are held as two stacked tensors, `gate_up [E, 2I, H]` (gate rows first) and
+//! `down [E, H, I]`, whatever the on-disk layout:
+//! * Qwen3-Omni stores one tensor per expert (`experts.{e}.{gate,up,down}_proj.weight`);
+//! * Qwen3-VL-MoE stores fused tensors, on the hub as `[E, H, 2I]` / `[E, I, H]` and as
+//!   `[E, 2I, H]` / `[E, H, I]` when re-saved by transformers 5.x — the orientation is
+//!   decided by comparing the shapes with (H, I).
+//!
+//! Routing (softmax in f32 → top-k → optional renormalisation) is the CPU reference op
+//! of `omnid-kernels`; each expert then runs once over all the tokens routed to it.
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+use omnid_kernels::moe_routing;
+
+use super::activation::Activation;
+use super::linear::Linear;
+use super::mlp::GatedMlp;
+
+/// How a checkpoint stores its experts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpertStorage {
+    /// `experts.{e}.gate_proj / up_proj / down_proj .weight` (Qwen3-Omni).
+    PerExpert,
+    /// `experts.gate_up_proj` and `experts.down_proj`, 3-D (Qwen3-VL-MoE).
+    Fused,
+}
+
+/// MoE sizes from the config.
+#[derive(Debug, Clone)]
+pub struct MoeConfig {
+    pub hidden_size: usize,
+    pub num_experts: usize,
+    pub top_k: usize,
+    pub moe_intermediate_size: usize,
+    pub norm_topk_prob: bool,
+    /// Width of the gated shared expert (talker only).
+    pub shared_expert_intermediate_size: Option<usize>,
+    pub act: Activation,
+    pub storage: ExpertStorage,
+}
+
+/// The talker's always-on expert, scaled by `sigmoid(x·w_gate)`.
+#[derive(Debug, Clone)]
+struct SharedExpert {
+    mlp: GatedMlp,
+    gate: Linear,
+}
+
+/// Router + experts (+ optional shared expert).
+#[derive(Debug, Clone)]
+pub struct SparseMoe {
+    router: Linear,
+    gate_up: Tensor,
+    down: Tensor,
+    shared: Option<SharedExpert>,
+    cfg: MoeConfig,
+}
+
+impl SparseMoe {
+    /// Loads `{vb}.gate.weight`, the experts in either storage, and `{vb}.shared_expert*`.
+    pub fn new(cfg: &MoeConfig, vb: VarBuilder) -> Result<Self> {
+        let (e, h, i) = (cfg.num_experts, cfg.hidden_size, cfg.moe_intermediate_size);
+        if cfg.top_k == 0 || cfg.top_k > e {
+            candle_core::bail!("num_experts_per_tok {} must be in 1..={e}", cfg.top_k)
+        }
+        let router = Linear::new(h, e, false, vb.pp("gate"))?;
+        let xv = vb.pp("experts");
+        let (gate_up, down) = match cfg.storage {
+            ExpertStorage::PerExpert => {
+                let mut gu = Vec::with_capacity(e);
+                let mut dn = Vec::with_capacity(e);
+                for ex in 0..e {
+                    let p = xv.pp(ex);
+                    let g = p.pp("gate_proj").get((i, h), "weight")?;
+                    let u = p.pp("up_proj").get((i, h), "weight")?;
+                    gu.push(Tensor::cat(&[g, u], 0)?);
+                    dn.push(p.pp("down_proj").get((h, i), "weight")?);
+                }
+                (Tensor::stack(&gu, 0)?, Tensor::stack(&dn, 0)?)
+            }
+            ExpertStorage::Fused => {
+                let gu = xv.get_unchecked("gate_up_proj")?;
+                let gu = match gu.dims() {
+                    [ee, a, b] if *ee == e && *a == 2 * i && *b == h => gu,
+                    [ee, a, b] if *ee == e && *a == h && *b == 2 * i => gu.transpose(1, 2)?.contiguous()?,
+                    other => candle_core::bail!(
+                        "experts.gate_up_proj has shape {other:?}, expected [{e}, {}, {h}] or [{e}, {h}, {}]",
+                        2 * i,
+                        2 * i
+                    ),
+                };
+                let dn = xv.get_unchecked("down_proj")?;
+                let dn = match dn.dims() {
+                    [ee, a, b] if *ee == e && *a == h && *b == i => dn,
+                    [ee, a, b] if *ee == e && *a == i && *b == h => dn.transpose(1, 2)?.contiguous()?,
+                    other => candle_core::bail!(
+                        "experts.down_proj has shape {other:?}, expected [{e}, {h}, {i}] or [{e}, {i}, {h}]"
+                    ),
+                };
+                (gu, dn)
+            }
+        };
+        let shared = match cfg.shared_expert_intermediate_size {
+            Some(si) if si > 0 => Some(SharedExpert {
+                mlp: GatedMlp::new(h, si, cfg.act, vb.pp("shared_expert"))?,
+                gate: Linear::new(h, 1, false, vb.pp("shared_expert_gate"))?,
+            }),
+            _ => None,
+        };
+        Ok(Self { router, gate_up, down, shared, cfg: cfg.clone() })
+    }
+}
+
+impl Module for SparseMoe {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let dims = xs.dims().to_vec();
+        let h = self.cfg.hidden_size;
+        let rows = xs.elem_count() / h;
+        let flat = xs.reshape((rows, h))?;
+        let logits = self.router.forward(&flat)?;
+        // Host sync: routing decides which expert matmuls to launch, so the top-k must be
+        // known on the host. On the CPU this is a plain read of memory.
+        let logits: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let routing = moe_routing::route(&logits, self.cfg.num_experts, self.cfg.top_k, self.cfg.norm_topk_prob);
+        let i = self.cfg.moe_intermediate_size;
+        let mut out = Tensor::zeros((rows, h), xs.dtype(), xs.device())?;
+        for group in moe_routing::group_by_expert(&routing, self.cfg.num_experts) {
+            let e = group.expert as usize;
+            let idx = Tensor::new(group.tokens.as_slice(), xs.device())?;
+            let x = flat.index_select(&idx, 0)?;
+            let gu = x.matmul(&self.gate_up.get(e)?.t()?)?; // n, 2I
+            let act = self.cfg.act.apply(&gu.narrow(D::Minus1, 0, i)?)?;
+            let y = (act * gu.narrow(D::Minus1, i, i)?)?.matmul(&self.down.get(e)?.t()?)?; // n, H
+            // The reference casts routing weights to the activation dtype before scaling.
+            let w = Tensor::new(group.weights.as_slice(), xs.device())?.to_dtype(xs.dtype())?.unsqueeze(1)?;
+            out = out.index_add(&idx, &y.broadcast_mul(&w)?, 0)?;
+        }
+        if let Some(shared) = &self.shared {
+            let gate = candle_nn::ops::sigmoid(&shared.gate.forward(&flat)?)?;
+            out = (out + shared.mlp.forward(&flat)?.broadcast_mul(&gate)?)?;
+        }
+        out.reshape(dims)
+    }
+}

@@ -1,0 +1,59 @@
+//! Normalisation layers with the reference's numerics.
+
+use candle_core::{DType, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+/// RMSNorm as in Qwen3: statistics in f32, cast back to the activation dtype, *then*
+/// multiply by the weight (spec §2.1, pitfall §11.1). No bias, no `1 + w` offset.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    /// Loads `{vb}.weight` of shape `[size]`.
+    pub fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { weight: vb.get(size, "weight")?, eps })
+    }
+}
+
+impl Module for RmsNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let dtype = xs.dtype();
+        if dtype == DType::F32 && xs.is_contiguous() {
+            // Same arithmetic as the reference in f32, through candle's fused kernel.
+            return candle_nn::ops::rms_norm(xs, &self.weight, self.eps as f32);
+        }
+        let xs32 = xs.to_dtype(DType::F32)?;
+        let variance = xs32.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = xs32.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+    }
+}
+
+/// LayerNorm with weight and bias (audio tower eps 1e-5, vision tower 1e-6).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Loads `{vb}.weight` and `{vb}.bias`, both `[size]`.
+    pub fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { weight: vb.get(size, "weight")?, bias: vb.get(size, "bias")?, eps })
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let dtype = xs.dtype();
+        // torch computes LayerNorm statistics in f32 for half inputs and returns the input dtype.
+        let xs32 = xs.to_dtype(DType::F32)?.contiguous()?;
+        let w = self.weight.to_dtype(DType::F32)?;
+        let b = self.bias.to_dtype(DType::F32)?;
+        candle_nn::ops::layer_norm(&xs32, &w, &b, self.eps as f32)?.to_dtype(dtype)
+    }
+}

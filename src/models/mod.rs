@@ -1,0 +1,23 @@
+//! Model code: candle only — no server, async runtime or protocol types.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`layers`] | one copy of every shared layer (attention, norms, rotary, MoE, KV cache) |
+//! | [`checkpoint`] | memory-mapped (sharded) safetensors with clear errors |
+//! | [`config`] | config pieces shared by Omni and VL (RoPE, vision, text fields) |
+//! | [`text_decoder`] | the Qwen3 decoder used by the thinker, VL and the talker |
+//! | [`audio_encoder`], [`vision_encoder`] | the encoders |
+//! | [`multimodal`] | prompt inputs and the merge of encoder features into the prompt |
+//! | [`qwen3_omni`], [`qwen3_vl`] | model assemblies and their position walks |
+//! | [`family`] | recognising a checkpoint and building the right model |
+
+pub mod audio_encoder;
+pub mod checkpoint;
+pub mod config;
+pub mod family;
+pub mod layers;
+pub mod multimodal;
+pub mod qwen3_omni;
+pub mod qwen3_vl;
+pub mod text_decoder;
+pub mod vision_encoder;

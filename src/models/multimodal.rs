@@ -1,0 +1,119 @@
+//! What the thinker/VL models take in and hand to the decoder: token ids with placeholder
+//! runs, the encoder inputs that fill them, and the merged prompt (embeddings with media
+//! features scattered in, 3-D positions, DeepStack features).
+
+use candle_core::{Result, Tensor};
+
+use super::layers::rotary::Positions3d;
+use super::text_decoder::DeepStack;
+
+/// One image or video, patchified by the processor.
+#[derive(Debug, Clone)]
+pub struct VisualInput {
+    /// `[patches, C·T·P·P]`, rows in merge-block order.
+    pub pixel_values: Tensor,
+    /// `[t, h, w]` in patches.
+    pub grid_thw: [usize; 3],
+}
+
+/// A video with its timing (Omni needs seconds per temporal grid for TMRoPE).
+#[derive(Debug, Clone)]
+pub struct VideoInput {
+    pub visual: VisualInput,
+    /// `temporal_patch_size / sampling fps`.
+    pub second_per_grid: f32,
+}
+
+/// Everything one prompt feeds the model.
+#[derive(Debug, Clone, Default)]
+pub struct MultimodalInputs {
+    /// Prompt token ids after placeholder expansion.
+    pub ids: Vec<u32>,
+    /// Log-mel features `[mel, frames]` of each audio in prompt order (audio-in-video tracks
+    /// included where they appear).
+    pub audios: Vec<Tensor>,
+    pub images: Vec<VisualInput>,
+    pub videos: Vec<VideoInput>,
+    /// Videos carry their audio track interleaved with the frames (Omni).
+    pub use_audio_in_video: bool,
+}
+
+/// The merged prompt, ready for the decoder.
+#[derive(Debug, Clone)]
+pub struct PreparedPrompt {
+    /// `[1, S, hidden]`.
+    pub embeds: Tensor,
+    pub positions: Positions3d,
+    /// Decoding continues at `cache_len + rope_delta` on all axes.
+    pub rope_delta: f32,
+    pub deepstack: Option<DeepStack>,
+}
+
+/// Rows of `ids` equal to `token`, ascending.
+pub fn rows_of(ids: &[u32], token: u32) -> Vec<u32> {
+    ids.iter().enumerate().filter(|(_, &t)| t == token).map(|(i, _)| i as u32).collect()
+}
+
+/// Replaces rows `rows` of `embeds: [S, H]` with `features: [rows.len(), H]`
+/// (transformers' `masked_scatter` with a placeholder mask). Errors name the mismatch.
+pub fn scatter_rows(embeds: &Tensor, rows: &[u32], features: &Tensor, what: &str) -> Result<Tensor> {
+    let n = features.dim(0)?;
+    if n != rows.len() {
+        candle_core::bail!("{what}: the prompt has {} placeholder tokens but the encoder produced {n} features", rows.len())
+    }
+    if n == 0 {
+        return Ok(embeds.clone());
+    }
+    // Gather from [embeds; features]: placeholder row i takes feature k, others stay.
+    let s = embeds.dim(0)?;
+    let mut map: Vec<u32> = (0..s as u32).collect();
+    for (k, &r) in rows.iter().enumerate() {
+        map[r as usize] = (s + k) as u32;
+    }
+    let all = Tensor::cat(&[embeds, &features.to_dtype(embeds.dtype())?], 0)?;
+    all.index_select(&Tensor::new(map.as_slice(), embeds.device())?, 0)
+}
+
+/// Builds the DeepStack injection: visual rows in sequence order, image rows taking the
+/// image features and video rows the video features, in order (spec §5.7).
+pub fn joint_deepstack(
+    ids: &[u32],
+    image_token: u32,
+    video_token: u32,
+    image_feats: &[Tensor],
+    video_feats: &[Tensor],
+) -> Result<Option<DeepStack>> {
+    let rows: Vec<u32> = ids
+        .iter()
+        .enumerate()
+        .filter(|(_, &t)| t == image_token || t == video_token)
+        .map(|(i, _)| i as u32)
+        .collect();
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let layers = image_feats.len().max(video_feats.len());
+    let mut features = Vec::with_capacity(layers);
+    // Index into cat([image rows, video rows]) for each visual position.
+    let n_img = ids.iter().filter(|&&t| t == image_token).count();
+    let (mut ii, mut vi) = (0u32, 0u32);
+    let order: Vec<u32> = rows
+        .iter()
+        .map(|&r| {
+            if ids[r as usize] == image_token {
+                ii += 1;
+                ii - 1
+            } else {
+                vi += 1;
+                n_img as u32 + vi - 1
+            }
+        })
+        .collect();
+    for l in 0..layers {
+        let parts: Vec<&Tensor> = [image_feats.get(l), video_feats.get(l)].into_iter().flatten().collect();
+        let all = Tensor::cat(&parts, 0)?;
+        let idx = Tensor::new(order.as_slice(), all.device())?;
+        features.push(all.index_select(&idx, 0)?);
+    }
+    Ok(Some(DeepStack { rows, features }))
+}

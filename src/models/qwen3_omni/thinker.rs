@@ -1,0 +1,115 @@
+//! The Qwen3-Omni thinker: audio tower + vision tower + MoE text decoder (spec §2–§5),
+//! loaded from the on-disk names `thinker.audio_tower.*`, `thinker.visual.*`,
+//! `thinker.model.*`, `thinker.lm_head.*` (spec §1.2).
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::config::Qwen3OmniMoeConfig;
+use super::positions::{rope_index, OmniMediaLayout, OmniPositionIds};
+use crate::models::audio_encoder::AudioEncoder;
+use crate::models::multimodal::{joint_deepstack, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt, VisualInput};
+use crate::models::text_decoder::TextDecoder;
+use crate::models::vision_encoder::{MergerNaming, VisionEncoder, VisionOutput};
+
+/// Thinker weights.
+#[derive(Debug, Clone)]
+pub struct Thinker {
+    pub audio: AudioEncoder,
+    pub vision: VisionEncoder,
+    pub decoder: TextDecoder,
+    cfg: Qwen3OmniMoeConfig,
+}
+
+impl Thinker {
+    /// `vb` is the checkpoint root.
+    pub fn new(cfg: &Qwen3OmniMoeConfig, vb: VarBuilder) -> Result<Self> {
+        let t = &cfg.thinker_config;
+        t.validate().map_err(candle_core::Error::msg)?;
+        let dec_cfg = t.decoder_config().map_err(candle_core::Error::msg)?;
+        let vb = vb.pp("thinker");
+        Ok(Self {
+            audio: AudioEncoder::new(&t.audio_config, vb.pp("audio_tower"))?,
+            vision: VisionEncoder::new(&t.vision_config, MergerNaming::Omni, vb.pp("visual"))?,
+            decoder: TextDecoder::new(&dec_cfg, vb.pp("model"), vb.pp("lm_head"))?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The checkpoint config.
+    pub fn config(&self) -> &Qwen3OmniMoeConfig {
+        &self.cfg
+    }
+
+    /// Runs the vision tower over a list of images or videos in one call.
+    pub fn encode_visual(&self, items: &[&VisualInput]) -> Result<Option<VisionOutput>> {
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let pixels: Vec<&Tensor> = items.iter().map(|v| &v.pixel_values).collect();
+        let grids: Vec<[usize; 3]> = items.iter().map(|v| v.grid_thw).collect();
+        Ok(Some(self.vision.forward(&Tensor::cat(&pixels, 0)?, &grids)?))
+    }
+
+    /// Embeds the prompt, runs the encoders, scatters their features into the placeholder
+    /// rows, and computes TMRoPE positions.
+    pub fn prepare(&self, inp: &MultimodalInputs) -> Result<PreparedPrompt> {
+        let t = &self.cfg.thinker_config;
+        let mut embeds = self.decoder.embed(&inp.ids)?;
+        let audio_rows = rows_of(&inp.ids, t.audio_token_id);
+        if !inp.audios.is_empty() || !audio_rows.is_empty() {
+            if inp.audios.is_empty() {
+                candle_core::bail!("the prompt has {} audio placeholder tokens but no audio was given", audio_rows.len())
+            }
+            let feats = self.audio.forward(&inp.audios)?;
+            embeds = scatter_rows(&embeds, &audio_rows, &feats, "audio")?;
+        }
+        let images: Vec<&VisualInput> = inp.images.iter().collect();
+        let videos: Vec<&VisualInput> = inp.videos.iter().map(|v| &v.visual).collect();
+        let img = self.encode_visual(&images)?;
+        let vid = self.encode_visual(&videos)?;
+        for (out, token, what) in [(&img, t.image_token_id, "image"), (&vid, t.video_token_id, "video")] {
+            let rows = rows_of(&inp.ids, token);
+            match out {
+                Some(o) => embeds = scatter_rows(&embeds, &rows, &o.embeds, what)?,
+                None if !rows.is_empty() => {
+                    candle_core::bail!("the prompt has {} {what} placeholder tokens but no {what} was given", rows.len())
+                }
+                None => {}
+            }
+        }
+        let deepstack = joint_deepstack(
+            &inp.ids,
+            t.image_token_id,
+            t.video_token_id,
+            img.as_ref().map_or(&[][..], |o| &o.deepstack),
+            vid.as_ref().map_or(&[][..], |o| &o.deepstack),
+        )?;
+        let frames_per_audio: Vec<usize> = inp.audios.iter().map(|a| a.dim(1)).collect::<Result<_>>()?;
+        let layout = OmniMediaLayout {
+            image_grids: inp.images.iter().map(|i| i.grid_thw).collect(),
+            video_grids: inp.videos.iter().map(|v| v.visual.grid_thw).collect(),
+            video_second_per_grid: inp.videos.iter().map(|v| v.second_per_grid).collect(),
+            audio_tokens: frames_per_audio
+                .iter()
+                .map(|&f| crate::models::audio_encoder::audio_token_count(f, t.audio_config.n_window))
+                .collect(),
+            use_audio_in_video: inp.use_audio_in_video,
+        };
+        let (positions, rope_delta) = rope_index(&inp.ids, &layout, &self.position_ids()).map_err(candle_core::Error::msg)?;
+        Ok(PreparedPrompt { embeds: embeds.unsqueeze(0)?, positions, rope_delta, deepstack })
+    }
+
+    fn position_ids(&self) -> OmniPositionIds {
+        let t = &self.cfg.thinker_config;
+        OmniPositionIds {
+            image_token_id: t.image_token_id,
+            video_token_id: t.video_token_id,
+            audio_token_id: t.audio_token_id,
+            vision_start_token_id: t.vision_start_token_id.expect("validated at load; this is a bug"),
+            audio_start_token_id: t.audio_start_token_id,
+            position_id_per_seconds: t.position_id_per_seconds,
+            spatial_merge_size: t.vision_config.spatial_merge_size,
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The Qwen3 text decoder shared by the Omni thinker, Qwen3-VL (dense and MoE) and — with
+//! its own config — the talker: token embedding, pre-norm decoder layers (GQA attention with
+//! q/k norm and interleaved MRoPE; dense SwiGLU or sparse MoE FFN), final RMSNorm, lm_head
+//! (spec §2). DeepStack visual features are added to the visual positions after the first
+//! layers (spec §5.7).
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::layers::activation::Activation;
+use super::layers::attention::{causal_mask, AttentionConfig, DecoderAttention};
+use super::layers::kv_cache::KvCache;
+use super::layers::linear::Linear;
+use super::layers::mlp::GatedMlp;
+use super::layers::moe::{MoeConfig, SparseMoe};
+use super::layers::norm::RmsNorm;
+use super::layers::rotary::{Positions3d, TextRotary};
+
+/// Which FFN a layer uses.
+#[derive(Debug, Clone)]
+pub enum FfnConfig {
+    Dense { intermediate_size: usize },
+    Moe(MoeConfig),
+}
+
+/// Everything the decoder needs, derived from a model's text config.
+#[derive(Debug, Clone)]
+pub struct TextDecoderConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub attention: AttentionConfig,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    /// `Some` for multimodal (interleaved) RoPE.
+    pub mrope_section: Option<Vec<usize>>,
+    pub act: Activation,
+    /// One entry per layer.
+    pub layers: Vec<FfnConfig>,
+    /// lm_head shares the embedding table (Qwen3-VL 2B/4B).
+    pub tie_word_embeddings: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Ffn {
+    Dense(GatedMlp),
+    Moe(SparseMoe),
+}
+
+impl Module for Ffn {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Ffn::Dense(m) => m.forward(xs),
+            Ffn::Moe(m) => m.forward(xs),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: DecoderAttention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Ffn,
+}
+
+/// Per-sequence decoder state: one KV cache per layer.
+#[derive(Debug, Clone, Default)]
+pub struct DecoderCache {
+    layers: Vec<KvCache>,
+}
+
+impl DecoderCache {
+    /// Number of positions already processed.
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, |c| c.len())
+    }
+
+    /// True before the first forward.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// DeepStack features to add after the first `features.len()` layers, at the given rows
+/// of the current forward's sequence (visual tokens only, never audio).
+#[derive(Debug, Clone)]
+pub struct DeepStack {
+    /// Row indices (within this forward call) of image/video placeholder tokens.
+    pub rows: Vec<u32>,
+    /// One `[rows.len(), hidden]` tensor per injected layer.
+    pub features: Vec<Tensor>,
+}
+
+/// What a forward pass returns.
+#[derive(Debug, Clone)]
+pub struct DecoderOutput {
+    /// Final-norm hidden states `[1, S, hidden]`.
+    pub hidden: Tensor,
+    /// Raw output of layer `capture_layer − 1` when asked for (the talker's
+    /// `accept_hidden_layer` input); `[1, S, hidden]`.
+    pub captured: Option<Tensor>,
+}
+
+/// The decoder weights.
+#[derive(Debug, Clone)]
+pub struct TextDecoder {
+    embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rotary: TextRotary,
+    cfg: TextDecoderConfig,
+}
+
+impl TextDecoder {
+    /// `vb` points at the module holding `embed_tokens`, `layers.{i}`, `norm`;
+    /// `vb_head` at `lm_head` (ignored when the embeddings are tied).
+    pub fn new(cfg: &TextDecoderConfig, vb: VarBuilder, vb_head: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let embed_tokens = vb.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?;
+        let mut layers = Vec::with_capacity(cfg.layers.len());
+        for (i, ffn) in cfg.layers.iter().enumerate() {
+            let lv = vb.pp("layers").pp(i);
+            let mlp = match ffn {
+                FfnConfig::Dense { intermediate_size } => {
+                    Ffn::Dense(GatedMlp::new(h, *intermediate_size, cfg.act, lv.pp("mlp"))?)
+                }
+                FfnConfig::Moe(m) => Ffn::Moe(SparseMoe::new(m, lv.pp("mlp"))?),
+            };
+            layers.push(DecoderLayer {
+                input_layernorm: RmsNorm::new(h, cfg.rms_norm_eps, lv.pp("input_layernorm"))?,
+                self_attn: DecoderAttention::new(&cfg.attention, lv.pp("self_attn"))?,
+                post_attention_layernorm: RmsNorm::new(h, cfg.rms_norm_eps, lv.pp("post_attention_layernorm"))?,
+                mlp,
+            });
+        }
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::from_weights(embed_tokens.clone(), None)
+        } else {
+            Linear::new(h, cfg.vocab_size, false, vb_head)?
+        };
+        Ok(Self {
+            embed_tokens,
+            layers,
+            norm: RmsNorm::new(h, cfg.rms_norm_eps, vb.pp("norm"))?,
+            lm_head,
+            rotary: TextRotary::new(cfg.attention.head_dim, cfg.rope_theta, cfg.mrope_section.as_deref())?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The config this decoder was built from.
+    pub fn config(&self) -> &TextDecoderConfig {
+        &self.cfg
+    }
+
+    /// A fresh cache for one sequence.
+    pub fn new_cache(&self) -> DecoderCache {
+        DecoderCache { layers: vec![KvCache::default(); self.layers.len()] }
+    }
+
+    /// Activation dtype (that of the weights).
+    pub fn dtype(&self) -> DType {
+        self.embed_tokens.dtype()
+    }
+
+    /// Device of the weights.
+    pub fn device(&self) -> &Device {
+        self.embed_tokens.device()
+    }
+
+    /// Embeds token ids `[S]` → `[S, hidden]`. Ids must be below `vocab_size`.
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
+            candle_core::bail!("token id {bad} is outside the model's vocabulary of {}", self.cfg.vocab_size)
+        }
+        let idx = Tensor::new(ids, self.embed_tokens.device())?;
+        self.embed_tokens.index_select(&idx, 0)
+    }
+
+    /// Runs the layers over `embeds: [1, S, hidden]` at positions `pos` (S entries),
+    /// appending to `cache`. `capture_layer = Some(n)` also returns the raw output of
+    /// layer `n − 1` (`hidden_states[n]` in transformers).
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        pos: &Positions3d,
+        cache: &mut DecoderCache,
+        deepstack: Option<&DeepStack>,
+        capture_layer: Option<usize>,
+    ) -> Result<DecoderOutput> {
+        let (_, s, _) = embeds.dims3()?;
+        if pos.len() != s {
+            candle_core::bail!("{} positions for {s} tokens", pos.len())
+        }
+        if cache.layers.len() != self.layers.len() {
+            candle_core::bail!("decoder cache has {} layers, the model {}", cache.layers.len(), self.layers.len())
+        }
+        let dtype = embeds.dtype();
+        let (cos, sin) = self.rotary.cos_sin(pos, dtype, embeds.device())?;
+        let group = self.cfg.attention.num_heads / self.cfg.attention.num_kv_heads;
+        let mask = causal_mask(cache.len(), s, group, None, embeds.device())?;
+        let ds_rows = match deepstack {
+            Some(d) if !d.rows.is_empty() => Some(Tensor::new(d.rows.as_slice(), embeds.device())?),
+            _ => None,
+        };
+        let mut xs = embeds.clone();
+        let mut captured = None;
+        for (i, (layer, kv)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
+            let _span = tracing::trace_span!("decoder.layer", i).entered();
+            let residual = &xs;
+            let h = layer.self_attn.forward(&layer.input_layernorm.forward(&xs)?, &cos, &sin, mask.as_ref(), kv)?;
+            let h = (residual + h)?;
+            let out = (&h + layer.mlp.forward(&layer.post_attention_layernorm.forward(&h)?)?)?;
+            xs = out;
+            if capture_layer == Some(i + 1) {
+                captured = Some(xs.clone());
+            }
+            if let (Some(ds), Some(rows)) = (deepstack, &ds_rows) {
+                if let Some(feat) = ds.features.get(i) {
+                    let hidden = self.cfg.hidden_size;
+                    let flat = xs.reshape((s, hidden))?;
+                    xs = flat.index_add(rows, &feat.to_dtype(dtype)?, 0)?.reshape((1, s, hidden))?;
+                }
+            }
+        }
+        Ok(DecoderOutput { hidden: self.norm.forward(&xs)?, captured })
+    }
+
+    /// Logits `[.., vocab]` of final-norm hidden states.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(hidden)
+    }
+}
