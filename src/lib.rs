@@ -4,4 +4,13 @@
 //! | module | job |
 //! |---|---|
 //! | [`models`] | model code (candle only): layers, encoders, decoders, checkpoint loading |
+//! | [`preprocess`] | model-input preprocessing: log-mel, image/video resize and patchify (plain vectors) |
+//! | [`prompt`] | messages, chat templates, tokenizer, placeholder expansion |
+//! | [`engine`] | opening models, the processor, sampling and the generation loop |
+//! | [`cli`] | the `omnid` command line |
+
+pub mod cli;
+pub mod engine;
 pub mod models;
+pub mod preprocess;
+pub mod prompt;

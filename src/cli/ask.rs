@@ -1,0 +1,142 @@
+//! `omnid ask`: one user turn (media in command-line order, then the prompt), generation
+//! streamed to stdout, or one JSON object with `--json`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::ArgMatches;
+
+use super::{load_model, ModelArgs};
+use crate::engine::ask::{ask, AskRequest, MediaRef};
+
+/// Arguments of `omnid ask`.
+#[derive(Debug, clap::Args)]
+pub struct AskArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// System prompt (a system turn before the user turn).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Image file (any format the image crate decodes). Repeatable.
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub image: Vec<String>,
+    /// Audio file (WAV, any rate and channel count). Repeatable.
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub audio: Vec<String>,
+    /// Video: a folder of frames (frame_*.png/jpg, optional meta.json with fps/timestamps,
+    /// optional audio.wav for its sound track). Repeatable.
+    #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
+    pub video: Vec<String>,
+    /// Feed each video's audio track (audio.wav in its folder) interleaved with the frames (Qwen3-Omni).
+    #[arg(long)]
+    pub use_audio_in_video: bool,
+    /// Frames per second sampled from videos (Qwen default 2).
+    #[arg(long, default_value_t = 2.0)]
+    pub video_fps: f64,
+    /// Maximum new tokens.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Sampling temperature (default: the checkpoint's generation_config, else 1.0).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Top-k (0 disables; default from generation_config, else 50).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Top-p (1 disables; default from generation_config, else 1.0).
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Repetition penalty (1 disables; default from generation_config, else 1.0).
+    #[arg(long)]
+    pub repetition_penalty: Option<f64>,
+    /// Random seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Greedy (argmax) decoding. Also the default when generation_config does not ask to sample
+    /// and no sampling option is given.
+    #[arg(long)]
+    pub greedy: bool,
+    /// Print one JSON object (text, token_ids, prompt_tokens, first_step_top5, timings).
+    #[arg(long)]
+    pub json: bool,
+    /// The question (goes last in the user turn).
+    pub prompt: String,
+}
+
+/// Runs `omnid ask`.
+pub fn run(args: AskArgs, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
+    // Media in the order they appear on the command line, whatever the flag.
+    let mut media: Vec<(usize, MediaRef)> = Vec::new();
+    for (flag, make) in [
+        ("image", MediaRef::Image as fn(String) -> MediaRef),
+        ("audio", MediaRef::Audio as fn(String) -> MediaRef),
+        ("video", MediaRef::Video as fn(String) -> MediaRef),
+    ] {
+        if let (Some(idx), Some(vals)) = (matches.indices_of(flag), matches.get_many::<String>(flag)) {
+            media.extend(idx.zip(vals).map(|(i, v)| (i, make(v.clone()))));
+        }
+    }
+    media.sort_by_key(|(i, _)| *i);
+    let loaded = load_model(&args.model)?;
+    if loaded.dir.is_none() && !args.json {
+        eprintln!(
+            "omnid: no --model given: using the embedded tiny random-weight Qwen3-Omni. It proves the pipeline, \
+             not the answers — its text is noise. Point --model at a checkpoint directory for real answers."
+        );
+    }
+    let mut sampling = loaded.generation.sampling_defaults();
+    let asked_to_sample = args.temperature.is_some() || args.top_k.is_some() || args.top_p.is_some();
+    if asked_to_sample {
+        sampling.greedy = false;
+    }
+    if args.greedy {
+        sampling.greedy = true;
+    }
+    sampling.temperature = args.temperature.unwrap_or(sampling.temperature);
+    sampling.top_k = args.top_k.unwrap_or(sampling.top_k);
+    sampling.top_p = args.top_p.unwrap_or(sampling.top_p);
+    sampling.repetition_penalty = args.repetition_penalty.unwrap_or(sampling.repetition_penalty);
+    sampling.seed = args.seed;
+    let req = AskRequest {
+        system: args.system.clone(),
+        media: media.into_iter().map(|(_, m)| m).collect(),
+        prompt: args.prompt.clone(),
+        use_audio_in_video: args.use_audio_in_video,
+        video_fps: args.video_fps,
+        sampling,
+        max_new_tokens: args.max_tokens,
+    };
+    let stdout = std::io::stdout();
+    let stream = !args.json;
+    let out = ask(&loaded, &req, |chunk| {
+        if stream {
+            let mut lock = stdout.lock();
+            let _ = lock.write_all(chunk.as_bytes());
+            let _ = lock.flush();
+        }
+        true
+    })?;
+    if args.json {
+        let top5: Vec<serde_json::Value> =
+            out.generation.first_step_top5.iter().map(|(id, v)| serde_json::json!({"id": id, "logit": v})).collect();
+        let obj = serde_json::json!({
+            "text": out.text,
+            "token_ids": out.generation.token_ids,
+            "prompt_tokens": out.generation.prompt_tokens,
+            "first_step_top5": top5,
+            "stop_reason": out.generation.stop_reason,
+            "prefill_ms": out.generation.prefill_ms,
+            "first_token_ms": out.generation.first_token_ms,
+            "decode_tokens_per_s": out.generation.decode_tokens_per_s,
+            "model": {
+                "family": loaded.family.name(),
+                "dir": loaded.dir.as_ref().map(|d| d.display().to_string()),
+                "embedded_random_weights": loaded.dir.is_none(),
+                "dtype": format!("{:?}", loaded.dtype).to_lowercase(),
+            },
+        });
+        println!("{}", serde_json::to_string_pretty(&obj)?);
+    } else {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,100 @@
+//! One question, one answer: the request behind `omnid ask` (and later the HTTP API):
+//! load the media, build the conversation (optional system turn; one user turn with the
+//! media in the given order and the prompt text last), run the processor, generate, and
+//! stream decoded text.
+
+use std::path::Path;
+
+use super::generate::{generate, GenerateParams, GenerationOutput};
+use super::media::{load_audio, load_image, load_video};
+use super::model_dir::LoadedModel;
+use super::processor::{build_prompt, MediaItem, PromptOptions};
+use super::sampling::SamplingParams;
+use crate::models::family::Family;
+use crate::preprocess::FrameSamplingRule;
+use crate::prompt::messages::{ContentPart, Message};
+use crate::prompt::tokenizer::StreamDecoder;
+
+/// A media file named by the user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaRef {
+    Image(String),
+    Audio(String),
+    Video(String),
+}
+
+/// What `ask` needs.
+#[derive(Debug, Clone)]
+pub struct AskRequest {
+    pub system: Option<String>,
+    pub media: Vec<MediaRef>,
+    pub prompt: String,
+    pub use_audio_in_video: bool,
+    pub video_fps: f64,
+    pub sampling: SamplingParams,
+    pub max_new_tokens: usize,
+}
+
+/// The answer.
+#[derive(Debug, Clone)]
+pub struct AskOutput {
+    pub text: String,
+    pub generation: GenerationOutput,
+}
+
+/// Runs one request; `on_text` receives decoded text as it is generated and returns `false`
+/// to stop.
+pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> bool) -> anyhow::Result<AskOutput> {
+    let rule = match lm.family {
+        Family::Qwen3Omni => FrameSamplingRule::QwenOmniUtils,
+        Family::Qwen3Vl | Family::Qwen3VlMoe => FrameSamplingRule::Qwen3Vl,
+    };
+    let max_pixels = lm.processor.image.max_input_pixels;
+    let mut media = Vec::with_capacity(req.media.len());
+    let mut parts = Vec::with_capacity(req.media.len() + 1);
+    for m in &req.media {
+        let (item, part) = match m {
+            MediaRef::Image(p) => (load_image(Path::new(p), max_pixels)?, ContentPart::Image { image: p.clone() }),
+            MediaRef::Audio(p) => {
+                if !lm.model.accepts_audio() {
+                    anyhow::bail!("{p}: {} takes no audio input", lm.family.name());
+                }
+                (MediaItem::Audio(load_audio(Path::new(p))?), ContentPart::Audio { audio: p.clone() })
+            }
+            MediaRef::Video(p) => (load_video(Path::new(p), req.video_fps, rule, max_pixels)?, ContentPart::Video { video: p.clone() }),
+        };
+        media.push(item);
+        parts.push(part);
+    }
+    parts.push(ContentPart::Text { text: req.prompt.clone() });
+    let mut messages = Vec::new();
+    if let Some(s) = &req.system {
+        messages.push(Message::text("system", s));
+    }
+    messages.push(Message { role: "user".into(), content: parts });
+    let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video: req.use_audio_in_video, ..Default::default() };
+    let built = build_prompt(lm, &messages, &media, &opts)?;
+    let params = GenerateParams { sampling: req.sampling.clone(), max_new_tokens: req.max_new_tokens, stop_ids: lm.stop_ids.clone() };
+    let mut decoder = StreamDecoder::new(&lm.tokenizer);
+    let mut text = String::new();
+    let mut failure = None;
+    let generation = generate(&lm.model, &built.inputs, &params, |id| match decoder.push(id) {
+        Ok(Some(chunk)) => {
+            text.push_str(&chunk);
+            on_text(&chunk)
+        }
+        Ok(None) => true,
+        Err(e) => {
+            failure = Some(e);
+            false
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    if let Some(rest) = decoder.finish()? {
+        text.push_str(&rest);
+        on_text(&rest);
+    }
+    Ok(AskOutput { text, generation })
+}

@@ -1,0 +1,242 @@
+//! The embedded default model: with no `--model`, omnid builds a tiny Qwen3-Omni of the
+//! real architecture in-process — random weights from a fixed seed, a byte-level BPE
+//! tokenizer and a chat template it constructs itself — so every command runs on a fresh
+//! machine with no downloads. It proves the pipeline (preprocessing, encoders, TMRoPE,
+//! MoE decoder, sampling, streaming), not the answers: its text is noise.
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use serde_json::json;
+
+use super::generation_config::GenerationConfig;
+use super::model_dir::{LoadError, LoadedModel};
+use super::processor::ProcessorConfig;
+use crate::models::family::{Family, MultimodalModel};
+use crate::prompt::template::ChatTemplate;
+use crate::prompt::tokenizer::Tokenizer;
+
+/// Seed of the embedded weights.
+pub const EMBEDDED_SEED: u64 = 0x0_0f1d;
+
+/// The special tokens of the embedded tokenizer, in id order after the BPE vocabulary.
+const SPECIALS: &[&str] = &[
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<|audio_start|>",
+    "<|audio_end|>",
+    "<|audio_pad|>",
+    "<tts_pad>",
+    "<tts_text_bos>",
+    "<tts_text_eod>",
+];
+
+/// Words that get their own token, as in the real vocabulary (the chat template's roles).
+const WORDS: &[&str] = &["system", "user", "assistant"];
+
+const CHAT_TEMPLATE: &str = r#"{%- for message in messages -%}
+{{- '<|im_start|>' + message['role'] + '\n' -}}
+{%- if message['content'] is string -%}
+{{- message['content'] -}}
+{%- else -%}
+{%- for part in message['content'] -%}
+{%- if part['type'] == 'text' -%}{{- part['text'] -}}
+{%- elif part['type'] == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}
+{%- elif part['type'] == 'audio' -%}{{- '<|audio_start|><|audio_pad|><|audio_end|>' -}}
+{%- elif part['type'] == 'video' -%}{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}
+{%- endif -%}
+{%- endfor -%}
+{%- endif -%}
+{{- '<|im_end|>\n' -}}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}"#;
+
+/// The Qwen regex pre-tokenizer of Qwen2/Qwen3 tokenizers.
+const QWEN_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// GPT-2's byte → printable character map used by byte-level BPE.
+fn byte_chars() -> Vec<char> {
+    let mut map = vec!['\0'; 256];
+    let mut extra = 0u32;
+    for b in 0..256u32 {
+        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        map[b as usize] = if printable {
+            char::from_u32(b).expect("byte value")
+        } else {
+            extra += 1;
+            char::from_u32(255 + extra).expect("in range")
+        };
+    }
+    map
+}
+
+/// Builds the embedded `tokenizer.json` text: 256 byte tokens, merges for the role words,
+/// then the special tokens. Returns the JSON and the id of every special token.
+fn tokenizer_json() -> (String, std::collections::HashMap<&'static str, u32>) {
+    let chars = byte_chars();
+    let mut vocab = serde_json::Map::new();
+    for (i, c) in chars.iter().enumerate() {
+        vocab.insert(c.to_string(), json!(i));
+    }
+    let mut merges = Vec::new();
+    let mut next = 256u32;
+    for w in WORDS {
+        let letters: Vec<String> = w.chars().map(|c| c.to_string()).collect();
+        let mut acc = letters[0].clone();
+        for l in &letters[1..] {
+            merges.push(json!([acc.clone(), l]));
+            acc.push_str(l);
+            if !vocab.contains_key(&acc) {
+                vocab.insert(acc.clone(), json!(next));
+                next += 1;
+            }
+        }
+    }
+    let mut ids = std::collections::HashMap::new();
+    let added: Vec<serde_json::Value> = SPECIALS
+        .iter()
+        .map(|s| {
+            ids.insert(*s, next);
+            let v = json!({"id": next, "content": s, "single_word": false, "lstrip": false,
+                           "rstrip": false, "normalized": false, "special": true});
+            next += 1;
+            v
+        })
+        .collect();
+    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false});
+    let tok = json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": QWEN_SPLIT}, "behavior": "Isolated", "invert": false},
+            byte_level.clone()]},
+        "post_processor": byte_level.clone(),
+        "decoder": byte_level,
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
+                  "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                  "vocab": vocab, "merges": merges}
+    });
+    (tok.to_string(), ids)
+}
+
+/// The embedded model's `config.json` (the structure of shared/docs/qwen3-omni-tiny).
+fn config_json(ids: &std::collections::HashMap<&'static str, u32>, text_vocab: usize) -> serde_json::Value {
+    let rope = json!({"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [4, 2, 2], "interleaved": true});
+    json!({
+        "architectures": ["Qwen3OmniMoeForConditionalGeneration"],
+        "model_type": "qwen3_omni_moe",
+        "enable_audio_output": true,
+        "im_start_token_id": ids["<|im_start|>"], "im_end_token_id": ids["<|im_end|>"],
+        "tts_pad_token_id": ids["<tts_pad>"], "tts_bos_token_id": ids["<tts_text_bos>"],
+        "tts_eos_token_id": ids["<tts_text_eod>"],
+        "thinker_config": {
+            "text_config": {
+                "vocab_size": text_vocab, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "hidden_act": "silu",
+                "rms_norm_eps": 1e-6, "rope_parameters": rope, "decoder_sparse_step": 1, "mlp_only_layers": [],
+                "moe_intermediate_size": 32, "num_experts": 8, "num_experts_per_tok": 2, "norm_topk_prob": true
+            },
+            "vision_config": {
+                "depth": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "in_channels": 3,
+                "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 64,
+                "num_position_embeddings": 16, "deepstack_visual_indexes": [1, 2, 3], "hidden_act": "gelu_pytorch_tanh"
+            },
+            "audio_config": {
+                "num_mel_bins": 128, "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                "d_model": 32, "max_source_positions": 1500, "n_window": 50, "n_window_infer": 200,
+                "downsample_hidden_size": 8, "output_dim": 64, "activation_function": "gelu"
+            },
+            "audio_token_id": ids["<|audio_pad|>"], "image_token_id": ids["<|image_pad|>"],
+            "video_token_id": ids["<|video_pad|>"], "vision_start_token_id": ids["<|vision_start|>"],
+            "vision_end_token_id": ids["<|vision_end|>"], "audio_start_token_id": ids["<|audio_start|>"],
+            "audio_end_token_id": ids["<|audio_end|>"], "position_id_per_seconds": 13
+        }
+    })
+}
+
+/// Deterministic pseudo-random weights, addressed by tensor name so that the values do
+/// not depend on construction order.
+struct RandomWeights {
+    seed: u64,
+}
+
+impl RandomWeights {
+    fn values(&self, name: &str, n: usize, fan_in: usize) -> Vec<f32> {
+        // FNV-1a of the name, mixed with the seed.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed;
+        for b in name.bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        let mut state = h;
+        let mut uniform = || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let is_norm = name.ends_with("norm.weight") || name.contains("norm1.") || name.contains("norm2.")
+            || name.contains("ln_q.") || name.contains("ln_post.") || name.contains("layer_norm.");
+        let (mean, std) = if is_norm && name.ends_with(".weight") {
+            (1.0, 0.1)
+        } else if name.ends_with(".bias") {
+            (0.0, 0.02)
+        } else {
+            (0.0, 1.0 / (fan_in.max(1) as f64).sqrt())
+        };
+        (0..n)
+            .map(|_| {
+                // Box–Muller.
+                let (u1, u2) = (uniform().max(1e-12), uniform());
+                let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                (mean + std * z) as f32
+            })
+            .collect()
+    }
+}
+
+impl SimpleBackend for RandomWeights {
+    fn get(&self, s: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let dims = s.dims();
+        let fan_in = if dims.len() >= 2 { dims[1..].iter().product() } else { 1 };
+        Tensor::from_vec(self.values(name, s.elem_count(), fan_in), s, dev)?.to_dtype(dtype)
+    }
+
+    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
+        candle_core::bail!("embedded model: {name} has no shape to generate it from; this is a bug")
+    }
+
+    fn contains_tensor(&self, _: &str) -> bool {
+        true
+    }
+}
+
+/// Builds the embedded model on `device` in `dtype`.
+pub fn load_embedded(dtype: DType, device: &Device) -> Result<LoadedModel, LoadError> {
+    let bad = |problem: String| LoadError::Model { dir: "<embedded>".into(), problem };
+    let (tok_json, ids) = tokenizer_json();
+    let inner: tokenizers::Tokenizer = tok_json.parse().map_err(|e| bad(format!("tokenizer: {e}")))?;
+    let tokenizer = Tokenizer::from_inner(inner);
+    let text_vocab = tokenizer.vocab_size().next_multiple_of(64);
+    let config = config_json(&ids, text_vocab);
+    let template = ChatTemplate::from_source(CHAT_TEMPLATE, "<embedded>", vec![("eos_token".into(), "<|im_end|>".into())])?;
+    let backend: Box<dyn SimpleBackend> = Box::new(RandomWeights { seed: EMBEDDED_SEED });
+    let vb = candle_nn::VarBuilder::from_backend(backend, dtype, device.clone());
+    let model = MultimodalModel::load(Family::Qwen3Omni, &config, vb).map_err(|e| bad(e.to_string()))?;
+    LoadedModel::assemble(
+        None,
+        Family::Qwen3Omni,
+        model,
+        tokenizer,
+        template,
+        ProcessorConfig::embedded(),
+        GenerationConfig::default(),
+        dtype,
+        device,
+    )
+}

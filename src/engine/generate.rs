@@ -1,0 +1,132 @@
+//! The generation loop: merge the prompt (encoders, scatter, positions), prefill the
+//! decoder, then decode one token at a time until a stop id, the token budget, or the
+//! caller says stop. Generated tokens continue 1-D from the prompt's largest position
+//! (`cache_len + rope_delta` on all three axes, spec §3.3).
+
+use std::time::Instant;
+
+use candle_core::{DType, Result, Tensor};
+
+use super::sampling::{top_n, Sampler, SamplingParams};
+use crate::models::family::MultimodalModel;
+use crate::models::layers::rotary::Positions3d;
+use crate::models::multimodal::MultimodalInputs;
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// A stop id was generated (it is included in `token_ids`).
+    Eos,
+    /// `max_new_tokens` reached.
+    Length,
+    /// The caller asked to stop.
+    Cancelled,
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateParams {
+    pub sampling: SamplingParams,
+    pub max_new_tokens: usize,
+    /// Generation ends after emitting any of these.
+    pub stop_ids: Vec<u32>,
+}
+
+/// Result of one generation, with the timings `omnid ask --json` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenerationOutput {
+    pub token_ids: Vec<u32>,
+    pub stop_reason: StopReason,
+    pub prompt_tokens: usize,
+    /// The five largest logits at the first generated position: `(id, value)`.
+    pub first_step_top5: Vec<(u32, f32)>,
+    /// Encoders + decoder prefill + first logits.
+    pub prefill_ms: f64,
+    /// From the start of the call to the first sampled token.
+    pub first_token_ms: f64,
+    /// Tokens after the first, per second of decode time (0 when fewer than 2 tokens).
+    pub decode_tokens_per_s: f64,
+}
+
+/// Runs one generation. `on_token` sees every token as it is chosen and returns `false`
+/// to stop early (cancellation).
+pub fn generate(
+    model: &MultimodalModel,
+    inputs: &MultimodalInputs,
+    params: &GenerateParams,
+    mut on_token: impl FnMut(u32) -> bool,
+) -> Result<GenerationOutput> {
+    params.sampling.validate().map_err(candle_core::Error::msg)?;
+    let start = Instant::now();
+    let dec = model.decoder();
+    let prepared = model.prepare(inputs)?;
+    let mut cache = dec.new_cache();
+    let out = dec.forward(&prepared.embeds, &prepared.positions, &mut cache, prepared.deepstack.as_ref(), None)?;
+    let s = prepared.positions.len();
+    let mut logits = last_logits(model, &out.hidden.narrow(1, s - 1, 1)?)?;
+    let prefill_ms = start.elapsed().as_secs_f64() * 1e3;
+    let first_step_top5 = top_n(&logits, 5);
+
+    let mut sampler = Sampler::new(params.sampling.clone());
+    let mut seen: Vec<u32> = inputs.ids.clone();
+    let mut token_ids = Vec::new();
+    let mut first_token_ms = 0.0;
+    let mut decode_start = None;
+    let mut stop_reason = StopReason::Length;
+    while token_ids.len() < params.max_new_tokens {
+        let next = sampler.sample(&logits, &seen);
+        if token_ids.is_empty() {
+            first_token_ms = start.elapsed().as_secs_f64() * 1e3;
+            decode_start = Some(Instant::now());
+        }
+        token_ids.push(next);
+        seen.push(next);
+        if !on_token(next) {
+            stop_reason = StopReason::Cancelled;
+            break;
+        }
+        if params.stop_ids.contains(&next) {
+            stop_reason = StopReason::Eos;
+            break;
+        }
+        if token_ids.len() == params.max_new_tokens {
+            break;
+        }
+        let _span = tracing::trace_span!("thinker.step").entered();
+        let pos = Positions3d::sequential(cache.len() as f32 + prepared.rope_delta, 1);
+        let emb = dec.embed(&[next])?.unsqueeze(0)?;
+        let h = dec.forward(&emb, &pos, &mut cache, None, None)?.hidden;
+        logits = last_logits(model, &h)?;
+    }
+    let decode_tokens_per_s = match decode_start {
+        Some(t) if token_ids.len() > 1 => (token_ids.len() - 1) as f64 / t.elapsed().as_secs_f64(),
+        _ => 0.0,
+    };
+    Ok(GenerationOutput {
+        token_ids,
+        stop_reason,
+        prompt_tokens: s,
+        first_step_top5,
+        prefill_ms,
+        first_token_ms,
+        decode_tokens_per_s,
+    })
+}
+
+/// Logits of a single position `[1, 1, H]` as a host vector (the sampler needs them on
+/// the host; one row per step).
+fn last_logits(model: &MultimodalModel, hidden: &Tensor) -> Result<Vec<f32>> {
+    model.decoder().logits(hidden)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()
+}
+
+/// Logits for every prompt position and the final-norm hidden states (parity tests, debugging).
+pub fn prompt_forward(model: &MultimodalModel, inputs: &MultimodalInputs) -> Result<(Tensor, Tensor)> {
+    let dec = model.decoder();
+    let prepared = model.prepare(inputs)?;
+    let mut cache = dec.new_cache();
+    let out = dec.forward(&prepared.embeds, &prepared.positions, &mut cache, prepared.deepstack.as_ref(), None)?;
+    let hidden = out.hidden.squeeze(0)?;
+    let logits = dec.logits(&hidden)?;
+    Ok((hidden, logits))
+}

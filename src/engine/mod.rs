@@ -1,0 +1,22 @@
+//! The engine: opening models, turning requests into model inputs, and generating.
+//! (The dedicated engine thread with bounded command channels arrives with the server.)
+//!
+//! | module | job |
+//! |---|---|
+//! | [`model_dir`] | open a checkpoint directory (or the embedded model) with clear errors |
+//! | [`embedded`] | the tiny random-weight default model |
+//! | [`processor`] | conversation + media → model inputs (template, preprocessing, expansion, tokens) |
+//! | [`media`] | load image/audio/video-frame files |
+//! | [`generation_config`] | `generation_config.json` |
+//! | [`sampling`] | greedy / temperature / top-k / top-p / repetition penalty, seeded |
+//! | [`generate`] | the prefill + decode loop with timings |
+//! | [`ask`] | one question → streamed answer |
+
+pub mod ask;
+pub mod embedded;
+pub mod generate;
+pub mod generation_config;
+pub mod media;
+pub mod model_dir;
+pub mod processor;
+pub mod sampling;

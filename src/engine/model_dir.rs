@@ -1,0 +1,157 @@
+//! Opening a model: a Hugging Face checkpoint directory exactly as published
+//! (`config.json`, sharded or single safetensors, `tokenizer.json`, chat template,
+//! `preprocessor_config.json`, `generation_config.json`), or the embedded tiny default.
+//! Every failure names the file and the problem.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device};
+
+use super::generation_config::GenerationConfig;
+use super::processor::ProcessorConfig;
+use crate::models::checkpoint::{Checkpoint, CheckpointError};
+use crate::models::family::{Family, MultimodalModel};
+use crate::prompt::template::{ChatTemplate, TemplateError};
+use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
+
+/// Why a model could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {problem}")]
+    File { path: PathBuf, problem: String },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{dir}: {problem}")]
+    Model { dir: PathBuf, problem: String },
+}
+
+/// Activation/weight dtype on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DTypeChoice {
+    /// f32 on the CPU (fastest candle CPU matmul and exact parity); bf16 on CUDA.
+    Auto,
+    Exact(DType),
+}
+
+impl DTypeChoice {
+    /// Parses `auto`, `f32`, `bf16`, `f16`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "f32" => Ok(Self::Exact(DType::F32)),
+            "bf16" => Ok(Self::Exact(DType::BF16)),
+            "f16" => Ok(Self::Exact(DType::F16)),
+            other => Err(format!("unknown dtype {other:?} (auto, f32, bf16, f16)")),
+        }
+    }
+
+    fn resolve(self, device: &Device) -> DType {
+        match self {
+            Self::Exact(d) => d,
+            Self::Auto if device.is_cuda() => DType::BF16,
+            Self::Auto => DType::F32,
+        }
+    }
+}
+
+/// Everything needed to run one model.
+pub struct LoadedModel {
+    /// `None` for the embedded default.
+    pub dir: Option<PathBuf>,
+    pub family: Family,
+    pub model: MultimodalModel,
+    pub tokenizer: Tokenizer,
+    pub template: ChatTemplate,
+    pub processor: ProcessorConfig,
+    pub generation: GenerationConfig,
+    pub dtype: DType,
+    pub device: Device,
+    /// Stop ids: generation_config's eos ids and `<|im_end|>`.
+    pub stop_ids: Vec<u32>,
+}
+
+impl LoadedModel {
+    /// Opens a checkpoint directory.
+    pub fn open(dir: &Path, dtype: DTypeChoice, device: &Device) -> Result<Self, LoadError> {
+        if !dir.is_dir() {
+            return Err(LoadError::File { path: dir.into(), problem: "not a directory (expected a Hugging Face model folder)".into() });
+        }
+        let config_path = dir.join("config.json");
+        let config_text = std::fs::read_to_string(&config_path)
+            .map_err(|e| LoadError::File { path: config_path.clone(), problem: format!("cannot read: {e}") })?;
+        let config: serde_json::Value = serde_json::from_str(&config_text)
+            .map_err(|e| LoadError::File { path: config_path.clone(), problem: format!("invalid JSON: {e}") })?;
+        let family = Family::detect(&config).map_err(|problem| LoadError::File { path: config_path.clone(), problem })?;
+        let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
+        let template = ChatTemplate::from_dir(dir)?;
+        let processor = ProcessorConfig::from_dir(dir, family).map_err(|(path, problem)| LoadError::File { path, problem })?;
+        let gen_path = dir.join("generation_config.json");
+        let generation = GenerationConfig::from_file(&gen_path).map_err(|problem| LoadError::File { path: gen_path, problem })?;
+        let ckpt = Arc::new(Checkpoint::open_dir(dir)?);
+        let dtype = dtype.resolve(device);
+        let vb = ckpt.var_builder(dtype, device);
+        let model = MultimodalModel::load(family, &config, vb)
+            .map_err(|e| LoadError::Model { dir: dir.into(), problem: e.to_string() })?;
+        Self::assemble(Some(dir.to_path_buf()), family, model, tokenizer, template, processor, generation, dtype, device)
+    }
+
+    /// Final checks shared by checkpoint and embedded models.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
+        dir: Option<PathBuf>,
+        family: Family,
+        model: MultimodalModel,
+        tokenizer: Tokenizer,
+        template: ChatTemplate,
+        processor: ProcessorConfig,
+        generation: GenerationConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self, LoadError> {
+        let where_ = || dir.clone().unwrap_or_else(|| PathBuf::from("<embedded>"));
+        check_tokenizer(&tokenizer, &model).map_err(|e| LoadError::Model { dir: where_(), problem: e.to_string() })?;
+        let vocab = model.decoder().config().vocab_size;
+        if tokenizer.vocab_size() > vocab {
+            return Err(LoadError::Model {
+                dir: where_(),
+                problem: format!(
+                    "tokenizer does not match the model config: the tokenizer has {} tokens, the model's vocabulary {vocab}",
+                    tokenizer.vocab_size()
+                ),
+            });
+        }
+        let mut stop_ids = generation.eos_ids();
+        // The chat templates end every turn with <|im_end|>; stop there even when
+        // generation_config.json does not list it.
+        stop_ids.extend(tokenizer.token_id("<|im_end|>"));
+        stop_ids.sort_unstable();
+        stop_ids.dedup();
+        Ok(Self { dir, family, model, tokenizer, template, processor, generation, dtype, device: device.clone(), stop_ids })
+    }
+}
+
+/// Checks that the tokenizer's special tokens sit at the ids config.json names.
+fn check_tokenizer(tok: &Tokenizer, model: &MultimodalModel) -> Result<(), TokenizerError> {
+    let ids = model.media_tokens();
+    tok.expect_id("<|image_pad|>", ids.image_pad)?;
+    tok.expect_id("<|video_pad|>", ids.video_pad)?;
+    tok.expect_id("<|vision_start|>", ids.vision_start)?;
+    if let Some(id) = ids.vision_end {
+        tok.expect_id("<|vision_end|>", id)?;
+    }
+    if let Some(id) = ids.audio_pad {
+        tok.expect_id("<|audio_pad|>", id)?;
+    }
+    if let Some(id) = ids.audio_start {
+        tok.expect_id("<|audio_start|>", id)?;
+    }
+    if let Some(id) = ids.audio_end {
+        tok.expect_id("<|audio_end|>", id)?;
+    }
+    Ok(())
+}
