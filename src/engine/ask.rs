@@ -46,7 +46,7 @@ pub struct AskOutput {
 /// to stop.
 pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> bool) -> anyhow::Result<AskOutput> {
     let rule = match lm.family {
-        Family::Qwen3Omni => FrameSamplingRule::QwenOmniUtils,
+        Family::Qwen3Omni => FrameSamplingRule::Qwen2VlProcessor,
         Family::Qwen3Vl | Family::Qwen3VlMoe => FrameSamplingRule::Qwen3Vl,
     };
     let max_pixels = lm.processor.image.max_input_pixels;
@@ -61,7 +61,11 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
                 }
                 (MediaItem::Audio(load_audio(Path::new(p))?), ContentPart::Audio { audio: p.clone() })
             }
-            MediaRef::Video(p) => (load_video(Path::new(p), req.video_fps, rule, max_pixels)?, ContentPart::Video { video: p.clone() }),
+            MediaRef::Video(p) => {
+                let v = &lm.processor.video;
+                let item = load_video(Path::new(p), req.video_fps, rule, (v.min_frames, v.max_frames), max_pixels)?;
+                (item, ContentPart::Video { video: p.clone() })
+            }
         };
         media.push(item);
         parts.push(part);
@@ -73,7 +77,7 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
     }
     messages.push(Message { role: "user".into(), content: parts });
     let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video: req.use_audio_in_video, ..Default::default() };
-    let built = build_prompt(lm, &messages, &media, &opts)?;
+    let built = build_prompt(lm, &serde_json::to_value(&messages)?, &media, &opts)?;
     let params = GenerateParams { sampling: req.sampling.clone(), max_new_tokens: req.max_new_tokens, stop_ids: lm.stop_ids.clone() };
     let mut decoder = StreamDecoder::new(&lm.tokenizer);
     let mut text = String::new();

@@ -34,11 +34,12 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, MediaError> {
     Ok(omnid_codecs::resample::resample(&wav.samples, wav.sample_rate_hz, AUDIO_RATE_HZ)?)
 }
 
-/// Frame-folder metadata: `{"fps": 30, "frames": [{"index": 0, "timestamp": 0.0}, …]}`;
+/// Frame-folder metadata: `{"fps": 30, "frames": [{"timestamp": 0.0}, …]}` (`native_fps` and
+/// `timestamp_s` are accepted too);
 /// both fields optional (fps defaults to 2, timestamps to `index / fps`).
 #[derive(Debug, Default, serde::Deserialize)]
 struct FolderMeta {
-    #[serde(default)]
+    #[serde(default, alias = "native_fps")]
     fps: Option<f64>,
     #[serde(default)]
     frames: Vec<FrameMeta>,
@@ -46,13 +47,13 @@ struct FolderMeta {
 
 #[derive(Debug, serde::Deserialize)]
 struct FrameMeta {
-    #[serde(default)]
+    #[serde(default, alias = "timestamp_s")]
     timestamp: Option<f64>,
 }
 
 /// Loads a video given as a folder of frames and samples it at `target_fps` with the rule
-/// of the model family. Video *files* need the FFmpeg decoder of the media-ingest work.
-pub fn load_video(path: &Path, target_fps: f64, rule: FrameSamplingRule, max_pixels: u64) -> Result<MediaItem, MediaError> {
+/// of the model family, keeping `limits = (min, max)` frames. Video *files* need the FFmpeg decoder of the media-ingest work.
+pub fn load_video(path: &Path, target_fps: f64, rule: FrameSamplingRule, limits: (usize, usize), max_pixels: u64) -> Result<MediaItem, MediaError> {
     let bad = |problem: String| MediaError::Invalid { path: path.display().to_string(), problem };
     if !path.is_dir() {
         return Err(bad(if path.exists() {
@@ -82,7 +83,7 @@ pub fn load_video(path: &Path, target_fps: f64, rule: FrameSamplingRule, max_pix
         FolderMeta::default()
     };
     let native_fps = meta.fps.unwrap_or(2.0);
-    let sample = sample_frame_indices(rule, files.len(), native_fps, target_fps, 4, 768)?;
+    let sample = sample_frame_indices(rule, files.len(), native_fps, target_fps, limits.0, limits.1)?;
     let mut frames = VideoFrames::default();
     for &i in &sample.indices {
         frames.frames.push(omnid_codecs::image_decode::decode_image_file(&files[i], max_pixels)?);

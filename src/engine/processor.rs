@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 
@@ -16,7 +17,6 @@ use crate::preprocess::{
     PreprocessError, VideoFrames, VideoProcessorConfig, VideoProcessorKind,
 };
 use crate::prompt::expand::{expand, ExpandError, PlaceholderTokens, VideoExpansion};
-use crate::prompt::messages::{ContentPart, Message};
 use crate::prompt::template::TemplateError;
 use crate::prompt::tokenizer::TokenizerError;
 
@@ -33,23 +33,50 @@ impl ProcessorConfig {
     /// Reads `preprocessor_config.json` (and `video_preprocessor_config.json` when present).
     /// Errors are `(file, problem)`.
     pub fn from_dir(dir: &Path, family: Family) -> Result<Self, (PathBuf, String)> {
-        let pre = dir.join("preprocessor_config.json");
-        if !pre.exists() {
-            return Err((pre, "file not found (the checkpoint's image/audio preprocessing settings)".into()));
-        }
         fn err(p: &Path) -> impl Fn(PreprocessError) -> (PathBuf, String) + '_ {
             move |e| (p.to_path_buf(), e.to_string())
         }
-        let video_file = dir.join("video_preprocessor_config.json");
-        let video_src = if video_file.exists() { video_file } else { pre.clone() };
-        let (audio, kind) = match family {
-            Family::Qwen3Omni => (Some(FeatureExtractorConfig::from_file(&pre).map_err(err(&pre))?), VideoProcessorKind::Qwen2Vl),
-            Family::Qwen3Vl | Family::Qwen3VlMoe => (None, VideoProcessorKind::Qwen3Vl),
+        let kind = match family {
+            Family::Qwen3Omni => VideoProcessorKind::Qwen2Vl,
+            Family::Qwen3Vl | Family::Qwen3VlMoe => VideoProcessorKind::Qwen3Vl,
         };
-        let image = ImageProcessorConfig::from_file(&pre).map_err(err(&pre))?;
-        let mut video = VideoProcessorConfig::from_file(&video_src, kind).map_err(err(&video_src))?;
+        let pre = dir.join("preprocessor_config.json");
+        let native = dir.join("processor_config.json");
+        let (audio_json, image_json, video_json, src) = if pre.exists() {
+            // Hub layout: one file with the feature-extractor and image-processor keys merged,
+            // the video processor in its own file when present.
+            let text = std::fs::read_to_string(&pre).map_err(|e| (pre.clone(), format!("cannot read: {e}")))?;
+            let video_file = dir.join("video_preprocessor_config.json");
+            let video = if video_file.exists() {
+                std::fs::read_to_string(&video_file).map_err(|e| (video_file.clone(), format!("cannot read: {e}")))?
+            } else {
+                text.clone()
+            };
+            (text.clone(), text, video, pre)
+        } else if native.exists() {
+            // transformers 5.x layout: one processor_config.json with a sub-object per part.
+            let text = std::fs::read_to_string(&native).map_err(|e| (native.clone(), format!("cannot read: {e}")))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| (native.clone(), format!("invalid JSON: {e}")))?;
+            let part = |key: &str| -> Result<String, (PathBuf, String)> {
+                v.get(key).map(|p| p.to_string()).ok_or_else(|| (native.clone(), format!("has no \"{key}\" object")))
+            };
+            let audio = if family == Family::Qwen3Omni { part("feature_extractor")? } else { String::new() };
+            let image = part("image_processor")?;
+            let video = v.get("video_processor").map(|p| p.to_string()).unwrap_or_else(|| image.clone());
+            (audio, image, video, native)
+        } else {
+            return Err((pre, "file not found (nor processor_config.json): the checkpoint's image/audio preprocessing settings".into()));
+        };
+        let audio = match family {
+            Family::Qwen3Omni => Some(FeatureExtractorConfig::from_json_str(&audio_json).map_err(err(&src))?),
+            Family::Qwen3Vl | Family::Qwen3VlMoe => None,
+        };
+        let image = ImageProcessorConfig::from_json_str(&image_json).map_err(err(&src))?;
+        let mut video = VideoProcessorConfig::from_json_str(&video_json, kind).map_err(err(&src))?;
         if family == Family::Qwen3Omni {
-            // Qwen3OmniMoeProcessor passes its own per-frame budget to the video processor.
+            // Qwen3OmniMoeProcessor passes its own per-frame budget to the video processor,
+            // which wins over the video config (transformers 5.23).
             video = video.with_omni_processor_budget();
         }
         Ok(Self { audio, image, video })
@@ -125,22 +152,70 @@ pub struct BuiltPrompt {
     pub rendered: String,
 }
 
-/// Builds the model inputs of a conversation. `media` lists the decoded media of the
-/// messages' media parts, in order.
-pub fn build_prompt(lm: &LoadedModel, messages: &[Message], media: &[MediaItem], opts: &PromptOptions) -> Result<BuiltPrompt, ProcessError> {
-    let parts = messages.iter().flat_map(|m| &m.content).filter(|p| !matches!(p, ContentPart::Text { .. })).count();
-    if parts != media.len() {
-        return Err(ProcessError::Invalid(format!("{parts} media parts in the messages but {} media items given", media.len())));
+/// The media kind of a content part in HF chat format (`{"type": "image", "image": …}` or
+/// the typeless `{"image": …}` templates also accept), if it is one.
+pub fn media_kind(part: &serde_json::Value) -> Option<&'static str> {
+    let ty = part.get("type").and_then(|t| t.as_str());
+    ["image", "audio", "video"].into_iter().find(|k| ty == Some(*k) || (ty.is_none() && part.get(*k).is_some()))
+}
+
+/// The media parts of a conversation in order, as `(kind, source)`.
+pub fn media_parts(messages: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for m in messages.as_array().into_iter().flatten() {
+        for part in m.get("content").and_then(|c| c.as_array()).into_iter().flatten() {
+            if let Some(kind) = media_kind(part) {
+                let src = part.get(kind).and_then(|s| s.as_str()).unwrap_or_default().to_string();
+                out.push((kind, src));
+            }
+        }
     }
-    let msgs = serde_json::to_value(messages).map_err(|e| ProcessError::Invalid(e.to_string()))?;
-    let rendered = lm.template.render(&msgs, opts.add_generation_prompt, &opts.template_vars)?;
+    out
+}
+
+/// Builds the model inputs of a conversation given in the Hugging Face chat format (a JSON
+/// array of messages; content a string or a list of typed parts). `media` holds the
+/// decoded media of the messages' media parts, in order.
+pub fn build_prompt(lm: &LoadedModel, messages: &serde_json::Value, media: &[MediaItem], opts: &PromptOptions) -> Result<BuiltPrompt, ProcessError> {
+    let parts = media_parts(messages);
+    if parts.len() != media.len() {
+        return Err(ProcessError::Invalid(format!("{} media parts in the messages but {} media items given", parts.len(), media.len())));
+    }
+    for ((kind, src), item) in parts.iter().zip(media) {
+        let given = match item {
+            MediaItem::Image(_) => "image",
+            MediaItem::Audio(_) => "audio",
+            MediaItem::Video(_) => "video",
+        };
+        if *kind != given {
+            return Err(ProcessError::Invalid(format!("media part {src:?} is a {kind} but the item given for it is a {given}")));
+        }
+    }
+    let rendered = lm.template.render(messages, opts.add_generation_prompt, &opts.template_vars)?;
 
     let dev = &lm.device;
     let tok = placeholder_tokens(lm)?;
-    let (mut images, mut videos, mut audios) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut image_tokens, mut video_exp, mut audio_tokens) = (Vec::new(), Vec::new(), Vec::new());
-    let n_window = audio_window(&lm.model);
     let omni = matches!(lm.model, MultimodalModel::Omni(_));
+    let use_av = opts.use_audio_in_video && omni;
+
+    // All audios of the prompt, in sequence order (standalone clips and, with
+    // use_audio_in_video, the tracks of videos), are featurised as one batch like the
+    // reference processor does.
+    let mut clips: Vec<&[f32]> = Vec::new();
+    for item in media {
+        match item {
+            MediaItem::Audio(a) => clips.push(a),
+            MediaItem::Video(v) if use_av => clips.push(v.audio.as_deref().ok_or_else(|| {
+                ProcessError::Invalid("use_audio_in_video is set but a video has no audio track".into())
+            })?),
+            _ => {}
+        }
+    }
+    let (audios, audio_counts) = audio_batch(lm, &clips)?;
+    let mut audio_count = audio_counts.into_iter();
+
+    let (mut images, mut videos) = (Vec::new(), Vec::new());
+    let (mut image_tokens, mut video_exp, mut audio_tokens) = (Vec::new(), Vec::new(), Vec::new());
     for item in media {
         match item {
             MediaItem::Image(img) => {
@@ -148,26 +223,19 @@ pub fn build_prompt(lm: &LoadedModel, messages: &[Message], media: &[MediaItem],
                 image_tokens.push(p.n_tokens);
                 images.push(VisualInput { pixel_values: tensor2(p.pixel_values, p.row_len, dev)?, grid_thw: p.grid_thw });
             }
-            MediaItem::Audio(samples) => {
-                let n = audio_features(lm, samples, n_window, &mut audios)?;
-                audio_tokens.push(n);
-            }
+            MediaItem::Audio(_) => audio_tokens.push(audio_count.next().expect("one count per clip; this is a bug")),
             MediaItem::Video(clip) => {
                 let p = preprocess_video(&clip.frames, clip.sample_fps, &lm.processor.video)?;
                 let merge = lm.processor.video.merge_size;
                 let merged = [p.grid_thw[0], p.grid_thw[1] / merge, p.grid_thw[2] / merge];
                 video_exp.push(if !omni {
                     VideoExpansion::Timestamped { tokens_per_group: merged[1] * merged[2], timestamps: p.grid_timestamps_s.clone() }
-                } else if opts.use_audio_in_video {
-                    let track = clip.audio.as_ref().ok_or_else(|| {
-                        ProcessError::Invalid("use_audio_in_video is set but a video has no audio track".into())
-                    })?;
-                    let n = audio_features(lm, track, n_window, &mut audios)?;
+                } else if use_av {
                     VideoExpansion::WithAudio {
                         merged_grid: merged,
                         second_per_grid: p.second_per_grid as f32,
                         position_id_per_seconds: position_id_per_seconds(&lm.model),
-                        audio_tokens: n,
+                        audio_tokens: audio_count.next().expect("one count per clip; this is a bug"),
                     }
                 } else {
                     VideoExpansion::Plain { tokens: p.n_tokens }
@@ -182,7 +250,7 @@ pub fn build_prompt(lm: &LoadedModel, messages: &[Message], media: &[MediaItem],
     let expanded = expand(&rendered, &tok, &image_tokens, &video_exp, &audio_tokens)?;
     let token_ids = lm.tokenizer.encode(&expanded)?;
     Ok(BuiltPrompt {
-        inputs: MultimodalInputs { ids: token_ids, audios, images, videos, use_audio_in_video: opts.use_audio_in_video && omni },
+        inputs: MultimodalInputs { ids: token_ids, audios, images, videos, use_audio_in_video: use_av },
         rendered,
     })
 }
@@ -192,15 +260,41 @@ fn tensor2(data: Vec<f32>, row_len: usize, dev: &Device) -> candle_core::Result<
     Tensor::from_vec(data, (rows, row_len), dev)
 }
 
-/// Log-mel features of one audio, appended to `out`; returns its token count.
-fn audio_features(lm: &LoadedModel, samples: &[f32], n_window: Option<usize>, out: &mut Vec<Tensor>) -> Result<usize, ProcessError> {
-    let (Some(cfg), Some(n_window)) = (&lm.processor.audio, n_window) else {
+/// Log-mel features of a batch of clips as the reference extractor computes them with
+/// `padding=True`: every clip is zero-padded to the longest before the STFT (so the log
+/// floor `max − 8` is taken over the padded row), then only its own `len / hop` frames are
+/// kept. Returns `[mel, frames]` tensors and the token count of each clip.
+fn audio_batch(lm: &LoadedModel, clips: &[&[f32]]) -> Result<(Vec<Tensor>, Vec<usize>), ProcessError> {
+    if clips.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let (Some(cfg), Some(n_window)) = (&lm.processor.audio, audio_window(&lm.model)) else {
         return Err(ProcessError::Invalid(format!("{} takes no audio input", lm.family.name())));
     };
-    let mel = log_mel_spectrogram(samples, cfg)?;
-    let frames = mel.n_frames;
-    out.push(Tensor::from_vec(mel.data, (mel.n_mels, frames), &lm.device)?);
-    Ok(crate::models::audio_encoder::audio_token_count(frames, n_window))
+    let longest = clips.iter().map(|c| c.len()).max().expect("non-empty");
+    let mut feats = Vec::with_capacity(clips.len());
+    let mut counts = Vec::with_capacity(clips.len());
+    for clip in clips {
+        let frames = clip.len() / cfg.hop_length;
+        if frames == 0 {
+            return Err(ProcessError::Invalid(format!(
+                "an audio clip of {} samples is shorter than one {} ms hop",
+                clip.len(),
+                cfg.hop_length * 1000 / cfg.sampling_rate.max(1)
+            )));
+        }
+        let mel = if clip.len() == longest {
+            log_mel_spectrogram(clip, cfg)?
+        } else {
+            let mut padded = clip.to_vec();
+            padded.resize(longest, cfg.padding_value as f32);
+            log_mel_spectrogram(&padded, cfg)?
+        };
+        let full = Tensor::from_vec(mel.data, (mel.n_mels, mel.n_frames), &lm.device)?;
+        feats.push(full.narrow(1, 0, frames)?.contiguous()?);
+        counts.push(crate::models::audio_encoder::audio_token_count(frames, n_window));
+    }
+    Ok((feats, counts))
 }
 
 fn audio_window(model: &MultimodalModel) -> Option<usize> {

@@ -89,14 +89,14 @@ impl AudioEncoderConfig {
         if self.output_dim != text_hidden {
             candle_core::bail!("audio output_dim {} differs from the text hidden_size {text_hidden}", self.output_dim)
         }
-        if self.n_window == 0 || self.n_window_infer % (2 * self.n_window) != 0 || self.n_window_infer == 0 {
+        if self.n_window == 0 || !self.n_window_infer.is_multiple_of(2 * self.n_window) || self.n_window_infer == 0 {
             candle_core::bail!(
                 "audio n_window_infer {} must be a positive multiple of 2·n_window = {}",
                 self.n_window_infer,
                 2 * self.n_window
             )
         }
-        if self.encoder_attention_heads == 0 || self.d_model % self.encoder_attention_heads != 0 {
+        if self.encoder_attention_heads == 0 || !self.d_model.is_multiple_of(self.encoder_attention_heads) {
             candle_core::bail!("audio d_model {} not divisible by {} heads", self.d_model, self.encoder_attention_heads)
         }
         if self.scale_embedding {
@@ -232,11 +232,14 @@ impl AudioEncoder {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let xs = Tensor::stack(&padded, 0)?.unsqueeze(1)?.to_dtype(dtype)?; // chunks, 1, mel, T
+        // The convolution stack runs in f32 whatever the model dtype: candle's CPU conv2d has
+        // no bf16/f16 kernel, and these three small convs are a negligible share of the work.
+        let xs = Tensor::stack(&padded, 0)?.unsqueeze(1)?.to_dtype(DType::F32)?; // chunks, 1, mel, T
         let conv = |xs: &Tensor, (w, b): &(Tensor, Tensor)| -> Result<Tensor> {
-            xs.conv2d(w, 1, 2, 1, 1)?.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?.gelu_erf()
+            let (w, b) = (w.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
+            xs.conv2d(&w, 1, 2, 1, 1)?.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?.gelu_erf()
         };
-        let xs = conv(&conv(&conv(&xs, &self.conv1)?, &self.conv2)?, &self.conv3)?; // chunks, C, F, T
+        let xs = conv(&conv(&conv(&xs, &self.conv1)?, &self.conv2)?, &self.conv3)?.to_dtype(dtype)?; // chunks, C, F, T
         let (n_chunks, c, f, t) = xs.dims4()?;
         let xs = xs.permute((0, 3, 1, 2))?.reshape((n_chunks, t, c * f))?;
         let xs = self.conv_out.forward(&xs)?.broadcast_add(&self.positions.narrow(0, 0, t)?.unsqueeze(0)?)?;
@@ -256,7 +259,7 @@ impl AudioEncoder {
         for &frames in &audio_frames {
             let n = audio_token_count(frames, self.cfg.n_window);
             segments.extend(std::iter::repeat_n(window, n / window));
-            if n % window != 0 {
+            if !n.is_multiple_of(window) {
                 segments.push(n % window);
             }
         }

@@ -92,10 +92,10 @@ pub struct VisionConfig {
 impl VisionConfig {
     /// Checks the relations the vision tower relies on (spec §10.2).
     pub fn validate(&self, text_hidden: usize) -> Result<(), String> {
-        if self.num_heads == 0 || self.hidden_size % self.num_heads != 0 {
+        if self.num_heads == 0 || !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(format!("vision hidden_size {} is not divisible by num_heads {}", self.hidden_size, self.num_heads));
         }
-        if (self.hidden_size / self.num_heads) % 4 != 0 {
+        if !(self.hidden_size / self.num_heads).is_multiple_of(4) {
             return Err("vision head_dim must be a multiple of 4 (2-D rotary halves)".into());
         }
         let side = (self.num_position_embeddings as f64).sqrt().round() as usize;
@@ -174,7 +174,7 @@ pub struct TextConfigFields {
     #[serde(default)]
     pub tie_word_embeddings: Option<bool>,
     // MoE (absent in dense configs).
-    #[serde(default)]
+    #[serde(default, alias = "num_local_experts")]
     pub num_experts: Option<usize>,
     #[serde(default)]
     pub num_experts_per_tok: Option<usize>,
@@ -209,7 +209,7 @@ impl TextConfigFields {
             }
         }
         let num_kv = t.num_key_value_heads.unwrap_or(t.num_attention_heads);
-        if num_kv == 0 || t.num_attention_heads % num_kv != 0 {
+        if num_kv == 0 || !t.num_attention_heads.is_multiple_of(num_kv) {
             return Err(format!("num_attention_heads {} is not a multiple of num_key_value_heads {num_kv}", t.num_attention_heads));
         }
         let mlp_only = t.mlp_only_layers.clone().unwrap_or_default();

@@ -31,7 +31,8 @@ pub enum VideoExpansion {
         position_id_per_seconds: f32,
         audio_tokens: usize,
     },
-    /// Qwen3-VL: per temporal grid `<{t:.1f} seconds>` + vision_start + pads + vision_end.
+    /// Qwen3-VL: per temporal grid `<{t:.1f} seconds>` + vision_start + pads + vision_end
+    /// (a template wrapper `vision_start·placeholder·vision_end` around it is dropped).
     Timestamped { tokens_per_group: usize, timestamps: Vec<f64> },
 }
 
@@ -83,8 +84,20 @@ pub fn expand(
                 ii += 1;
             }
             1 => {
+                let mut after = pos + len;
+                if let VideoExpansion::Timestamped { .. } = &videos[vi] {
+                    // The per-group layout carries its own vision_start/end: a template that
+                    // wraps the placeholder would double them (transformers 5.23 does; the
+                    // canonical Qwen3-VL layout does not), so the wrapper is dropped.
+                    if out.ends_with(&tok.vision_start) && rest[after..].starts_with(&tok.vision_end) {
+                        out.truncate(out.len() - tok.vision_start.len());
+                        after += tok.vision_end.len();
+                    }
+                }
                 expand_video(&videos[vi], tok, &mut out);
                 vi += 1;
+                rest = &rest[after..];
+                continue;
             }
             _ => {
                 out.push_str(&audio_pad.repeat(audios[ai]));
@@ -137,7 +150,7 @@ fn expand_video(v: &VideoExpansion, tok: &PlaceholderTokens, out: &mut String) {
 pub fn frame_group_timestamps(frame_indices: &[usize], fps: f64, temporal_patch_size: usize) -> Vec<f64> {
     let mut idx = frame_indices.to_vec();
     if let Some(&last) = idx.last() {
-        while idx.len() % temporal_patch_size != 0 {
+        while !idx.len().is_multiple_of(temporal_patch_size) {
             idx.push(last);
         }
     }
@@ -182,7 +195,8 @@ mod tests {
         assert_eq!(ts, vec![0.25, 1.25, 2.0]);
         let v = VideoExpansion::Timestamped { tokens_per_group: 2, timestamps: ts };
         let s = expand("<vs><V><ve>", &toks(), &[], &[v], &[]).unwrap();
-        assert_eq!(s, "<vs><0.2 seconds><vs><V><V><ve><1.2 seconds><vs><V><V><ve><2.0 seconds><vs><V><V><ve><ve>");
+        // The template's wrapper around the placeholder is replaced by the per-group layout.
+        assert_eq!(s, "<0.2 seconds><vs><V><V><ve><1.2 seconds><vs><V><V><ve><2.0 seconds><vs><V><V><ve>");
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct DecoderAttention {
 impl DecoderAttention {
     /// Loads `{vb}.{q,k,v,o}_proj` and, with `qk_norm`, `{vb}.{q,k}_norm`.
     pub fn new(cfg: &AttentionConfig, vb: VarBuilder) -> Result<Self> {
-        if cfg.num_kv_heads == 0 || cfg.num_heads % cfg.num_kv_heads != 0 {
+        if cfg.num_kv_heads == 0 || !cfg.num_heads.is_multiple_of(cfg.num_kv_heads) {
             candle_core::bail!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 cfg.num_heads,

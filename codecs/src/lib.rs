@@ -1,0 +1,152 @@
+//! Media and wire-format codecs for omnid. No model code and no candle: this crate turns bytes and files into
+//! plain samples and pixels that the daemon's preprocessing can consume.
+//!
+//! # Layout
+//! - [`wav`]: read WAV files or bytes (8/16/24/32-bit PCM, 32-bit float, any channel count) into mono `f32`.
+//! - [`resample`]: whole-buffer, delay-free sample-rate conversion of mono `f32` audio (rubato's FFT resampler).
+//! - [`image_decode`]: decode any image format the `image` crate is built with into RGB8, honouring EXIF
+//!   orientation, taking the first frame of animations, compositing transparency onto white, and refusing
+//!   images over a pixel budget before the full decode.
+//!
+//! Every fallible function returns [`CodecError`], whose messages name the input (file path or an in-memory
+//! description) and the problem.
+
+pub mod image_decode;
+pub mod resample;
+pub mod wav;
+
+/// Everything that can go wrong while decoding or converting media in this crate.
+///
+/// `source` fields name the input: a file path, or a description such as `in-memory WAV (1234 bytes)`.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The input file does not exist.
+    #[error("{source_name}: file not found")]
+    NotFound {
+        /// The path that was asked for.
+        source_name: String,
+    },
+    /// Any other I/O failure while opening or reading the input.
+    #[error("{source_name}: I/O error: {error}")]
+    Io {
+        /// The input being read.
+        source_name: String,
+        /// The underlying error.
+        error: std::io::Error,
+    },
+    /// The bytes are not a WAV file hound can parse (wrong magic, broken header, unsupported encoding).
+    #[error("{source_name}: not a readable WAV file: {detail}")]
+    NotWav {
+        /// The input being read.
+        source_name: String,
+        /// hound's description of the problem.
+        detail: String,
+    },
+    /// The WAV header promises more sample data than the file holds.
+    #[error("{source_name}: truncated WAV: header declares {declared} samples but the data ends after {read}")]
+    TruncatedWav {
+        /// The input being read.
+        source_name: String,
+        /// Samples (all channels) the header's data-chunk size declares.
+        declared: u64,
+        /// Samples actually read before the data ran out.
+        read: u64,
+    },
+    /// The WAV header declares zero channels.
+    #[error("{source_name}: WAV header declares zero channels")]
+    ZeroChannels {
+        /// The input being read.
+        source_name: String,
+    },
+    /// The sample encoding is not one we convert (e.g. 64-bit float, or more than 32 bits per integer sample).
+    #[error("{source_name}: unsupported WAV sample format: {bits}-bit {format}")]
+    UnsupportedSampleFormat {
+        /// The input being read.
+        source_name: String,
+        /// Bits per sample from the header.
+        bits: u16,
+        /// `"integer"` or `"float"`.
+        format: &'static str,
+    },
+    /// The audio holds no samples at all.
+    #[error("{source_name}: audio is empty (no samples)")]
+    EmptyAudio {
+        /// The input being read.
+        source_name: String,
+    },
+    /// A sample rate of zero was given to the resampler.
+    #[error("invalid sample rate for resampling: {from_hz} Hz -> {to_hz} Hz (rates must be > 0)")]
+    InvalidSampleRate {
+        /// Input rate.
+        from_hz: u32,
+        /// Output rate.
+        to_hz: u32,
+    },
+    /// rubato refused to build or run the resampler.
+    #[error("resampling {from_hz} Hz -> {to_hz} Hz failed: {detail}")]
+    Resample {
+        /// Input rate.
+        from_hz: u32,
+        /// Output rate.
+        to_hz: u32,
+        /// rubato's description of the problem.
+        detail: String,
+    },
+    /// The content is not in any image format this build can decode.
+    #[error("{source_name}: unrecognised or unsupported image format")]
+    UnknownImageFormat {
+        /// The input being decoded.
+        source_name: String,
+    },
+    /// The image's declared size exceeds the caller's pixel budget; nothing was decoded.
+    #[error(
+        "{source_name}: image is {width}x{height} = {pixels} pixels, over the limit of {max_pixels} pixels"
+    )]
+    ImageTooLarge {
+        /// The input being decoded.
+        source_name: String,
+        /// Declared width in pixels.
+        width: u32,
+        /// Declared height in pixels.
+        height: u32,
+        /// `width * height`.
+        pixels: u64,
+        /// The budget that was exceeded.
+        max_pixels: u64,
+    },
+    /// The image declares a zero width or height.
+    #[error("{source_name}: image has an empty size ({width}x{height})")]
+    EmptyImage {
+        /// The input being decoded.
+        source_name: String,
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+    },
+    /// The decoder failed on the image data (corrupt or truncated file, unsupported variant).
+    #[error("{source_name}: cannot decode image: {detail}")]
+    ImageDecode {
+        /// The input being decoded.
+        source_name: String,
+        /// The `image` crate's description of the problem.
+        detail: String,
+    },
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T> = std::result::Result<T, CodecError>;
+
+/// Maps an error from opening or reading `source_name` to [`CodecError::NotFound`] or [`CodecError::Io`].
+pub(crate) fn io_error(source_name: &str, error: std::io::Error) -> CodecError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        CodecError::NotFound {
+            source_name: source_name.to_owned(),
+        }
+    } else {
+        CodecError::Io {
+            source_name: source_name.to_owned(),
+            error,
+        }
+    }
+}
