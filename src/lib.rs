@@ -7,9 +7,11 @@
 //! | [`preprocess`] | model-input preprocessing: log-mel, image/video resize and patchify (plain vectors) |
 //! | [`prompt`] | messages, chat templates, tokenizer, placeholder expansion |
 //! | [`engine`] | opening models, the processor, sampling and the generation loop |
+//! | [`config`] | the TOML configuration (`configs/*.toml`) |
 //! | [`cli`] | the `omnid` command line |
 
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod models;
 pub mod preprocess;

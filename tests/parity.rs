@@ -59,10 +59,12 @@ impl Report {
         if g.dims() != w.dims() {
             return self.fail(case, format!("{what}: shape {:?}, reference {:?}", g.dims(), w.dims()));
         }
-        let d: f32 = (g - w).and_then(|d| d.abs()).and_then(|d| d.max_all()).and_then(|d| d.to_scalar()).unwrap_or(f32::NAN);
+        let d: f32 =
+            (g - w).and_then(|d| d.abs()).and_then(|d| d.max_all()).and_then(|d| d.to_scalar()).unwrap_or(f32::NAN);
         let e = self.max_diff.entry(what.to_string()).or_insert(0.0);
         *e = e.max(d);
-        if !(d <= tol) {
+        // NaN counts as a failure.
+        if d.is_nan() || d > tol {
             self.fail(case, format!("{what}: max |diff| {d:.3e} > {tol:.0e}"));
         }
     }
@@ -101,10 +103,37 @@ fn load_media(lm: &LoadedModel, dir: &Path, case: &Value) -> Vec<MediaItem> {
         .collect()
 }
 
+/// Applies the reference call's processor kwargs to `lm` (the video size it passed), loads the
+/// case's media and builds the prompt the way the engine does for a request.
+fn build_case(
+    lm: &mut LoadedModel,
+    default_video: &omnid::preprocess::VideoProcessorConfig,
+    dir: &Path,
+    case: &Value,
+) -> Result<omnid::engine::processor::BuiltPrompt, omnid::engine::processor::ProcessError> {
+    lm.processor.video = default_video.clone();
+    if let Some(size) = case["processor_call"]["videos_kwargs"].get("size") {
+        lm.processor.video.pixels.min_pixels = size["shortest_edge"].as_u64().unwrap();
+        lm.processor.video.pixels.max_pixels = size["longest_edge"].as_u64().unwrap();
+    }
+    let mut template_vars = case["chat_template_kwargs"].as_object().cloned().unwrap_or_default();
+    if !case["tools"].is_null() {
+        template_vars.insert("tools".into(), case["tools"].clone());
+    }
+    let opts = PromptOptions {
+        add_generation_prompt: true,
+        use_audio_in_video: case["use_audio_in_video"].as_bool().unwrap_or(false),
+        template_vars,
+    };
+    let media = load_media(lm, dir, case);
+    build_prompt(lm, &case["messages"], &media, &opts)
+}
+
 fn run_model(name: &str) {
     let dir = fixture_dir(name);
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-    let tensors: HashMap<String, Tensor> = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
+    let tensors: HashMap<String, Tensor> =
+        candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
     let t = |key: &str| tensors.get(key).unwrap_or_else(|| panic!("{name}: reference tensor {key} missing")).clone();
     let mut lm = LoadedModel::open(&dir, DTypeChoice::Exact(DType::F32), &Device::Cpu).unwrap();
     let default_video = lm.processor.video.clone();
@@ -115,23 +144,7 @@ fn run_model(name: &str) {
         let keys = &case["tensors"];
         let key = |k: &str| keys[k].as_str().map(String::from);
 
-        // The reference call's processor kwargs (the video size it passed).
-        lm.processor.video = default_video.clone();
-        if let Some(size) = case["processor_call"]["videos_kwargs"].get("size") {
-            lm.processor.video.min_pixels = size["shortest_edge"].as_u64().unwrap();
-            lm.processor.video.max_pixels = size["longest_edge"].as_u64().unwrap();
-        }
-        let mut template_vars = case["chat_template_kwargs"].as_object().cloned().unwrap_or_default();
-        if !case["tools"].is_null() {
-            template_vars.insert("tools".into(), case["tools"].clone());
-        }
-        let opts = PromptOptions {
-            add_generation_prompt: true,
-            use_audio_in_video: case["use_audio_in_video"].as_bool().unwrap_or(false),
-            template_vars,
-        };
-        let media = load_media(&lm, &dir, case);
-        let built = match build_prompt(&lm, &case["messages"], &media, &opts) {
+        let built = match build_case(&mut lm, &default_video, &dir, case) {
             Ok(b) => b,
             Err(e) => {
                 report.fail(cname, format!("build_prompt: {e}"));
@@ -141,7 +154,13 @@ fn run_model(name: &str) {
 
         // 1. Template and prompt ids.
         if built.rendered != case["rendered_prompt"].as_str().unwrap() {
-            report.fail(cname, format!("rendered prompt differs:\n  ours: {:?}\n  ref:  {:?}", built.rendered, case["rendered_prompt"]));
+            report.fail(
+                cname,
+                format!(
+                    "rendered prompt differs:\n  ours: {:?}\n  ref:  {:?}",
+                    built.rendered, case["rendered_prompt"]
+                ),
+            );
         }
         let want_ids = ids_of(&case["prompt_ids"]);
         if built.inputs.ids != want_ids {
@@ -174,7 +193,10 @@ fn run_model(name: &str) {
         let ref_visual = |kind: &str, pix: &str| -> Vec<VisualInput> {
             (0..)
                 .map_while(|i| key(&format!("{kind}.{i}.{pix}")).map(|k| (i, k)))
-                .map(|(i, k)| VisualInput { pixel_values: t(&k), grid_thw: grid(&key(&format!("{kind}.{i}.grid_thw")).unwrap()) })
+                .map(|(i, k)| VisualInput {
+                    pixel_values: t(&k),
+                    grid_thw: grid(&key(&format!("{kind}.{i}.grid_thw")).unwrap()),
+                })
                 .collect()
         };
         let images = ref_visual("image", "pixel_values");
@@ -190,9 +212,21 @@ fn run_model(name: &str) {
             }
             .unwrap()
             .unwrap();
-            report.close(cname, &format!("{kind}_embeds"), &out.embeds, &t(&key(&format!("{kind}_embeds")).unwrap()), TOL);
+            report.close(
+                cname,
+                &format!("{kind}_embeds"),
+                &out.embeds,
+                &t(&key(&format!("{kind}_embeds")).unwrap()),
+                TOL,
+            );
             for (j, ds) in out.deepstack.iter().enumerate() {
-                report.close(cname, &format!("{kind}_deepstack"), ds, &t(&key(&format!("{kind}_deepstack.{j}")).unwrap()), TOL);
+                report.close(
+                    cname,
+                    &format!("{kind}_deepstack"),
+                    ds,
+                    &t(&key(&format!("{kind}_deepstack.{j}")).unwrap()),
+                    TOL,
+                );
             }
         }
         if let (MultimodalModel::Omni(th), Some(k)) = (&lm.model, key("audio_embeds")) {
@@ -221,7 +255,13 @@ fn run_model(name: &str) {
             with_ref.audios = (0..).map_while(|i| key(&format!("audio.{i}.input_features"))).map(|k| t(&k)).collect();
             let (h2, l2) = prompt_forward(&lm.model, &with_ref).unwrap();
             report.close(cname, "hidden_final (ref. log-mel)", &h2, &t(&key("hidden_final").unwrap()), TOL);
-            report.close(cname, "logits_last (ref. log-mel)", &l2.get(s - 1).unwrap(), &t(&key("logits_last").unwrap()), TOL);
+            report.close(
+                cname,
+                "logits_last (ref. log-mel)",
+                &l2.get(s - 1).unwrap(),
+                &t(&key("logits_last").unwrap()),
+                TOL,
+            );
         }
 
         // 6. Greedy generation.
@@ -286,7 +326,8 @@ fn bf16_logits_within_reference_bf16_error() {
     let mut failures = Vec::new();
     for name in ["omni_a", "omni_b", "vl_dense_a", "vl_dense_b", "vl_moe_a", "vl_moe_b"] {
         let dir = fixture_dir(name);
-        let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+        let reference: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
         let tensors = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
         let mut lm = LoadedModel::open(&dir, DTypeChoice::Exact(DType::BF16), &Device::Cpu).unwrap();
         let default_video = lm.processor.video.clone();
@@ -294,26 +335,13 @@ fn bf16_logits_within_reference_bf16_error() {
         for case in reference["cases"].as_array().unwrap() {
             let keys = &case["tensors"];
             let get = |k: &str| tensors[keys[k].as_str().unwrap()].to_dtype(DType::F32).unwrap();
-            lm.processor.video = default_video.clone();
-            if let Some(size) = case["processor_call"]["videos_kwargs"].get("size") {
-                lm.processor.video.min_pixels = size["shortest_edge"].as_u64().unwrap();
-                lm.processor.video.max_pixels = size["longest_edge"].as_u64().unwrap();
-            }
-            let mut template_vars = case["chat_template_kwargs"].as_object().cloned().unwrap_or_default();
-            if !case["tools"].is_null() {
-                template_vars.insert("tools".into(), case["tools"].clone());
-            }
-            let opts = PromptOptions {
-                add_generation_prompt: true,
-                use_audio_in_video: case["use_audio_in_video"].as_bool().unwrap_or(false),
-                template_vars,
-            };
-            let media = load_media(&lm, &dir, case);
-            let built = build_prompt(&lm, &case["messages"], &media, &opts).unwrap();
+            let built = build_case(&mut lm, &default_video, &dir, case).unwrap();
             let (_, logits) = prompt_forward(&lm.model, &built.inputs).unwrap();
             let ours = logits.get(logits.dim(0).unwrap() - 1).unwrap().to_dtype(DType::F32).unwrap();
             let (f32_ref, bf16_ref) = (get("logits_last"), get("bf16_logits_last"));
-            let maxdiff = |a: &Tensor, b: &Tensor| -> f32 { (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap() };
+            let maxdiff = |a: &Tensor, b: &Tensor| -> f32 {
+                (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap()
+            };
             let (e_ours, e_ref) = (maxdiff(&ours, &f32_ref), maxdiff(&bf16_ref, &f32_ref));
             worst_ours = worst_ours.max(e_ours);
             worst_ref = worst_ref.max(e_ref);

@@ -41,45 +41,25 @@ const MAX_BYTES_PER_PIXEL: u64 = 16;
 /// formats with sizeable side buffers.
 const DEFAULT_MAX_ALLOC_BYTES: u64 = 512 * 1024 * 1024;
 
-fn decode_from<R: BufRead + Seek>(
-    reader: R,
-    source_name: &str,
-    max_pixels: u64,
-) -> Result<RgbImage> {
-    let decode_err = |e: image::ImageError| CodecError::ImageDecode {
-        source_name: source_name.to_owned(),
-        detail: e.to_string(),
-    };
-    let mut reader = ImageReader::new(reader)
-        .with_guessed_format()
-        .map_err(|e| io_error(source_name, e))?;
+fn decode_from<R: BufRead + Seek>(reader: R, source_name: &str, max_pixels: u64) -> Result<RgbImage> {
+    let decode_err =
+        |e: image::ImageError| CodecError::ImageDecode { source_name: source_name.to_owned(), detail: e.to_string() };
+    let mut reader = ImageReader::new(reader).with_guessed_format().map_err(|e| io_error(source_name, e))?;
     if reader.format().is_none() {
-        return Err(CodecError::UnknownImageFormat {
-            source_name: source_name.to_owned(),
-        });
+        return Err(CodecError::UnknownImageFormat { source_name: source_name.to_owned() });
     }
     let mut limits = Limits::default();
-    limits.max_alloc = Some(
-        max_pixels
-            .saturating_mul(MAX_BYTES_PER_PIXEL)
-            .max(DEFAULT_MAX_ALLOC_BYTES),
-    );
+    limits.max_alloc = Some(max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL).max(DEFAULT_MAX_ALLOC_BYTES));
     reader.limits(limits);
 
     // Building the decoder parses the header only.
     let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Unsupported(_) => CodecError::UnknownImageFormat {
-            source_name: source_name.to_owned(),
-        },
+        image::ImageError::Unsupported(_) => CodecError::UnknownImageFormat { source_name: source_name.to_owned() },
         other => decode_err(other),
     })?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
-        return Err(CodecError::EmptyImage {
-            source_name: source_name.to_owned(),
-            width,
-            height,
-        });
+        return Err(CodecError::EmptyImage { source_name: source_name.to_owned(), width, height });
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > max_pixels {
@@ -92,9 +72,7 @@ fn decode_from<R: BufRead + Seek>(
         });
     }
     // A broken EXIF block should not make an otherwise good image unreadable: decode it unrotated.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
     img.apply_orientation(orientation);
     Ok(to_rgb_over_white(img))

@@ -99,9 +99,7 @@ pub enum CodecError {
         source_name: String,
     },
     /// The image's declared size exceeds the caller's pixel budget; nothing was decoded.
-    #[error(
-        "{source_name}: image is {width}x{height} = {pixels} pixels, over the limit of {max_pixels} pixels"
-    )]
+    #[error("{source_name}: image is {width}x{height} = {pixels} pixels, over the limit of {max_pixels} pixels")]
     ImageTooLarge {
         /// The input being decoded.
         source_name: String,
@@ -140,13 +138,8 @@ pub type Result<T> = std::result::Result<T, CodecError>;
 /// Maps an error from opening or reading `source_name` to [`CodecError::NotFound`] or [`CodecError::Io`].
 pub(crate) fn io_error(source_name: &str, error: std::io::Error) -> CodecError {
     if error.kind() == std::io::ErrorKind::NotFound {
-        CodecError::NotFound {
-            source_name: source_name.to_owned(),
-        }
+        CodecError::NotFound { source_name: source_name.to_owned() }
     } else {
-        CodecError::Io {
-            source_name: source_name.to_owned(),
-            error,
-        }
+        CodecError::Io { source_name: source_name.to_owned(), error }
     }
 }

@@ -31,32 +31,16 @@ pub fn resample(samples: &[f32], from_hz: u32, to_hz: u32) -> Result<Vec<f32>> {
         return Ok(Vec::new());
     }
     let target = output_len(n, from_hz, to_hz);
-    let fail = |detail: String| CodecError::Resample {
-        from_hz,
-        to_hz,
-        detail,
-    };
+    let fail = |detail: String| CodecError::Resample { from_hz, to_hz, detail };
 
-    let mut resampler = Fft::<f32>::new(
-        from_hz as usize,
-        to_hz as usize,
-        CHUNK_FRAMES,
-        1,
-        FixedSync::Input,
-    )
-    .map_err(|e| fail(e.to_string()))?;
+    let mut resampler = Fft::<f32>::new(from_hz as usize, to_hz as usize, CHUNK_FRAMES, 1, FixedSync::Input)
+        .map_err(|e| fail(e.to_string()))?;
     let input = InterleavedSlice::new(samples, 1, n).map_err(|e| fail(e.to_string()))?;
     // `process_all` feeds the clip chunk by chunk, pads the tail with silence and drops the first
     // `output_delay()` frames, returning ceil(n · ratio) delay-compensated frames.
-    let mut out = resampler
-        .process_all(&input, n, None)
-        .map_err(|e| fail(format!("{e:?}")))?
-        .take_data();
+    let mut out = resampler.process_all(&input, n, None).map_err(|e| fail(format!("{e:?}")))?.take_data();
     if out.len() < target {
-        return Err(fail(format!(
-            "resampler produced {} samples, expected at least {target}",
-            out.len()
-        )));
+        return Err(fail(format!("resampler produced {} samples, expected at least {target}", out.len())));
     }
     out.truncate(target);
     Ok(out)
@@ -87,14 +71,8 @@ mod tests {
 
     #[test]
     fn rejects_zero_rates() {
-        assert!(matches!(
-            resample(&[0.0; 4], 0, 16000),
-            Err(CodecError::InvalidSampleRate { .. })
-        ));
-        assert!(matches!(
-            resample(&[0.0; 4], 16000, 0),
-            Err(CodecError::InvalidSampleRate { .. })
-        ));
+        assert!(matches!(resample(&[0.0; 4], 0, 16000), Err(CodecError::InvalidSampleRate { .. })));
+        assert!(matches!(resample(&[0.0; 4], 16000, 0), Err(CodecError::InvalidSampleRate { .. })));
     }
 
     #[test]

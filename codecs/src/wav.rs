@@ -45,9 +45,7 @@ fn read_wav_from<R: Read>(reader: R, source_name: &str) -> Result<MonoAudio> {
     let channels = usize::from(spec.channels);
     if channels == 0 {
         // hound already rejects this; kept so the invariant does not depend on hound's version.
-        return Err(CodecError::ZeroChannels {
-            source_name: source_name.to_owned(),
-        });
+        return Err(CodecError::ZeroChannels { source_name: source_name.to_owned() });
     }
     let declared = u64::from(wav.len());
     let interleaved: Vec<f32> = match spec.sample_format {
@@ -61,9 +59,7 @@ fn read_wav_from<R: Read>(reader: R, source_name: &str) -> Result<MonoAudio> {
             }
             // Exact in f64; the product is then rounded once to f32 (exact for up to 24-bit samples).
             let scale = 1.0 / f64::from(1u32 << (spec.bits_per_sample - 1));
-            collect(wav.samples::<i32>(), declared, source_name, |s| {
-                (f64::from(s) * scale) as f32
-            })?
+            collect(wav.samples::<i32>(), declared, source_name, |s| (f64::from(s) * scale) as f32)?
         }
         hound::SampleFormat::Float => {
             if spec.bits_per_sample != 32 {
@@ -77,23 +73,15 @@ fn read_wav_from<R: Read>(reader: R, source_name: &str) -> Result<MonoAudio> {
         }
     };
     if interleaved.is_empty() {
-        return Err(CodecError::EmptyAudio {
-            source_name: source_name.to_owned(),
-        });
+        return Err(CodecError::EmptyAudio { source_name: source_name.to_owned() });
     }
     let samples = if channels == 1 {
         interleaved
     } else {
         let inv = 1.0 / channels as f32;
-        interleaved
-            .chunks_exact(channels)
-            .map(|frame| frame.iter().sum::<f32>() * inv)
-            .collect()
+        interleaved.chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * inv).collect()
     };
-    Ok(MonoAudio {
-        samples,
-        sample_rate_hz: spec.sample_rate,
-    })
+    Ok(MonoAudio { samples, sample_rate_hz: spec.sample_rate })
 }
 
 /// Drains a hound sample iterator, converting each sample and turning a premature end of data into
@@ -103,9 +91,7 @@ where
     I: Iterator<Item = hound::Result<S>>,
     F: Fn(S) -> f32,
 {
-    let cap = usize::try_from(declared)
-        .unwrap_or(usize::MAX)
-        .min(MAX_PREALLOCATED_SAMPLES);
+    let cap = usize::try_from(declared).unwrap_or(usize::MAX).min(MAX_PREALLOCATED_SAMPLES);
     let mut out = Vec::with_capacity(cap);
     for sample in iter {
         match sample {
@@ -118,12 +104,7 @@ where
                 });
             }
             Err(hound::Error::IoError(e)) => return Err(io_error(source_name, e)),
-            Err(e) => {
-                return Err(CodecError::NotWav {
-                    source_name: source_name.to_owned(),
-                    detail: e.to_string(),
-                })
-            }
+            Err(e) => return Err(CodecError::NotWav { source_name: source_name.to_owned(), detail: e.to_string() }),
         }
     }
     Ok(out)
@@ -133,9 +114,7 @@ where
 fn header_error(source_name: &str, error: hound::Error) -> CodecError {
     match error {
         hound::Error::FormatError(msg) if msg.contains("zero channels") => {
-            CodecError::ZeroChannels {
-                source_name: source_name.to_owned(),
-            }
+            CodecError::ZeroChannels { source_name: source_name.to_owned() }
         }
         // A file that ends inside its header is not a WAV we can read; say so rather than "I/O error".
         hound::Error::IoError(e) if is_end_of_data(&e) => CodecError::NotWav {
@@ -147,10 +126,7 @@ fn header_error(source_name: &str, error: hound::Error) -> CodecError {
             source_name: source_name.to_owned(),
             detail: "unsupported WAV encoding (only PCM and IEEE float are read)".to_owned(),
         },
-        other => CodecError::NotWav {
-            source_name: source_name.to_owned(),
-            detail: other.to_string(),
-        },
+        other => CodecError::NotWav { source_name: source_name.to_owned(), detail: other.to_string() },
     }
 }
 

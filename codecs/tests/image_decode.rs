@@ -12,9 +12,7 @@ use omnid_codecs::CodecError;
 const BUDGET: u64 = 1 << 24;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
 fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
@@ -24,24 +22,13 @@ fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
 }
 
 fn pattern(w: u32, h: u32) -> RgbImage {
-    RgbImage::from_fn(w, h, |x, y| {
-        Rgb([
-            (x * 37 % 256) as u8,
-            (y * 91 % 256) as u8,
-            ((x + y) * 13 % 256) as u8,
-        ])
-    })
+    RgbImage::from_fn(w, h, |x, y| Rgb([(x * 37 % 256) as u8, (y * 91 % 256) as u8, ((x + y) * 13 % 256) as u8]))
 }
 
 #[test]
 fn lossless_formats_round_trip_exactly() {
     let img = pattern(13, 7);
-    for format in [
-        ImageFormat::Png,
-        ImageFormat::Bmp,
-        ImageFormat::Tiff,
-        ImageFormat::Qoi,
-    ] {
+    for format in [ImageFormat::Png, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::Qoi] {
         let decoded = decode_image_bytes(&encode(&img, format), BUDGET).unwrap();
         assert_eq!(decoded, img, "{format:?}");
     }
@@ -54,16 +41,8 @@ fn jpeg_exif_orientation_is_applied() {
     assert_eq!(img.dimensions(), (4, 8));
     let near = |p: &Rgb<u8>, want: [u8; 3]| p.0.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 40);
     for x in 0..4 {
-        assert!(
-            near(img.get_pixel(x, 0), [255, 0, 0]),
-            "top row should be red: {:?}",
-            img.get_pixel(x, 0)
-        );
-        assert!(
-            near(img.get_pixel(x, 7), [0, 0, 255]),
-            "bottom row should be blue: {:?}",
-            img.get_pixel(x, 7)
-        );
+        assert!(near(img.get_pixel(x, 0), [255, 0, 0]), "top row should be red: {:?}", img.get_pixel(x, 0));
+        assert!(near(img.get_pixel(x, 7), [0, 0, 255]), "bottom row should be blue: {:?}", img.get_pixel(x, 7));
     }
 }
 
@@ -75,30 +54,18 @@ fn animated_gif_yields_its_first_frame() {
         let red = RgbaImage::from_pixel(6, 5, Rgba([255, 0, 0, 255]));
         let blue = RgbaImage::from_pixel(6, 5, Rgba([0, 0, 255, 255]));
         for f in [red, blue] {
-            enc.encode_frame(Frame::from_parts(
-                f,
-                0,
-                0,
-                Delay::from_numer_denom_ms(100, 1),
-            ))
-            .unwrap();
+            enc.encode_frame(Frame::from_parts(f, 0, 0, Delay::from_numer_denom_ms(100, 1))).unwrap();
         }
     }
     let img = decode_image_bytes(&buf, BUDGET).unwrap();
     assert_eq!(img.dimensions(), (6, 5));
-    assert!(
-        img.pixels().all(|p| p.0 == [255, 0, 0]),
-        "first frame is red: {:?}",
-        img.get_pixel(0, 0)
-    );
+    assert!(img.pixels().all(|p| p.0 == [255, 0, 0]), "first frame is red: {:?}", img.get_pixel(0, 0));
 }
 
 #[test]
 fn transparency_is_composited_onto_white_like_pillow() {
     let img = decode_image_file(&fixture("alpha_ramp.png"), BUDGET).unwrap();
-    let want = image::open(fixture("alpha_ramp_on_white.png"))
-        .unwrap()
-        .to_rgb8();
+    let want = image::open(fixture("alpha_ramp_on_white.png")).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), want.dimensions());
     for (x, y, p) in want.enumerate_pixels() {
         assert_eq!(img.get_pixel(x, y), p, "pixel ({x},{y})");
@@ -110,17 +77,7 @@ fn pixel_budget_is_enforced_with_a_clear_message() {
     let bytes = encode(&pattern(100, 100), ImageFormat::Png);
     assert!(decode_image_bytes(&bytes, 10_000).is_ok());
     let err = decode_image_bytes(&bytes, 9_999).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CodecError::ImageTooLarge {
-                width: 100,
-                height: 100,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, CodecError::ImageTooLarge { width: 100, height: 100, .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("100x100") && msg.contains("9999"), "{msg}");
 }
@@ -142,15 +99,7 @@ fn budget_is_checked_before_decoding() {
     png.extend_from_slice(&crc32(&idat_body).to_be_bytes());
     let err = decode_image_bytes(&png, BUDGET).unwrap_err();
     assert!(
-        matches!(
-            err,
-            CodecError::ImageTooLarge {
-                width: 100_000,
-                height: 100_000,
-                pixels: 10_000_000_000,
-                ..
-            }
-        ),
+        matches!(err, CodecError::ImageTooLarge { width: 100_000, height: 100_000, pixels: 10_000_000_000, .. }),
         "{err:?}"
     );
 }
@@ -158,10 +107,7 @@ fn budget_is_checked_before_decoding() {
 #[test]
 fn unknown_missing_and_corrupt_inputs_are_errors() {
     let err = decode_image_bytes(b"definitely not an image", BUDGET).unwrap_err();
-    assert!(
-        matches!(err, CodecError::UnknownImageFormat { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, CodecError::UnknownImageFormat { .. }), "{err:?}");
 
     let missing = fixture("no-such-image.png");
     let err = decode_image_file(&missing, BUDGET).unwrap_err();
@@ -181,11 +127,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc

@@ -17,12 +17,8 @@ fn temp_path(name: &str) -> PathBuf {
 
 fn write_int_wav(name: &str, bits: u16, channels: u16, frames: &[Vec<i32>]) -> PathBuf {
     let path = temp_path(name);
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: 22050,
-        bits_per_sample: bits,
-        sample_format: hound::SampleFormat::Int,
-    };
+    let spec =
+        hound::WavSpec { channels, sample_rate: 22050, bits_per_sample: bits, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(&path, spec).unwrap();
     for frame in frames {
         for &s in frame {
@@ -42,12 +38,7 @@ fn reads_every_integer_width_and_mixes_channels_by_mean() {
     for (bits, full) in [(8u16, 128i64), (16, 32768), (24, 8388608), (32, 2147483648)] {
         let max = (full - 1) as i32;
         let min = (-full) as i32;
-        let frames = vec![
-            vec![max, min],
-            vec![0, max],
-            vec![min, min],
-            vec![(full / 2) as i32, 0],
-        ];
+        let frames = vec![vec![max, min], vec![0, max], vec![min, min], vec![(full / 2) as i32, 0]];
         let path = write_int_wav(&format!("int{bits}.wav"), bits, 2, &frames);
         let audio = read_wav(&path).unwrap();
         assert_eq!(audio.sample_rate_hz, 22050);
@@ -55,15 +46,9 @@ fn reads_every_integer_width_and_mixes_channels_by_mean() {
         let f = |v: i32| (v as f64 / full as f64) as f32;
         let expected = [(f(max) + f(min)) * 0.5, (f(0) + f(max)) * 0.5, f(min), 0.25];
         for (got, want) in audio.samples.iter().zip(expected) {
-            assert!(
-                (got - want).abs() <= 1e-7,
-                "{bits}-bit: got {got}, want {want}"
-            );
+            assert!((got - want).abs() <= 1e-7, "{bits}-bit: got {got}, want {want}");
         }
-        assert_eq!(
-            audio.samples[2], -1.0,
-            "{bits}-bit full-scale negative must map to exactly -1"
-        );
+        assert_eq!(audio.samples[2], -1.0, "{bits}-bit full-scale negative must map to exactly -1");
     }
 }
 
@@ -123,11 +108,7 @@ fn truncated_data_is_reported_with_counts() {
     bytes.truncate(bytes.len() - 41); // drops 20.5 samples
     std::fs::write(&path, &bytes).unwrap();
     match read_wav(&path).unwrap_err() {
-        CodecError::TruncatedWav {
-            declared,
-            read,
-            source_name,
-        } => {
+        CodecError::TruncatedWav { declared, read, source_name } => {
             assert_eq!(declared, 100);
             assert_eq!(read, 79);
             assert!(source_name.contains("trunc.wav"));
@@ -167,17 +148,13 @@ fn zero_channels_and_empty_audio_are_reported() {
 
 fn tone(freq: f64, rate: u32, seconds: f64) -> Vec<f32> {
     let n = (seconds * f64::from(rate)).round() as usize;
-    (0..n)
-        .map(|i| (0.5 * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()) as f32)
-        .collect()
+    (0..n).map(|i| (0.5 * (2.0 * PI * freq * i as f64 / f64::from(rate)).sin()) as f32).collect()
 }
 
 /// Frequency estimated from rising zero crossings in the middle of the buffer (away from edge effects).
 fn zero_crossing_hz(x: &[f32], rate: u32) -> f64 {
     let (a, b) = (x.len() / 10, x.len() * 9 / 10);
-    let crossings: Vec<usize> = (a + 1..b)
-        .filter(|&i| x[i - 1] < 0.0 && x[i] >= 0.0)
-        .collect();
+    let crossings: Vec<usize> = (a + 1..b).filter(|&i| x[i - 1] < 0.0 && x[i] >= 0.0).collect();
     let span = (crossings[crossings.len() - 1] - crossings[0]) as f64;
     (crossings.len() - 1) as f64 * f64::from(rate) / span
 }
@@ -187,14 +164,10 @@ fn tone_keeps_frequency_and_length() {
     for from in [44100u32, 48000, 22050, 8000] {
         let x = tone(1000.0, from, 1.37);
         let y = resample(&x, from, 16000).unwrap();
-        let expected_len =
-            ((x.len() as u64 * 16000 + u64::from(from) / 2) / u64::from(from)) as usize;
+        let expected_len = ((x.len() as u64 * 16000 + u64::from(from) / 2) / u64::from(from)) as usize;
         assert_eq!(y.len(), expected_len, "{from} Hz");
         let hz = zero_crossing_hz(&y, 16000);
-        assert!(
-            (hz - 1000.0).abs() < 0.5,
-            "{from} Hz -> 16 kHz: measured {hz} Hz"
-        );
+        assert!((hz - 1000.0).abs() < 0.5, "{from} Hz -> 16 kHz: measured {hz} Hz");
         // Amplitude preserved in the passband (no gain error, no silence from a mis-trimmed delay).
         let mid = &y[y.len() / 4..y.len() * 3 / 4];
         let peak = mid.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -209,19 +182,10 @@ fn output_is_not_delayed() {
         let n = from as usize / 2;
         let centre = 0.25 * f64::from(from);
         let sigma = 0.0005 * f64::from(from);
-        let x: Vec<f32> = (0..n)
-            .map(|i| (-(((i as f64 - centre) / sigma).powi(2)) / 2.0).exp() as f32)
-            .collect();
+        let x: Vec<f32> = (0..n).map(|i| (-(((i as f64 - centre) / sigma).powi(2)) / 2.0).exp() as f32).collect();
         let y = resample(&x, from, 16000).unwrap();
-        let peak = y
-            .iter()
-            .enumerate()
-            .fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
-            .0;
-        assert!(
-            (peak as i64 - 4000).abs() <= 1,
-            "{from} Hz: click moved to sample {peak} (want 4000)"
-        );
+        let peak = y.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m }).0;
+        assert!((peak as i64 - 4000).abs() <= 1, "{from} Hz: click moved to sample {peak} (want 4000)");
     }
 }
 

@@ -1,11 +1,15 @@
 //! Compute kernels for omnid.
 //!
 //! Each kernel has a CPU reference implementation here, written to be the readable
-//! definition of what the op computes; accelerated variants (CUDA, behind the `cuda`
-//! feature) must match it and are tested against it.
+//! definition of what the op computes; accelerated variants are added beside it and tested
+//! against it.
 //!
 //! | module | op |
 //! |---|---|
 //! | [`moe_routing`] | softmax → top-k → renormalise router probabilities, then group tokens by expert |
+//! | [`gemv`] | `y = x·Wᵀ` for a few rows `x` (decode steps): streams `W` once, no packing |
+//! | [`moe_experts`] | the routed experts of a few tokens in two parallel passes (decode steps) |
 
+pub mod gemv;
+pub mod moe_experts;
 pub mod moe_routing;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::ArgMatches;
 
 use super::{load_model, ModelArgs};
+use crate::config::OmnidConfig;
 use crate::engine::ask::{ask, AskRequest, MediaRef};
 
 /// Arguments of `omnid ask`.
@@ -30,12 +31,20 @@ pub struct AskArgs {
     /// Feed each video's audio track (audio.wav in its folder) interleaved with the frames (Qwen3-Omni).
     #[arg(long)]
     pub use_audio_in_video: bool,
-    /// Frames per second sampled from videos (Qwen default 2).
-    #[arg(long, default_value_t = 2.0)]
-    pub video_fps: f64,
-    /// Maximum new tokens.
-    #[arg(long, default_value_t = 256)]
-    pub max_tokens: usize,
+    /// Frames per second sampled from videos (default: the config's, else 2 as Qwen evaluates).
+    #[arg(long)]
+    pub video_fps: Option<f64>,
+    /// Lower pixel bound for video frames (per frame for Qwen3-Omni, per clip for Qwen3-VL);
+    /// default: the checkpoint processor's.
+    #[arg(long)]
+    pub video_min_pixels: Option<u64>,
+    /// Upper pixel bound for video frames (per frame for Qwen3-Omni, per clip for Qwen3-VL);
+    /// lower it to spend fewer tokens on video. Default: the checkpoint processor's.
+    #[arg(long)]
+    pub video_max_pixels: Option<u64>,
+    /// Maximum new tokens (default: the config's `max_new_tokens`, else 256).
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
     /// Sampling temperature (default: the checkpoint's generation_config, else 1.0).
     #[arg(long)]
     pub temperature: Option<f64>,
@@ -63,7 +72,7 @@ pub struct AskArgs {
 }
 
 /// Runs `omnid ask`.
-pub fn run(args: AskArgs, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
+pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     // Media in the order they appear on the command line, whatever the flag.
     let mut media: Vec<(usize, MediaRef)> = Vec::new();
     for (flag, make) in [
@@ -76,7 +85,19 @@ pub fn run(args: AskArgs, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         }
     }
     media.sort_by_key(|(i, _)| *i);
-    let loaded = load_model(&args.model)?;
+    let mut loaded = load_model(&args.model, cfg)?;
+    if let Some(p) = args.video_min_pixels {
+        loaded.processor.video.pixels.min_pixels = p;
+    }
+    if let Some(p) = args.video_max_pixels {
+        loaded.processor.video.pixels.max_pixels = p;
+    }
+    anyhow::ensure!(
+        loaded.processor.video.pixels.min_pixels <= loaded.processor.video.pixels.max_pixels,
+        "--video-min-pixels {} is above --video-max-pixels {}",
+        loaded.processor.video.pixels.min_pixels,
+        loaded.processor.video.pixels.max_pixels
+    );
     if loaded.dir.is_none() && !args.json {
         eprintln!(
             "omnid: no --model given: using the embedded tiny random-weight Qwen3-Omni. It proves the pipeline, \
@@ -101,9 +122,9 @@ pub fn run(args: AskArgs, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         media: media.into_iter().map(|(_, m)| m).collect(),
         prompt: args.prompt.clone(),
         use_audio_in_video: args.use_audio_in_video,
-        video_fps: args.video_fps,
+        video_fps: args.video_fps.unwrap_or(cfg.video.fps),
         sampling,
-        max_new_tokens: args.max_tokens,
+        max_new_tokens: args.max_tokens.unwrap_or(cfg.limits.max_new_tokens),
     };
     let stdout = std::io::stdout();
     let stream = !args.json;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::{load_model, ModelArgs};
+use crate::config::OmnidConfig;
 use crate::engine::generate::{generate, GenerateParams};
 use crate::engine::sampling::SamplingParams;
 use crate::models::multimodal::MultimodalInputs;
@@ -44,10 +45,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Runs `omnid bench`.
-pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.prompt_tokens > 0 && args.new_tokens > 1 && args.runs > 0, "prompt-tokens, runs must be ≥ 1 and new-tokens ≥ 2");
+pub fn run(args: BenchArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.prompt_tokens > 0 && args.new_tokens > 1 && args.runs > 0,
+        "prompt-tokens, runs must be ≥ 1 and new-tokens ≥ 2"
+    );
     let load_start = Instant::now();
-    let loaded = load_model(&args.model)?;
+    let loaded = load_model(&args.model, cfg)?;
     let load_s = load_start.elapsed().as_secs_f64();
     // A deterministic text prompt: ordinary English, repeated and cut to length.
     let sentence = "The quick brown fox jumps over the lazy dog while the omni model listens, looks and answers. ";
@@ -57,11 +61,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     ids.truncate(args.prompt_tokens);
     let inputs = MultimodalInputs { ids: ids.clone(), ..Default::default() };
-    let params = GenerateParams {
-        sampling: SamplingParams::default(),
-        max_new_tokens: args.new_tokens,
-        stop_ids: Vec::new(),
-    };
+    let params =
+        GenerateParams { sampling: SamplingParams::default(), max_new_tokens: args.new_tokens, stop_ids: Vec::new() };
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
     for run in 0..=args.runs {
@@ -92,7 +93,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&obj)?);
     } else {
-        println!("model        {}", loaded.dir.as_ref().map_or("<embedded tiny random-weight Qwen3-Omni>".into(), |d| d.display().to_string()));
+        println!(
+            "model        {}",
+            loaded.dir.as_ref().map_or("<embedded tiny random-weight Qwen3-Omni>".into(), |d| d.display().to_string())
+        );
         println!("family/dtype {} / {:?}", loaded.family.name(), loaded.dtype);
         println!("threads      {}", candle_core::utils::get_num_threads());
         println!("prefill      {prefill_tps:.1} tokens/s ({} tokens, median of {})", args.prompt_tokens, args.runs);

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use super::{load_model, ModelArgs};
+use crate::config::OmnidConfig;
 use crate::models::text_decoder::FfnConfig;
 
 /// Arguments of `omnid check`.
@@ -14,11 +15,14 @@ pub struct CheckArgs {
 }
 
 /// Runs `omnid check`.
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let loaded = load_model(&args.model)?;
+pub fn run(args: CheckArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
+    let loaded = load_model(&args.model, cfg)?;
     let dec = loaded.model.decoder().config();
     let moe_layers = dec.layers.iter().filter(|l| matches!(l, FfnConfig::Moe(_))).count();
-    println!("model       {}", loaded.dir.as_ref().map_or("<embedded tiny random-weight Qwen3-Omni>".into(), |d| d.display().to_string()));
+    println!(
+        "model       {}",
+        loaded.dir.as_ref().map_or("<embedded tiny random-weight Qwen3-Omni>".into(), |d| d.display().to_string())
+    );
     println!("family      {}", loaded.family.name());
     println!("dtype       {:?}", loaded.dtype);
     println!(

@@ -5,13 +5,11 @@
 //! | `ask` | one question with text, images, audio and video → streamed answer (or `--json`) |
 //! | `bench` | prefill/decode throughput and peak memory of a model |
 //! | `check` | open a model directory and report what was found, without generating |
-//! | `gpu-selftest` | (CUDA builds) prove the GPU path works on this machine |
+//! | `config-check` | validate `configs/*.toml` files |
 
 mod ask;
 mod bench;
 mod check;
-#[cfg(feature = "cuda")]
-mod gpu_selftest;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -19,10 +17,15 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::config::OmnidConfig;
+
 /// omnid — Qwen3-Omni and Qwen3-VL in one Rust binary.
 #[derive(Debug, Parser)]
 #[command(name = "omnid", version, about)]
 pub struct Cli {
+    /// TOML configuration (see configs/); command-line flags override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,44 +34,53 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
     /// Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json, …).
-    /// Without it omnid builds its embedded tiny random-weight model.
+    /// Without it (here or in the config) omnid builds its embedded tiny random-weight model.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Weight/activation dtype: auto (f32 on CPU, bf16 on CUDA), f32, bf16, f16.
-    #[arg(long, default_value = "auto")]
-    pub dtype: String,
-    /// Run on the first CUDA GPU (builds with the `cuda` feature).
+    /// Weight/activation dtype: auto (f32 on the CPU), f32, bf16, f16 (default: the config's, else auto).
     #[arg(long)]
-    pub cuda: bool,
+    pub dtype: Option<String>,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Ask one question; media go into the user turn in command-line order, the prompt last.
-    Ask(ask::AskArgs),
+    Ask(Box<ask::AskArgs>),
     /// Measure prefill and decode speed and peak memory.
     Bench(bench::BenchArgs),
     /// Open a model directory and print what omnid understood of it.
     Check(check::CheckArgs),
-    /// Check that the CUDA path works (CUDA builds only).
-    #[cfg(feature = "cuda")]
-    GpuSelftest,
+    /// Validate configuration files.
+    ConfigCheck {
+        /// The TOML files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// Parses and runs a command line.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
     let matches = Cli::command().get_matches_from(args);
     let cli = Cli::from_arg_matches(&matches)?;
+    let cfg = match &cli.config {
+        Some(path) => OmnidConfig::from_file(path)?,
+        None => OmnidConfig::default(),
+    };
     match cli.command {
         Command::Ask(a) => {
             let sub = matches.subcommand_matches("ask").expect("clap routed to ask; this is a bug");
-            ask::run(a, sub)
+            ask::run(*a, sub, &cfg)
         }
-        Command::Bench(b) => bench::run(b),
-        Command::Check(c) => check::run(c),
-        #[cfg(feature = "cuda")]
-        Command::GpuSelftest => gpu_selftest::run(),
+        Command::Bench(b) => bench::run(b, &cfg),
+        Command::Check(c) => check::run(c, &cfg),
+        Command::ConfigCheck { files } => {
+            for f in &files {
+                OmnidConfig::from_file(f)?;
+                println!("{}: ok", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -78,22 +90,13 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-pub(crate) fn device(cuda: bool) -> anyhow::Result<candle_core::Device> {
-    if cuda {
-        #[cfg(feature = "cuda")]
-        return Ok(candle_core::Device::new_cuda(0)?);
-        #[cfg(not(feature = "cuda"))]
-        anyhow::bail!("--cuda: this omnid was built without the `cuda` feature");
-    }
-    Ok(candle_core::Device::Cpu)
-}
-
-/// Opens `--model` or builds the embedded model.
-pub(crate) fn load_model(args: &ModelArgs) -> anyhow::Result<crate::engine::model_dir::LoadedModel> {
+/// Opens `--model` (or the config's model) or builds the embedded model, and applies the
+/// config's limits and video budget.
+pub(crate) fn load_model(args: &ModelArgs, cfg: &OmnidConfig) -> anyhow::Result<crate::engine::model_dir::LoadedModel> {
     use crate::engine::model_dir::{DTypeChoice, LoadedModel};
-    let dev = device(args.cuda)?;
-    let dtype = DTypeChoice::parse(&args.dtype).map_err(anyhow::Error::msg)?;
-    Ok(match &args.model {
+    let dev = candle_core::Device::Cpu;
+    let dtype = DTypeChoice::parse(args.dtype.as_deref().unwrap_or(&cfg.model.dtype)).map_err(anyhow::Error::msg)?;
+    let mut lm = match args.model.as_ref().or(cfg.model.path.as_ref()) {
         Some(dir) => LoadedModel::open(dir, dtype, &dev)?,
         None => {
             let d = match dtype {
@@ -102,5 +105,14 @@ pub(crate) fn load_model(args: &ModelArgs) -> anyhow::Result<crate::engine::mode
             };
             crate::engine::embedded::load_embedded(d, &dev)?
         }
-    })
+    };
+    lm.processor.image.max_input_pixels = cfg.limits.max_input_pixels;
+    lm.processor.video.max_input_pixels = cfg.limits.max_input_pixels;
+    if let Some(p) = cfg.video.min_pixels {
+        lm.processor.video.pixels.min_pixels = p;
+    }
+    if let Some(p) = cfg.video.max_pixels {
+        lm.processor.video.pixels.max_pixels = p;
+    }
+    Ok(lm)
 }

@@ -76,9 +76,14 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
         messages.push(Message::text("system", s));
     }
     messages.push(Message { role: "user".into(), content: parts });
-    let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video: req.use_audio_in_video, ..Default::default() };
+    let opts =
+        PromptOptions { add_generation_prompt: true, use_audio_in_video: req.use_audio_in_video, ..Default::default() };
     let built = build_prompt(lm, &serde_json::to_value(&messages)?, &media, &opts)?;
-    let params = GenerateParams { sampling: req.sampling.clone(), max_new_tokens: req.max_new_tokens, stop_ids: lm.stop_ids.clone() };
+    let params = GenerateParams {
+        sampling: req.sampling.clone(),
+        max_new_tokens: req.max_new_tokens,
+        stop_ids: lm.stop_ids.clone(),
+    };
     let mut decoder = StreamDecoder::new(&lm.tokenizer);
     let mut text = String::new();
     let mut failure = None;

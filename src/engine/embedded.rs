@@ -11,6 +11,7 @@ use serde_json::json;
 use super::generation_config::GenerationConfig;
 use super::model_dir::{LoadError, LoadedModel};
 use super::processor::ProcessorConfig;
+use super::rng::SplitMix64;
 use crate::models::family::{Family, MultimodalModel};
 use crate::prompt::template::ChatTemplate;
 use crate::prompt::tokenizer::Tokenizer;
@@ -56,7 +57,8 @@ const CHAT_TEMPLATE: &str = r#"{%- for message in messages -%}
 {%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}"#;
 
 /// The Qwen regex pre-tokenizer of Qwen2/Qwen3 tokenizers.
-const QWEN_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN_SPLIT: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GPT-2's byte → printable character map used by byte-level BPE.
 fn byte_chars() -> Vec<char> {
@@ -126,7 +128,8 @@ fn tokenizer_json() -> (String, std::collections::HashMap<&'static str, u32>) {
 
 /// The embedded model's `config.json` (the structure of shared/docs/qwen3-omni-tiny).
 fn config_json(ids: &std::collections::HashMap<&'static str, u32>, text_vocab: usize) -> serde_json::Value {
-    let rope = json!({"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [4, 2, 2], "interleaved": true});
+    let rope =
+        json!({"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [4, 2, 2], "interleaved": true});
     json!({
         "architectures": ["Qwen3OmniMoeForConditionalGeneration"],
         "model_type": "qwen3_omni_moe",
@@ -167,21 +170,19 @@ struct RandomWeights {
 
 impl RandomWeights {
     fn values(&self, name: &str, n: usize, fan_in: usize) -> Vec<f32> {
-        // FNV-1a of the name, mixed with the seed.
+        // FNV-1a of the name, mixed with the seed, starts an independent stream per tensor.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed;
         for b in name.bytes() {
             h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
         }
-        let mut state = h;
-        let mut uniform = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let is_norm = name.ends_with("norm.weight") || name.contains("norm1.") || name.contains("norm2.")
-            || name.contains("ln_q.") || name.contains("ln_post.") || name.contains("layer_norm.");
+        let mut rng = SplitMix64::new(h);
+        let mut uniform = || rng.uniform();
+        let is_norm = name.ends_with("norm.weight")
+            || name.contains("norm1.")
+            || name.contains("norm2.")
+            || name.contains("ln_q.")
+            || name.contains("ln_post.")
+            || name.contains("layer_norm.");
         let (mean, std) = if is_norm && name.ends_with(".weight") {
             (1.0, 0.1)
         } else if name.ends_with(".bias") {
@@ -224,7 +225,8 @@ pub fn load_embedded(dtype: DType, device: &Device) -> Result<LoadedModel, LoadE
     let tokenizer = Tokenizer::from_inner(inner);
     let text_vocab = tokenizer.vocab_size().next_multiple_of(64);
     let config = config_json(&ids, text_vocab);
-    let template = ChatTemplate::from_source(CHAT_TEMPLATE, "<embedded>", vec![("eos_token".into(), "<|im_end|>".into())])?;
+    let template =
+        ChatTemplate::from_source(CHAT_TEMPLATE, "<embedded>", vec![("eos_token".into(), "<|im_end|>".into())])?;
     let backend: Box<dyn SimpleBackend> = Box::new(RandomWeights { seed: EMBEDDED_SEED });
     let vb = candle_nn::VarBuilder::from_backend(backend, dtype, device.clone());
     let model = MultimodalModel::load(Family::Qwen3Omni, &config, vb).map_err(|e| bad(e.to_string()))?;

@@ -53,7 +53,13 @@ struct FrameMeta {
 
 /// Loads a video given as a folder of frames and samples it at `target_fps` with the rule
 /// of the model family, keeping `limits = (min, max)` frames. Video *files* need the FFmpeg decoder of the media-ingest work.
-pub fn load_video(path: &Path, target_fps: f64, rule: FrameSamplingRule, limits: (usize, usize), max_pixels: u64) -> Result<MediaItem, MediaError> {
+pub fn load_video(
+    path: &Path,
+    target_fps: f64,
+    rule: FrameSamplingRule,
+    limits: (usize, usize),
+    max_pixels: u64,
+) -> Result<MediaItem, MediaError> {
     let bad = |problem: String| MediaError::Invalid { path: path.display().to_string(), problem };
     if !path.is_dir() {
         return Err(bad(if path.exists() {

@@ -9,6 +9,7 @@
 //! | [`media`] | load image/audio/video-frame files |
 //! | [`generation_config`] | `generation_config.json` |
 //! | [`sampling`] | greedy / temperature / top-k / top-p / repetition penalty, seeded |
+//! | [`rng`] | deterministic random streams (sampling, embedded weights) |
 //! | [`generate`] | the prefill + decode loop with timings |
 //! | [`ask`] | one question → streamed answer |
 
@@ -19,4 +20,5 @@ pub mod generation_config;
 pub mod media;
 pub mod model_dir;
 pub mod processor;
+pub mod rng;
 pub mod sampling;

@@ -33,7 +33,7 @@ pub enum LoadError {
 /// Activation/weight dtype on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DTypeChoice {
-    /// f32 on the CPU (fastest candle CPU matmul and exact parity); bf16 on CUDA.
+    /// f32 on the CPU (candle's fastest CPU matmul, and exact parity); bf16 on a GPU.
     Auto,
     Exact(DType),
 }
@@ -79,25 +79,41 @@ impl LoadedModel {
     /// Opens a checkpoint directory.
     pub fn open(dir: &Path, dtype: DTypeChoice, device: &Device) -> Result<Self, LoadError> {
         if !dir.is_dir() {
-            return Err(LoadError::File { path: dir.into(), problem: "not a directory (expected a Hugging Face model folder)".into() });
+            return Err(LoadError::File {
+                path: dir.into(),
+                problem: "not a directory (expected a Hugging Face model folder)".into(),
+            });
         }
         let config_path = dir.join("config.json");
         let config_text = std::fs::read_to_string(&config_path)
             .map_err(|e| LoadError::File { path: config_path.clone(), problem: format!("cannot read: {e}") })?;
         let config: serde_json::Value = serde_json::from_str(&config_text)
             .map_err(|e| LoadError::File { path: config_path.clone(), problem: format!("invalid JSON: {e}") })?;
-        let family = Family::detect(&config).map_err(|problem| LoadError::File { path: config_path.clone(), problem })?;
+        let family =
+            Family::detect(&config).map_err(|problem| LoadError::File { path: config_path.clone(), problem })?;
         let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
         let template = ChatTemplate::from_dir(dir)?;
-        let processor = ProcessorConfig::from_dir(dir, family).map_err(|(path, problem)| LoadError::File { path, problem })?;
+        let processor =
+            ProcessorConfig::from_dir(dir, family).map_err(|(path, problem)| LoadError::File { path, problem })?;
         let gen_path = dir.join("generation_config.json");
-        let generation = GenerationConfig::from_file(&gen_path).map_err(|problem| LoadError::File { path: gen_path, problem })?;
+        let generation =
+            GenerationConfig::from_file(&gen_path).map_err(|problem| LoadError::File { path: gen_path, problem })?;
         let ckpt = Arc::new(Checkpoint::open_dir(dir)?);
         let dtype = dtype.resolve(device);
         let vb = ckpt.var_builder(dtype, device);
         let model = MultimodalModel::load(family, &config, vb)
             .map_err(|e| LoadError::Model { dir: dir.into(), problem: e.to_string() })?;
-        Self::assemble(Some(dir.to_path_buf()), family, model, tokenizer, template, processor, generation, dtype, device)
+        Self::assemble(
+            Some(dir.to_path_buf()),
+            family,
+            model,
+            tokenizer,
+            template,
+            processor,
+            generation,
+            dtype,
+            device,
+        )
     }
 
     /// Final checks shared by checkpoint and embedded models.
@@ -131,7 +147,18 @@ impl LoadedModel {
         stop_ids.extend(tokenizer.token_id("<|im_end|>"));
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        Ok(Self { dir, family, model, tokenizer, template, processor, generation, dtype, device: device.clone(), stop_ids })
+        Ok(Self {
+            dir,
+            family,
+            model,
+            tokenizer,
+            template,
+            processor,
+            generation,
+            dtype,
+            device: device.clone(),
+            stop_ids,
+        })
     }
 }
 

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 
@@ -66,7 +65,11 @@ impl ProcessorConfig {
             let video = v.get("video_processor").map(|p| p.to_string()).unwrap_or_else(|| image.clone());
             (audio, image, video, native)
         } else {
-            return Err((pre, "file not found (nor processor_config.json): the checkpoint's image/audio preprocessing settings".into()));
+            return Err((
+                pre,
+                "file not found (nor processor_config.json): the checkpoint's image/audio preprocessing settings"
+                    .into(),
+            ));
         };
         let audio = match family {
             Family::Qwen3Omni => Some(FeatureExtractorConfig::from_json_str(&audio_json).map_err(err(&src))?),
@@ -176,10 +179,19 @@ pub fn media_parts(messages: &serde_json::Value) -> Vec<(&'static str, String)> 
 /// Builds the model inputs of a conversation given in the Hugging Face chat format (a JSON
 /// array of messages; content a string or a list of typed parts). `media` holds the
 /// decoded media of the messages' media parts, in order.
-pub fn build_prompt(lm: &LoadedModel, messages: &serde_json::Value, media: &[MediaItem], opts: &PromptOptions) -> Result<BuiltPrompt, ProcessError> {
+pub fn build_prompt(
+    lm: &LoadedModel,
+    messages: &serde_json::Value,
+    media: &[MediaItem],
+    opts: &PromptOptions,
+) -> Result<BuiltPrompt, ProcessError> {
     let parts = media_parts(messages);
     if parts.len() != media.len() {
-        return Err(ProcessError::Invalid(format!("{} media parts in the messages but {} media items given", parts.len(), media.len())));
+        return Err(ProcessError::Invalid(format!(
+            "{} media parts in the messages but {} media items given",
+            parts.len(),
+            media.len()
+        )));
     }
     for ((kind, src), item) in parts.iter().zip(media) {
         let given = match item {
@@ -188,7 +200,9 @@ pub fn build_prompt(lm: &LoadedModel, messages: &serde_json::Value, media: &[Med
             MediaItem::Video(_) => "video",
         };
         if *kind != given {
-            return Err(ProcessError::Invalid(format!("media part {src:?} is a {kind} but the item given for it is a {given}")));
+            return Err(ProcessError::Invalid(format!(
+                "media part {src:?} is a {kind} but the item given for it is a {given}"
+            )));
         }
     }
     let rendered = lm.template.render(messages, opts.add_generation_prompt, &opts.template_vars)?;
@@ -221,15 +235,19 @@ pub fn build_prompt(lm: &LoadedModel, messages: &serde_json::Value, media: &[Med
             MediaItem::Image(img) => {
                 let p = preprocess_image(img, &lm.processor.image)?;
                 image_tokens.push(p.n_tokens);
-                images.push(VisualInput { pixel_values: tensor2(p.pixel_values, p.row_len, dev)?, grid_thw: p.grid_thw });
+                images
+                    .push(VisualInput { pixel_values: tensor2(p.pixel_values, p.row_len, dev)?, grid_thw: p.grid_thw });
             }
             MediaItem::Audio(_) => audio_tokens.push(audio_count.next().expect("one count per clip; this is a bug")),
             MediaItem::Video(clip) => {
                 let p = preprocess_video(&clip.frames, clip.sample_fps, &lm.processor.video)?;
-                let merge = lm.processor.video.merge_size;
+                let merge = lm.processor.video.pixels.merge_size;
                 let merged = [p.grid_thw[0], p.grid_thw[1] / merge, p.grid_thw[2] / merge];
                 video_exp.push(if !omni {
-                    VideoExpansion::Timestamped { tokens_per_group: merged[1] * merged[2], timestamps: p.grid_timestamps_s.clone() }
+                    VideoExpansion::Timestamped {
+                        tokens_per_group: merged[1] * merged[2],
+                        timestamps: p.grid_timestamps_s.clone(),
+                    }
                 } else if use_av {
                     VideoExpansion::WithAudio {
                         merged_grid: merged,
@@ -241,7 +259,10 @@ pub fn build_prompt(lm: &LoadedModel, messages: &serde_json::Value, media: &[Med
                     VideoExpansion::Plain { tokens: p.n_tokens }
                 });
                 videos.push(VideoInput {
-                    visual: VisualInput { pixel_values: tensor2(p.pixel_values, p.row_len, dev)?, grid_thw: p.grid_thw },
+                    visual: VisualInput {
+                        pixel_values: tensor2(p.pixel_values, p.row_len, dev)?,
+                        grid_thw: p.grid_thw,
+                    },
                     second_per_grid: p.second_per_grid as f32,
                 });
             }

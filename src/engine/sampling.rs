@@ -7,6 +7,8 @@
 //! compares p with the *un-renormalised* top-k mass, which keeps more tokens than
 //! transformers does.
 
+use super::rng::Xoshiro256;
+
 /// Decoding settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
@@ -44,50 +46,17 @@ impl SamplingParams {
     }
 }
 
-/// A deterministic generator (xoshiro256**, seeded through splitmix64) so a seed gives the
-/// same tokens on every machine and build.
-#[derive(Debug, Clone)]
-struct Rng([u64; 4]);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        let mut x = seed;
-        let mut next = || {
-            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        Self([next(), next(), next(), next()])
-    }
-
-    /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
-        let s = &mut self.0;
-        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        (result >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Picks tokens for one sequence.
 #[derive(Debug, Clone)]
 pub struct Sampler {
     params: SamplingParams,
-    rng: Rng,
+    rng: Xoshiro256,
 }
 
 impl Sampler {
     /// A sampler seeded from `params.seed`.
     pub fn new(params: SamplingParams) -> Self {
-        let rng = Rng::new(params.seed);
+        let rng = Xoshiro256::new(params.seed);
         Self { params, rng }
     }
 

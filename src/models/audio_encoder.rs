@@ -100,7 +100,9 @@ impl AudioEncoderConfig {
             candle_core::bail!("audio d_model {} not divisible by {} heads", self.d_model, self.encoder_attention_heads)
         }
         if self.scale_embedding {
-            candle_core::bail!("audio scale_embedding=true is not used by any Qwen3-Omni checkpoint and is not supported")
+            candle_core::bail!(
+                "audio scale_embedding=true is not used by any Qwen3-Omni checkpoint and is not supported"
+            )
         }
         Ok(())
     }

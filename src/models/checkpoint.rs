@@ -50,16 +50,14 @@ impl Shard {
                     "truncated or corrupt safetensors file: the header's tensor offsets do not match the file length"
                         .to_string()
                 }
-                safetensors::SafeTensorError::HeaderTooSmall
-                | safetensors::SafeTensorError::InvalidHeaderLength => {
+                safetensors::SafeTensorError::HeaderTooSmall | safetensors::SafeTensorError::InvalidHeaderLength => {
                     format!("not a safetensors file (or truncated header): {e}")
                 }
                 other => format!("corrupt safetensors header: {other}"),
             };
             file_err(path, why)
         })?;
-        let tensors =
-            metadata.tensors().into_iter().map(|(name, info)| (name, info.clone())).collect();
+        let tensors = metadata.tensors().into_iter().map(|(name, info)| (name, info.clone())).collect();
         Ok(Self { path: path.to_path_buf(), mmap, data_start: 8 + header_len, tensors })
     }
 
@@ -107,10 +105,10 @@ impl Checkpoint {
     }
 
     fn open_index(index_path: &Path) -> Result<Self, CheckpointError> {
-        let text = std::fs::read_to_string(index_path)
-            .map_err(|e| file_err(index_path, format!("cannot read: {e}")))?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| file_err(index_path, format!("invalid JSON: {e}")))?;
+        let text =
+            std::fs::read_to_string(index_path).map_err(|e| file_err(index_path, format!("cannot read: {e}")))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| file_err(index_path, format!("invalid JSON: {e}")))?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())
@@ -119,9 +117,9 @@ impl Checkpoint {
         let mut files: Vec<String> = Vec::new();
         let mut claimed: HashMap<String, String> = HashMap::new();
         for (name, file) in map {
-            let file = file.as_str().ok_or_else(|| {
-                file_err(index_path, format!("weight_map entry {name} is not a file name"))
-            })?;
+            let file = file
+                .as_str()
+                .ok_or_else(|| file_err(index_path, format!("weight_map entry {name} is not a file name")))?;
             if !files.iter().any(|f| f == file) {
                 files.push(file.to_string());
             }
@@ -145,7 +143,10 @@ impl Checkpoint {
                     ))
                 }
                 None => {
-                    return Err(file_err(&dir.join(file), format!("does not contain {name}, which the index places there")))
+                    return Err(file_err(
+                        &dir.join(file),
+                        format!("does not contain {name}, which the index places there"),
+                    ))
                 }
             }
         }
@@ -161,10 +162,7 @@ impl Checkpoint {
             for name in shard.tensors.keys() {
                 if let Some(&prev) = index.get(name) {
                     let prev: &Shard = &shards[prev];
-                    return Err(file_err(
-                        path,
-                        format!("tensor {name} is also in {}", prev.path.display()),
-                    ));
+                    return Err(file_err(path, format!("tensor {name} is also in {}", prev.path.display())));
                 }
                 index.insert(name.clone(), shards.len());
             }
@@ -201,9 +199,7 @@ impl Checkpoint {
 
     /// Loads a tensor as stored (no dtype conversion).
     pub fn load_raw(&self, name: &str, device: &Device) -> candle_core::Result<Tensor> {
-        let Some(&i) = self.index.get(name) else {
-            candle_core::bail!("checkpoint has no tensor named {name}")
-        };
+        let Some(&i) = self.index.get(name) else { candle_core::bail!("checkpoint has no tensor named {name}") };
         let shard = &self.shards[i];
         shard.load(name, &shard.tensors[name], device)
     }

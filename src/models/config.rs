@@ -51,9 +51,8 @@ impl RopeFields {
             }
         }
         let theta = params.and_then(|p| p.rope_theta).or(self.rope_theta).unwrap_or(default_theta);
-        let mrope_section = params
-            .and_then(|p| p.mrope_section.clone())
-            .or_else(|| default_section.map(|s| s.to_vec()));
+        let mrope_section =
+            params.and_then(|p| p.mrope_section.clone()).or_else(|| default_section.map(|s| s.to_vec()));
         Ok(Rope { theta, mrope_section })
     }
 }
@@ -93,7 +92,10 @@ impl VisionConfig {
     /// Checks the relations the vision tower relies on (spec §10.2).
     pub fn validate(&self, text_hidden: usize) -> Result<(), String> {
         if self.num_heads == 0 || !self.hidden_size.is_multiple_of(self.num_heads) {
-            return Err(format!("vision hidden_size {} is not divisible by num_heads {}", self.hidden_size, self.num_heads));
+            return Err(format!(
+                "vision hidden_size {} is not divisible by num_heads {}",
+                self.hidden_size, self.num_heads
+            ));
         }
         if !(self.hidden_size / self.num_heads).is_multiple_of(4) {
             return Err("vision head_dim must be a multiple of 4 (2-D rotary halves)".into());
@@ -192,9 +194,9 @@ pub struct TextConfigFields {
 
 impl TextConfigFields {
     /// Builds a [`TextDecoderConfig`] (shared by the Omni thinker and Qwen3-VL).
-/// `moe_default_renorm` is the reference's behaviour when `norm_topk_prob` is absent.
+    /// `moe_default_renorm` is the reference's behaviour when `norm_topk_prob` is absent.
     pub fn decoder_config(
-            &self,
+        &self,
         storage: ExpertStorage,
         default_theta: f64,
         tie_default: bool,
@@ -210,7 +212,10 @@ impl TextConfigFields {
         }
         let num_kv = t.num_key_value_heads.unwrap_or(t.num_attention_heads);
         if num_kv == 0 || !t.num_attention_heads.is_multiple_of(num_kv) {
-            return Err(format!("num_attention_heads {} is not a multiple of num_key_value_heads {num_kv}", t.num_attention_heads));
+            return Err(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {num_kv}",
+                t.num_attention_heads
+            ));
         }
         let mlp_only = t.mlp_only_layers.clone().unwrap_or_default();
         let step = t.decoder_sparse_step.unwrap_or(1).max(1);

@@ -59,7 +59,10 @@ pub fn rows_of(ids: &[u32], token: u32) -> Vec<u32> {
 pub fn scatter_rows(embeds: &Tensor, rows: &[u32], features: &Tensor, what: &str) -> Result<Tensor> {
     let n = features.dim(0)?;
     if n != rows.len() {
-        candle_core::bail!("{what}: the prompt has {} placeholder tokens but the encoder produced {n} features", rows.len())
+        candle_core::bail!(
+            "{what}: the prompt has {} placeholder tokens but the encoder produced {n} features",
+            rows.len()
+        )
     }
     if n == 0 {
         return Ok(embeds.clone());
@@ -83,12 +86,8 @@ pub fn joint_deepstack(
     image_feats: &[Tensor],
     video_feats: &[Tensor],
 ) -> Result<Option<DeepStack>> {
-    let rows: Vec<u32> = ids
-        .iter()
-        .enumerate()
-        .filter(|(_, &t)| t == image_token || t == video_token)
-        .map(|(i, _)| i as u32)
-        .collect();
+    let rows: Vec<u32> =
+        ids.iter().enumerate().filter(|(_, &t)| t == image_token || t == video_token).map(|(i, _)| i as u32).collect();
     if rows.is_empty() {
         return Ok(None);
     }

@@ -152,7 +152,10 @@ impl VisionEncoder {
         let m = self.cfg.spatial_merge_size;
         let n_patches: usize = grids.iter().map(|g| g[0] * g[1] * g[2]).sum();
         if pixel_values.dim(0)? != n_patches {
-            candle_core::bail!("vision input has {} patch rows, the grids {grids:?} need {n_patches}", pixel_values.dim(0)?)
+            candle_core::bail!(
+                "vision input has {} patch rows, the grids {grids:?} need {n_patches}",
+                pixel_values.dim(0)?
+            )
         }
         if let Some(g) = grids.iter().find(|g| g[1] % m != 0 || g[2] % m != 0 || g[0] == 0) {
             candle_core::bail!("vision grid {g:?} is not divisible by the merge size {m}")
@@ -164,7 +167,11 @@ impl VisionEncoder {
         // Learned positions, bilinearly resampled (align_corners) per patch, in f32.
         let (rows_cols, taps, weights) = self.patch_layout(grids);
         let idx = Tensor::new(taps.as_slice(), &dev)?;
-        let gathered = self.pos_embed.to_dtype(DType::F32)?.index_select(&idx, 0)?.reshape((n_patches, 4, self.cfg.hidden_size))?;
+        let gathered = self.pos_embed.to_dtype(DType::F32)?.index_select(&idx, 0)?.reshape((
+            n_patches,
+            4,
+            self.cfg.hidden_size,
+        ))?;
         let w = Tensor::from_vec(weights, (n_patches, 4, 1), &dev)?;
         let pos = gathered.broadcast_mul(&w)?.sum(1)?.to_dtype(dtype)?;
         let mut xs = (xs + pos)?;

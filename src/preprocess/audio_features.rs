@@ -30,10 +30,6 @@ const MEL_FLOOR: f64 = 1e-10;
 /// Dynamic range kept below the utterance maximum, in log10 units (80 dB).
 const LOG_DYNAMIC_RANGE: f32 = 8.0;
 
-/// Audio-encoder window: the encoder works on chunks of `2 · n_window` mel frames (spec §4.2). transformers'
-/// Qwen3-Omni processor uses `n_window = 50`; the checkpoint config agrees.
-pub const AUDIO_N_WINDOW: usize = 50;
-
 /// The `WhisperFeatureExtractor` fields of a checkpoint's `preprocessor_config.json`.
 ///
 /// Missing keys take `WhisperFeatureExtractor`'s class defaults; other keys in the file (image processor
@@ -95,10 +91,7 @@ impl FeatureExtractorConfig {
     }
 
     fn validate(&self, source_name: &str) -> Result<()> {
-        let bad = |detail: String| PreprocessError::InvalidConfig {
-            source_name: source_name.to_owned(),
-            detail,
-        };
+        let bad = |detail: String| PreprocessError::InvalidConfig { source_name: source_name.to_owned(), detail };
         if self.dither != 0.0 {
             return Err(bad(format!(
                 "dither = {} is not supported (it adds random noise the reference cannot reproduce); use 0.0",
@@ -142,10 +135,7 @@ pub fn log_mel_spectrogram(samples: &[f32], cfg: &FeatureExtractorConfig) -> Res
     cfg.validate("feature extractor config")?;
     let n_frames = mel_frame_count(samples.len(), cfg.hop_length);
     if n_frames == 0 {
-        return Err(PreprocessError::AudioTooShort {
-            samples: samples.len(),
-            hop_length: cfg.hop_length,
-        });
+        return Err(PreprocessError::AudioTooShort { samples: samples.len(), hop_length: cfg.hop_length });
     }
     let n_fft = cfg.n_fft;
     let n_freqs = n_fft / 2 + 1;
@@ -154,13 +144,7 @@ pub fn log_mel_spectrogram(samples: &[f32], cfg: &FeatureExtractorConfig) -> Res
         .map(|i| f64::from(samples[reflect_index(i as isize - pad as isize, samples.len())]))
         .collect();
     let window = hann_periodic(n_fft);
-    let bank = MelFilterBank::slaney(
-        n_freqs,
-        cfg.feature_size,
-        0.0,
-        WHISPER_MEL_MAX_HZ,
-        cfg.sampling_rate,
-    );
+    let bank = MelFilterBank::slaney(n_freqs, cfg.feature_size, 0.0, WHISPER_MEL_MAX_HZ, cfg.sampling_rate);
     let fft = FftPlanner::<f64>::new().plan_fft_forward(n_fft);
     let mut scratch = vec![Complex::new(0.0, 0.0); fft.get_inplace_scratch_len()];
     let mut buf = vec![Complex::new(0.0, 0.0); n_fft];
@@ -191,11 +175,7 @@ pub fn log_mel_spectrogram(samples: &[f32], cfg: &FeatureExtractorConfig) -> Res
     for v in &mut log_mel {
         *v = ((*v).max(floor) + 4.0) / 4.0;
     }
-    Ok(MelFeatures {
-        n_mels: cfg.feature_size,
-        n_frames,
-        data: log_mel,
-    })
+    Ok(MelFeatures { n_mels: cfg.feature_size, n_frames, data: log_mel })
 }
 
 /// numpy's `pad(mode="reflect")` index map: mirror without repeating the edge sample, folding as often as
@@ -207,22 +187,6 @@ fn reflect_index(i: isize, len: usize) -> usize {
     let period = 2 * (len as isize - 1);
     let m = i.rem_euclid(period);
     (if m < len as isize { m } else { period - m }) as usize
-}
-
-/// Number of `<|audio_pad|>` tokens the Qwen3-Omni audio encoder produces for `n_frames` mel frames (spec §4.4).
-///
-/// Frames are cut into chunks of `2 · n_window = 100`; each chunk of `r` frames yields
-/// `ceil(ceil(ceil(r/2)/2)/2)` tokens (three stride-2 convolutions), so a full chunk gives 13 and an empty
-/// remainder gives 0. This is transformers' `_get_feat_extract_output_lengths`, whose Python floor division
-/// makes `n(0) = 0`.
-pub fn audio_token_count(n_frames: usize) -> usize {
-    let chunk = 2 * AUDIO_N_WINDOW;
-    (n_frames / chunk) * conv_output_len(chunk) + conv_output_len(n_frames % chunk)
-}
-
-/// Length after three `Conv2d(k=3, stride=2, pad=1)` layers along time.
-fn conv_output_len(frames: usize) -> usize {
-    frames.div_ceil(2).div_ceil(2).div_ceil(2)
 }
 
 #[cfg(test)]
@@ -238,38 +202,9 @@ mod tests {
     }
 
     #[test]
-    fn token_count_examples_from_the_spec() {
-        for (seconds, tokens) in [
-            (0.3, 4),
-            (0.5, 7),
-            (1.0, 13),
-            (2.37, 31),
-            (9.05, 118),
-            (10.0, 130),
-            (60.0, 780),
-        ] {
-            let frames = mel_frame_count((seconds * 16000.0f64).round() as usize, 160);
-            assert_eq!(audio_token_count(frames), tokens, "{seconds} s");
-        }
-        assert_eq!(audio_token_count(0), 0);
-        assert_eq!(audio_token_count(100), 13);
-        assert_eq!(audio_token_count(101), 14);
-    }
-
-    #[test]
     fn config_rejects_dither_and_parses_defaults() {
-        let cfg =
-            FeatureExtractorConfig::from_json_str(r#"{"feature_size": 128, "chunk_length": 300}"#)
-                .unwrap();
-        assert_eq!(
-            (
-                cfg.feature_size,
-                cfg.sampling_rate,
-                cfg.hop_length,
-                cfg.n_fft
-            ),
-            (128, 16000, 160, 400)
-        );
+        let cfg = FeatureExtractorConfig::from_json_str(r#"{"feature_size": 128, "chunk_length": 300}"#).unwrap();
+        assert_eq!((cfg.feature_size, cfg.sampling_rate, cfg.hop_length, cfg.n_fft), (128, 16000, 160, 400));
         let err = FeatureExtractorConfig::from_json_str(r#"{"dither": 0.0001}"#).unwrap_err();
         assert!(err.to_string().contains("dither"), "{err}");
         let err = FeatureExtractorConfig::from_json_str(r#"{"hop_length": 0}"#).unwrap_err();
@@ -280,16 +215,7 @@ mod tests {
     fn too_short_audio_is_an_error() {
         let cfg = FeatureExtractorConfig::from_json_str("{}").unwrap();
         let err = log_mel_spectrogram(&[0.1; 159], &cfg).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PreprocessError::AudioTooShort {
-                    samples: 159,
-                    hop_length: 160
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, PreprocessError::AudioTooShort { samples: 159, hop_length: 160 }), "{err:?}");
     }
 
     #[test]

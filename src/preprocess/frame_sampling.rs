@@ -52,10 +52,7 @@ pub fn sample_frame_indices(
     min_frames: usize,
     max_frames: usize,
 ) -> Result<FrameSample> {
-    let fail = |detail: String| PreprocessError::FrameSampling {
-        total_frames,
-        detail,
-    };
+    let fail = |detail: String| PreprocessError::FrameSampling { total_frames, detail };
     if total_frames == 0 {
         return Err(fail("the video has no frames".to_owned()));
     }
@@ -70,10 +67,7 @@ pub fn sample_frame_indices(
         FrameSamplingRule::QwenOmniUtils => {
             let lo = min_frames.div_ceil(FRAME_FACTOR) * FRAME_FACTOR;
             let hi = max_frames.min(total_frames) / FRAME_FACTOR * FRAME_FACTOR;
-            let n = duration_frames
-                .max(lo as f64)
-                .min(hi as f64)
-                .min(total_frames as f64);
+            let n = duration_frames.max(lo as f64).min(hi as f64).min(total_frames as f64);
             let n = (n / FRAME_FACTOR as f64).floor() as usize * FRAME_FACTOR;
             if !(FRAME_FACTOR..=total_frames).contains(&n) {
                 return Err(PreprocessError::TooFewFrames {
@@ -99,10 +93,7 @@ pub fn sample_frame_indices(
         }
         FrameSamplingRule::Qwen3Vl => {
             // Python: min(max(int(x), min_frames), max_frames, total)
-            let n = (duration_frames as usize)
-                .max(min_frames)
-                .min(max_frames)
-                .min(total_frames);
+            let n = (duration_frames as usize).max(min_frames).min(max_frames).min(total_frames);
             if n == 0 {
                 return Err(fail("max_frames is 0".to_owned()));
             }
@@ -110,10 +101,7 @@ pub fn sample_frame_indices(
         }
     };
     let sample_fps = indices.len() as f64 / total_frames as f64 * native_fps;
-    Ok(FrameSample {
-        indices,
-        sample_fps,
-    })
+    Ok(FrameSample { indices, sample_fps })
 }
 
 /// `torch.linspace(0, end, n).round().long()` as computed by ATen's CPU kernel in `f32` with FMA.
@@ -126,11 +114,7 @@ fn torch_linspace_rounded(end: usize, n: usize) -> Vec<usize> {
     let halfway = n / 2;
     (0..n)
         .map(|i| {
-            let v = if i < halfway {
-                step.mul_add(i as f32, 0.0)
-            } else {
-                (-step).mul_add((n - 1 - i) as f32, end_f)
-            };
+            let v = if i < halfway { step.mul_add(i as f32, 0.0) } else { (-step).mul_add((n - 1 - i) as f32, end_f) };
             v.round_ties_even().max(0.0) as usize
         })
         .collect()
@@ -146,10 +130,7 @@ fn torch_arange_truncated(total: usize, n: usize) -> Vec<usize> {
 
 /// `numpy.linspace(0, end, n).round().astype(int)`.
 fn numpy_linspace_rounded(end: usize, n: usize) -> Vec<usize> {
-    super::mel_filters::linspace(0.0, end as f64, n)
-        .into_iter()
-        .map(|v| v.round_ties_even() as usize)
-        .collect()
+    super::mel_filters::linspace(0.0, end as f64, n).into_iter().map(|v| v.round_ties_even() as usize).collect()
 }
 
 #[cfg(test)]
@@ -158,8 +139,7 @@ mod tests {
 
     #[test]
     fn spec_example_ten_seconds_at_two_fps() {
-        let s =
-            sample_frame_indices(FrameSamplingRule::QwenOmniUtils, 300, 30.0, 2.0, 4, 768).unwrap();
+        let s = sample_frame_indices(FrameSamplingRule::QwenOmniUtils, 300, 30.0, 2.0, 4, 768).unwrap();
         assert_eq!(s.indices.len(), 20);
         assert_eq!(s.sample_fps, 2.0);
         assert_eq!((s.indices[0], s.indices[19]), (0, 299));
@@ -167,12 +147,8 @@ mod tests {
 
     #[test]
     fn too_short_for_omni_rule() {
-        let err = sample_frame_indices(FrameSamplingRule::QwenOmniUtils, 1, 25.0, 2.0, 4, 768)
-            .unwrap_err();
-        assert!(
-            matches!(err, PreprocessError::TooFewFrames { frames: 1, .. }),
-            "{err:?}"
-        );
+        let err = sample_frame_indices(FrameSamplingRule::QwenOmniUtils, 1, 25.0, 2.0, 4, 768).unwrap_err();
+        assert!(matches!(err, PreprocessError::TooFewFrames { frames: 1, .. }), "{err:?}");
         let ok = sample_frame_indices(FrameSamplingRule::Qwen3Vl, 1, 25.0, 2.0, 4, 768).unwrap();
         assert_eq!(ok.indices, vec![0]);
     }
@@ -180,9 +156,7 @@ mod tests {
     #[test]
     fn rejects_bad_rates() {
         assert!(sample_frame_indices(FrameSamplingRule::Qwen3Vl, 10, 0.0, 2.0, 4, 768).is_err());
-        assert!(
-            sample_frame_indices(FrameSamplingRule::Qwen3Vl, 10, 30.0, f64::NAN, 4, 768).is_err()
-        );
+        assert!(sample_frame_indices(FrameSamplingRule::Qwen3Vl, 10, 30.0, f64::NAN, 4, 768).is_err());
         assert!(sample_frame_indices(FrameSamplingRule::Qwen3Vl, 0, 30.0, 2.0, 4, 768).is_err());
     }
 }

@@ -10,9 +10,9 @@ use std::borrow::Cow;
 
 use image::RgbImage;
 
-use super::patchify::{patchify, PatchLayout, PixelNormalization, PixelRounding};
-use super::pil_resize::{resize_rgb8, ResampleFilter};
-use super::processor_config::{parse_raw, ClassDefaults, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
+use super::patchify::{patchify, PatchLayout, PixelRounding};
+use super::pil_resize::resize_rgb8;
+use super::processor_config::{parse_raw, ClassDefaults, PixelPipeline, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
 use super::smart_resize::smart_resize;
 use super::{read_config_file, PreprocessError, Result};
 
@@ -37,33 +37,8 @@ const IMAGE_DEFAULTS: ClassDefaults = ClassDefaults {
 /// `size: {shortest_edge, longest_edge}`; when both appear the top-level keys win (as in transformers).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageProcessorConfig {
-    /// Lower bound on the resized area (`size.shortest_edge` / `min_pixels`).
-    pub min_pixels: u64,
-    /// Upper bound on the resized area (`size.longest_edge` / `max_pixels`).
-    pub max_pixels: u64,
-    /// Patch side in pixels (16 for Qwen3-Omni and Qwen3-VL).
-    pub patch_size: usize,
-    /// Frames per temporal patch (2); a still image is repeated this many times.
-    pub temporal_patch_size: usize,
-    /// Patches per side merged into one LLM token (2).
-    pub merge_size: usize,
-    /// Per-channel mean subtracted after rescaling.
-    pub image_mean: [f64; 3],
-    /// Per-channel standard deviation divided by after subtracting the mean.
-    pub image_std: [f64; 3],
-    /// Resize with smart_resize; when false the image must already be patch-aligned.
-    pub do_resize: bool,
-    /// Multiply pixels by `rescale_factor`.
-    pub do_rescale: bool,
-    /// Usually 1/255.
-    pub rescale_factor: f64,
-    /// Apply `(x − mean) / std`.
-    pub do_normalize: bool,
-    /// Convert to RGB first. Inputs here are already RGB8 (the codecs composite transparency onto white as
-    /// transformers' `convert_to_rgb` does), so this is informational.
-    pub do_convert_rgb: bool,
-    /// Resampling filter (`resample`, Pillow code; 3 = bicubic).
-    pub resample: ResampleFilter,
+    /// Budget, patch geometry, normalisation, filter.
+    pub pixels: PixelPipeline,
     /// Hard limit on the input area, checked before any work. Not an HF key: defaults to
     /// [`DEFAULT_MAX_INPUT_PIXELS`]; lower it for a server.
     pub max_input_pixels: u64,
@@ -83,60 +58,29 @@ impl ImageProcessorConfig {
 
     fn parse(json: &str, source_name: &str) -> Result<Self> {
         let c = parse_raw(json, source_name)?.resolve(&IMAGE_DEFAULTS, source_name)?;
-        Ok(Self {
-            min_pixels: c.min_pixels,
-            max_pixels: c.max_pixels,
-            patch_size: c.patch_size,
-            temporal_patch_size: c.temporal_patch_size,
-            merge_size: c.merge_size,
-            image_mean: c.image_mean,
-            image_std: c.image_std,
-            do_resize: c.do_resize,
-            do_rescale: c.do_rescale,
-            rescale_factor: c.rescale_factor,
-            do_normalize: c.do_normalize,
-            do_convert_rgb: c.do_convert_rgb,
-            resample: c.resample,
-            max_input_pixels: DEFAULT_MAX_INPUT_PIXELS,
-        })
+        Ok(Self { pixels: c, max_input_pixels: DEFAULT_MAX_INPUT_PIXELS })
     }
 
     /// `patch_size · merge_size`: the multiple both resized sides must be.
     pub fn factor(&self) -> usize {
-        self.patch_size * self.merge_size
+        self.pixels.factor()
     }
 
     /// The `(height, width)` an image of this size is resized to (what smart_resize gives, or the input size
     /// when resizing is off).
     pub fn target_size(&self, height: usize, width: usize) -> Result<(usize, usize)> {
-        if self.do_resize {
-            smart_resize(
-                height,
-                width,
-                self.factor(),
-                self.min_pixels,
-                self.max_pixels,
-            )
+        if self.pixels.do_resize {
+            smart_resize(height, width, self.factor(), self.pixels.min_pixels, self.pixels.max_pixels)
         } else {
             Ok((height, width))
         }
     }
 
-    pub(crate) fn normalization(&self, rounding: PixelRounding) -> PixelNormalization {
-        PixelNormalization {
-            rescale_factor: self.do_rescale.then_some(self.rescale_factor),
-            mean_std: self
-                .do_normalize
-                .then_some((self.image_mean, self.image_std)),
-            rounding,
-        }
-    }
-
     pub(crate) fn layout(&self) -> PatchLayout {
         PatchLayout {
-            patch_size: self.patch_size,
-            merge_size: self.merge_size,
-            temporal_patch_size: self.temporal_patch_size,
+            patch_size: self.pixels.patch_size,
+            merge_size: self.pixels.merge_size,
+            temporal_patch_size: self.pixels.temporal_patch_size,
         }
     }
 }
@@ -164,48 +108,34 @@ pub fn preprocess_image(img: &RgbImage, cfg: &ImageProcessorConfig) -> Result<Pa
     let (th, tw) = cfg.target_size(h as usize, w as usize)?;
     let factor = cfg.factor();
     if th % factor != 0 || tw % factor != 0 {
-        return Err(PreprocessError::NotPatchAligned {
-            height: th,
-            width: tw,
-            factor,
-        });
+        return Err(PreprocessError::NotPatchAligned { height: th, width: tw, factor });
     }
     let resized: Cow<'_, RgbImage> = if (th, tw) == (h as usize, w as usize) {
         Cow::Borrowed(img)
     } else {
-        Cow::Owned(resize_rgb8(img, tw as u32, th as u32, cfg.resample)?)
+        Cow::Owned(resize_rgb8(img, tw as u32, th as u32, cfg.pixels.resample)?)
     };
-    let planes = cfg.normalization(PixelRounding::Numpy).to_planes(&resized);
+    let planes = cfg.pixels.normalization(PixelRounding::Numpy).to_planes(&resized);
     // A still image is one temporal patch: the same frame repeated temporal_patch_size times.
-    let frames = vec![planes.as_slice(); cfg.temporal_patch_size];
+    let frames = vec![planes.as_slice(); cfg.pixels.temporal_patch_size];
     let layout = cfg.layout();
     let (pixel_values, grid_thw) = patchify(&frames, th, tw, layout);
     Ok(PatchifiedImage {
         pixel_values,
         grid_thw,
         row_len: layout.row_len(),
-        n_tokens: grid_thw.iter().product::<usize>() / (cfg.merge_size * cfg.merge_size),
+        n_tokens: grid_thw.iter().product::<usize>() / (cfg.pixels.merge_size * cfg.pixels.merge_size),
     })
 }
 
 /// Refuses empty images and images over the hard pixel limit.
 pub(crate) fn check_input_size(what: &str, width: u32, height: u32, max_pixels: u64) -> Result<()> {
     if width == 0 || height == 0 {
-        return Err(PreprocessError::EmptyImage {
-            what: what.to_owned(),
-            width,
-            height,
-        });
+        return Err(PreprocessError::EmptyImage { what: what.to_owned(), width, height });
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > max_pixels {
-        return Err(PreprocessError::ImageTooLarge {
-            what: what.to_owned(),
-            width,
-            height,
-            pixels,
-            max_pixels,
-        });
+        return Err(PreprocessError::ImageTooLarge { what: what.to_owned(), width, height, pixels, max_pixels });
     }
     Ok(())
 }
@@ -219,37 +149,15 @@ mod tests {
         let mut cfg = ImageProcessorConfig::from_json_str("{}").unwrap();
         cfg.max_input_pixels = 99;
         let err = preprocess_image(&RgbImage::new(10, 10), &cfg).unwrap_err();
-        assert!(matches!(
-            err,
-            PreprocessError::ImageTooLarge {
-                width: 10,
-                height: 10,
-                max_pixels: 99,
-                ..
-            }
-        ));
-        assert!(
-            err.to_string().contains("10x10") && err.to_string().contains("99"),
-            "{err}"
-        );
+        assert!(matches!(err, PreprocessError::ImageTooLarge { width: 10, height: 10, max_pixels: 99, .. }));
+        assert!(err.to_string().contains("10x10") && err.to_string().contains("99"), "{err}");
     }
 
     #[test]
     fn unaligned_image_without_resize_is_an_error() {
-        let cfg = ImageProcessorConfig::from_json_str(r#"{"do_resize": false, "patch_size": 16}"#)
-            .unwrap();
+        let cfg = ImageProcessorConfig::from_json_str(r#"{"do_resize": false, "patch_size": 16}"#).unwrap();
         let err = preprocess_image(&RgbImage::new(40, 32), &cfg).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PreprocessError::NotPatchAligned {
-                    height: 32,
-                    width: 40,
-                    factor: 32
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, PreprocessError::NotPatchAligned { height: 32, width: 40, factor: 32 }), "{err:?}");
         let ok = preprocess_image(&RgbImage::new(64, 32), &cfg).unwrap();
         assert_eq!(ok.grid_thw, [1, 2, 4]);
         assert_eq!(ok.n_tokens, 2);
@@ -260,13 +168,11 @@ mod tests {
     fn bad_configs_are_named() {
         let err = ImageProcessorConfig::from_json_str(r#"{"image_mean": [0.5, 0.5]}"#).unwrap_err();
         assert!(err.to_string().contains("image_mean has 2 values"), "{err}");
-        let err =
-            ImageProcessorConfig::from_json_str(r#"{"size": {"longest_edge": 100}}"#).unwrap_err();
+        let err = ImageProcessorConfig::from_json_str(r#"{"size": {"longest_edge": 100}}"#).unwrap_err();
         assert!(err.to_string().contains("shortest_edge"), "{err}");
         let err = ImageProcessorConfig::from_json_str(r#"{"resample": 0}"#).unwrap_err();
         assert!(err.to_string().contains("resample = 0"), "{err}");
-        let cfg = ImageProcessorConfig::from_json_str(r#"{"image_mean": 0.5, "image_std": 0.25}"#)
-            .unwrap();
-        assert_eq!((cfg.image_mean, cfg.image_std), ([0.5; 3], [0.25; 3]));
+        let cfg = ImageProcessorConfig::from_json_str(r#"{"image_mean": 0.5, "image_std": 0.25}"#).unwrap();
+        assert_eq!((cfg.pixels.image_mean, cfg.pixels.image_std), ([0.5; 3], [0.25; 3]));
     }
 }

@@ -27,9 +27,7 @@ pub fn hann_periodic(n: usize) -> Vec<f64> {
     }
     let m = (n + 1) as f64;
     // numpy: k = arange(1 - M, M, 2); w = 0.5 + 0.5 * cos(pi * k / (M - 1)), then drop the last sample.
-    (0..n)
-        .map(|i| 0.5 + 0.5 * (PI * (1.0 - m + 2.0 * i as f64) / (m - 1.0)).cos())
-        .collect()
+    (0..n).map(|i| 0.5 + 0.5 * (PI * (1.0 - m + 2.0 * i as f64) / (m - 1.0)).cos()).collect()
 }
 
 const SLANEY_MIN_LOG_HZ: f64 = 1000.0;
@@ -68,19 +66,10 @@ impl MelFilterBank {
     /// Slaney-scale, Slaney-normalised triangular filters between `min_hz` and `max_hz`, exactly as
     /// transformers' `mel_filter_bank(num_frequency_bins, num_mel_filters, min_frequency, max_frequency,
     /// sampling_rate, norm="slaney", mel_scale="slaney")` with its default float64 dtype.
-    pub fn slaney(
-        n_freqs: usize,
-        n_mels: usize,
-        min_hz: f64,
-        max_hz: f64,
-        sampling_rate: usize,
-    ) -> Self {
+    pub fn slaney(n_freqs: usize, n_mels: usize, min_hz: f64, max_hz: f64, sampling_rate: usize) -> Self {
         let mel_min = hertz_to_mel_slaney(min_hz);
         let mel_max = hertz_to_mel_slaney(max_hz);
-        let filter_hz: Vec<f64> = linspace(mel_min, mel_max, n_mels + 2)
-            .into_iter()
-            .map(mel_to_hertz_slaney)
-            .collect();
+        let filter_hz: Vec<f64> = linspace(mel_min, mel_max, n_mels + 2).into_iter().map(mel_to_hertz_slaney).collect();
         // Python: np.linspace(0, sampling_rate // 2, num_frequency_bins) (integer division).
         let fft_hz = linspace(0.0, (sampling_rate / 2) as f64, n_freqs);
         let diff: Vec<f64> = filter_hz.windows(2).map(|w| w[1] - w[0]).collect();
@@ -98,10 +87,7 @@ impl MelFilterBank {
                     })
                     .collect();
                 let first = weights.iter().position(|&w| w != 0.0).unwrap_or(0);
-                let last = weights
-                    .iter()
-                    .rposition(|&w| w != 0.0)
-                    .map_or(first, |p| p + 1);
+                let last = weights.iter().rposition(|&w| w != 0.0).map_or(first, |p| p + 1);
                 (first, weights[first..last].to_vec())
             })
             .collect();
@@ -111,11 +97,7 @@ impl MelFilterBank {
     /// Applies every filter to one power spectrum of `n_freqs` bins.
     pub fn apply(&self, power: &[f64], out: &mut [f64]) {
         for ((start, weights), o) in self.filters.iter().zip(out.iter_mut()) {
-            *o = weights
-                .iter()
-                .zip(&power[*start..])
-                .map(|(w, p)| w * p)
-                .sum();
+            *o = weights.iter().zip(&power[*start..]).map(|(w, p)| w * p).sum();
         }
     }
 }
@@ -140,10 +122,7 @@ mod tests {
         assert!(w[0].abs() < 1e-15);
         assert!((w[200] - 1.0).abs() < 1e-15);
         assert!((w[100] - 0.5).abs() < 1e-12);
-        assert!(
-            (w[1] - w[399]).abs() < 1e-15,
-            "periodic window is symmetric about n/2"
-        );
+        assert!((w[1] - w[399]).abs() < 1e-15, "periodic window is symmetric about n/2");
     }
 
     #[test]
@@ -151,10 +130,7 @@ mod tests {
         assert_eq!(hertz_to_mel_slaney(200.0), 3.0);
         assert!((hertz_to_mel_slaney(1000.0) - 15.0).abs() < 1e-12);
         for hz in [0.0, 333.0, 999.0, 1000.0, 4321.0, 8000.0] {
-            assert!(
-                (mel_to_hertz_slaney(hertz_to_mel_slaney(hz)) - hz).abs() < 1e-9,
-                "{hz}"
-            );
+            assert!((mel_to_hertz_slaney(hertz_to_mel_slaney(hz)) - hz).abs() < 1e-9, "{hz}");
         }
     }
 

@@ -10,7 +10,7 @@
 //! # Layout
 //! | module | job |
 //! |---|---|
-//! | [`audio_features`] | Whisper log-mel features, feature-extractor config, audio token count |
+//! | [`audio_features`] | Whisper log-mel features and the feature-extractor config (the audio token count belongs to the encoder: `models::audio_encoder::audio_token_count`) |
 //! | [`mel_filters`] | Slaney mel filter bank, periodic Hann window, numpy-style `linspace` |
 //! | [`smart_resize`] | target sizes for images (2-D) and videos (3-D, total pixel budget) |
 //! | [`pil_resize`] | Pillow-exact separable resampling of RGB8 images (bicubic and friends) |
@@ -33,16 +33,13 @@ pub mod video;
 #[cfg(test)]
 mod tests;
 
-pub use audio_features::{
-    audio_token_count, log_mel_spectrogram, FeatureExtractorConfig, MelFeatures,
-};
+pub use audio_features::{log_mel_spectrogram, FeatureExtractorConfig, MelFeatures};
 pub use frame_sampling::{sample_frame_indices, FrameSample, FrameSamplingRule};
 pub use image::{preprocess_image, ImageProcessorConfig, PatchifiedImage};
 pub use pil_resize::{resize_rgb8, ResampleFilter};
+pub use processor_config::PixelPipeline;
 pub use smart_resize::{smart_resize, smart_resize_video};
-pub use video::{
-    preprocess_video, PatchifiedVideo, VideoFrames, VideoProcessorConfig, VideoProcessorKind,
-};
+pub use video::{preprocess_video, PatchifiedVideo, VideoFrames, VideoProcessorConfig, VideoProcessorKind};
 
 /// Everything that can go wrong while preparing model inputs. Messages name the thing (config file, image
 /// size, frame index, limit) and the problem.
@@ -117,7 +114,9 @@ pub enum PreprocessError {
         detail: String,
     },
     /// An image must be patchified as-is (resizing disabled) but its sides are not multiples of the patch grid.
-    #[error("{height}x{width} (height x width) is not a multiple of {factor} (patch_size x merge_size) and resizing is off")]
+    #[error(
+        "{height}x{width} (height x width) is not a multiple of {factor} (patch_size x merge_size) and resizing is off"
+    )]
     NotPatchAligned {
         /// Height in pixels.
         height: usize,
@@ -173,8 +172,5 @@ pub type Result<T> = std::result::Result<T, PreprocessError>;
 
 /// Shared by the config parsers: read a JSON file, naming it in any error.
 pub(crate) fn read_config_file(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|error| PreprocessError::ConfigIo {
-        path: path.display().to_string(),
-        error,
-    })
+    std::fs::read_to_string(path).map_err(|error| PreprocessError::ConfigIo { path: path.display().to_string(), error })
 }

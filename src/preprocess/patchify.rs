@@ -102,17 +102,8 @@ impl PatchLayout {
 ///
 /// The caller guarantees `height` and `width` are multiples of `patch_size · merge_size` and that the frame
 /// count is a non-zero multiple of `temporal_patch_size`.
-pub fn patchify(
-    frames: &[&[f32]],
-    height: usize,
-    width: usize,
-    layout: PatchLayout,
-) -> (Vec<f32>, [usize; 3]) {
-    let PatchLayout {
-        patch_size: p,
-        merge_size: m,
-        temporal_patch_size: tp,
-    } = layout;
+pub fn patchify(frames: &[&[f32]], height: usize, width: usize, layout: PatchLayout) -> (Vec<f32>, [usize; 3]) {
+    let PatchLayout { patch_size: p, merge_size: m, temporal_patch_size: tp } = layout;
     let (gt, gh, gw) = (frames.len() / tp, height / p, width / p);
     let plane = height * width;
     let mut out = Vec::with_capacity(gt * gh * gw * layout.row_len());
@@ -151,20 +142,13 @@ mod tests {
                 f[c * 16 + i] = (c * 100 + i) as f32;
             }
         }
-        let layout = PatchLayout {
-            patch_size: 1,
-            merge_size: 2,
-            temporal_patch_size: 2,
-        };
+        let layout = PatchLayout { patch_size: 1, merge_size: 2, temporal_patch_size: 2 };
         let (rows, grid) = patchify(&[&f, &f], 4, 4, layout);
         assert_eq!(grid, [1, 4, 4]);
         assert_eq!(rows.len(), 16 * 6);
         // Row 0 = pixel (0,0); row 1 = (0,1); row 2 = (1,0); row 3 = (1,1); row 4 = (0,2) (next block).
         let pixel_of_row = |r: usize| rows[r * 6] as usize;
-        assert_eq!(
-            (0..6).map(pixel_of_row).collect::<Vec<_>>(),
-            vec![0, 1, 4, 5, 2, 3]
-        );
+        assert_eq!((0..6).map(pixel_of_row).collect::<Vec<_>>(), vec![0, 1, 4, 5, 2, 3]);
         // Values within a row: (c, t): c0 t0, c0 t1, c1 t0, ...
         assert_eq!(&rows[6..12], &[1.0, 1.0, 101.0, 101.0, 201.0, 201.0]);
     }
@@ -178,9 +162,6 @@ mod tests {
         };
         assert_eq!(n.convert(0, 0), -1.0);
         assert_eq!(n.convert(255, 0), 1.0);
-        assert_eq!(
-            n.convert(51, 1),
-            ((51.0f64 * (1.0 / 255.0)) as f32 - 0.5) / 0.5
-        );
+        assert_eq!(n.convert(51, 1), ((51.0f64 * (1.0 / 255.0)) as f32 - 0.5) / 0.5);
     }
 }

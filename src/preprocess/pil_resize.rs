@@ -158,27 +158,16 @@ impl Kernel {
                 let v = if ww != 0.0 { kx / ww } else { *kx };
                 // Round half away from zero, then truncate, as normalize_coeffs_8bpc does.
                 let scaled = v * f64::from(1u32 << PRECISION_BITS);
-                *out = if v < 0.0 {
-                    (scaled - 0.5) as i32
-                } else {
-                    (scaled + 0.5) as i32
-                };
+                *out = if v < 0.0 { (scaled - 0.5) as i32 } else { (scaled + 0.5) as i32 };
             }
             bounds.push((xmin, count));
         }
-        Self {
-            taps,
-            bounds,
-            weights,
-        }
+        Self { taps, bounds, weights }
     }
 
     fn taps_for(&self, out: usize) -> (usize, &[i32]) {
         let (start, count) = self.bounds[out];
-        (
-            start,
-            &self.weights[out * self.taps..out * self.taps + count],
-        )
+        (start, &self.weights[out * self.taps..out * self.taps + count])
     }
 }
 
@@ -190,39 +179,19 @@ fn clip8(acc: i64) -> u8 {
 /// Resizes an RGB8 image to `width × height` exactly as Pillow's `Image.resize((width, height), filter)`.
 ///
 /// Returns a copy when the size does not change (Pillow does the same). Zero sizes are an error.
-pub fn resize_rgb8(
-    src: &RgbImage,
-    width: u32,
-    height: u32,
-    filter: ResampleFilter,
-) -> Result<RgbImage> {
+pub fn resize_rgb8(src: &RgbImage, width: u32, height: u32, filter: ResampleFilter) -> Result<RgbImage> {
     let (in_w, in_h) = src.dimensions();
-    for (what, w, h) in [
-        ("resize source", in_w, in_h),
-        ("resize target", width, height),
-    ] {
+    for (what, w, h) in [("resize source", in_w, in_h), ("resize target", width, height)] {
         if w == 0 || h == 0 {
-            return Err(PreprocessError::EmptyImage {
-                what: what.to_owned(),
-                width: w,
-                height: h,
-            });
+            return Err(PreprocessError::EmptyImage { what: what.to_owned(), width: w, height: h });
         }
     }
     if (in_w, in_h) == (width, height) {
         return Ok(src.clone());
     }
-    let data = resize_interleaved(
-        src.as_raw(),
-        3,
-        in_w as usize,
-        in_h as usize,
-        width as usize,
-        height as usize,
-        filter,
-    );
-    Ok(RgbImage::from_raw(width, height, data)
-        .expect("resample output has width*height*3 bytes; this is a bug"))
+    let data =
+        resize_interleaved(src.as_raw(), 3, in_w as usize, in_h as usize, width as usize, height as usize, filter);
+    Ok(RgbImage::from_raw(width, height, data).expect("resample output has width*height*3 bytes; this is a bug"))
 }
 
 /// The two passes on interleaved 8-bit data with `channels` samples per pixel.
@@ -253,10 +222,7 @@ fn resize_interleaved(
     let last_row = vert.bounds[out_h - 1].0 + vert.bounds[out_h - 1].1;
     let (mid, row_offset) = if need_h {
         let horiz = Kernel::new(in_w, out_w, filter);
-        (
-            horizontal_pass(src, channels, in_w, first_row..last_row, &horiz),
-            first_row,
-        )
+        (horizontal_pass(src, channels, in_w, first_row..last_row, &horiz), first_row)
     } else {
         (src.to_vec(), 0)
     };
@@ -267,13 +233,7 @@ fn resize_interleaved(
 }
 
 /// Resamples `rows` of `src` (rows of `in_w` pixels) along x.
-fn horizontal_pass(
-    src: &[u8],
-    channels: usize,
-    in_w: usize,
-    rows: std::ops::Range<usize>,
-    k: &Kernel,
-) -> Vec<u8> {
+fn horizontal_pass(src: &[u8], channels: usize, in_w: usize, rows: std::ops::Range<usize>, k: &Kernel) -> Vec<u8> {
     let out_w = k.bounds.len();
     let mut out = vec![0u8; rows.len() * out_w * channels];
     for (out_row, y) in out.chunks_exact_mut(out_w * channels).zip(rows) {
@@ -301,11 +261,8 @@ fn vertical_pass(src: &[u8], stride: usize, k: &Kernel, row_offset: usize) -> Ve
         let (start, w) = k.taps_for(y);
         let start = start - row_offset;
         for (i, o) in out_row.iter_mut().enumerate() {
-            let acc: i64 = w
-                .iter()
-                .enumerate()
-                .map(|(r, &wt)| i64::from(src[(start + r) * stride + i]) * i64::from(wt))
-                .sum();
+            let acc: i64 =
+                w.iter().enumerate().map(|(r, &wt)| i64::from(src[(start + r) * stride + i]) * i64::from(wt)).sum();
             *o = clip8(acc);
         }
     }
@@ -322,10 +279,7 @@ mod tests {
             let k = Kernel::new(i, o, ResampleFilter::Bicubic);
             for x in 0..o {
                 let s: i64 = k.taps_for(x).1.iter().map(|&w| i64::from(w)).sum();
-                assert!(
-                    (s - (1 << PRECISION_BITS)).abs() <= 8,
-                    "{i}->{o} tap {x}: {s}"
-                );
+                assert!((s - (1 << PRECISION_BITS)).abs() <= 8, "{i}->{o} tap {x}: {s}");
             }
         }
     }

@@ -9,6 +9,7 @@
 
 use serde::Deserialize;
 
+use super::patchify::{PixelNormalization, PixelRounding};
 use super::pil_resize::ResampleFilter;
 use super::{PreprocessError, Result};
 
@@ -73,21 +74,54 @@ pub(crate) struct ClassDefaults {
     pub std: [f64; 3],
 }
 
-/// The resolved keys common to image and video processors.
-pub(crate) struct CommonVision {
+/// The pixel pipeline shared by the image and video processors, resolved from a config:
+/// budget, patch geometry, rescale/normalise and the resampling filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PixelPipeline {
+    /// Lower bound on the resized area (`size.shortest_edge` / `min_pixels`): per image or frame
+    /// (Qwen2-VL rule) or per clip (Qwen3-VL video rule).
     pub min_pixels: u64,
+    /// Upper bound on the resized area (`size.longest_edge` / `max_pixels`), same scope.
     pub max_pixels: u64,
+    /// Patch side in pixels (16 for Qwen3-Omni and Qwen3-VL).
     pub patch_size: usize,
+    /// Frames per temporal patch (2); a still image is repeated this many times.
     pub temporal_patch_size: usize,
+    /// Patches per side merged into one LLM token (2).
     pub merge_size: usize,
+    /// Per-channel mean subtracted after rescaling.
     pub image_mean: [f64; 3],
+    /// Per-channel standard deviation divided by after subtracting the mean.
     pub image_std: [f64; 3],
+    /// Resize with smart_resize; when false the input must already be patch-aligned.
     pub do_resize: bool,
+    /// Multiply pixels by `rescale_factor`.
     pub do_rescale: bool,
+    /// Usually 1/255.
     pub rescale_factor: f64,
+    /// Apply `(x − mean) / std`.
     pub do_normalize: bool,
+    /// Convert to RGB first. Inputs here are already RGB8 (the codecs composite transparency onto
+    /// white as transformers' `convert_to_rgb` does), so this is informational.
     pub do_convert_rgb: bool,
+    /// Resampling filter (`resample`, Pillow code; 3 = bicubic).
     pub resample: ResampleFilter,
+}
+
+impl PixelPipeline {
+    /// `patch_size · merge_size`: the multiple both resized sides must be.
+    pub fn factor(&self) -> usize {
+        self.patch_size * self.merge_size
+    }
+
+    /// Rescale and normalisation settings for the pixel planes.
+    pub(crate) fn normalization(&self, rounding: PixelRounding) -> PixelNormalization {
+        PixelNormalization {
+            rescale_factor: self.do_rescale.then_some(self.rescale_factor),
+            mean_std: self.do_normalize.then_some((self.image_mean, self.image_std)),
+            rounding,
+        }
+    }
 }
 
 pub(crate) fn parse_raw(json: &str, source_name: &str) -> Result<RawVisionConfig> {
@@ -95,45 +129,28 @@ pub(crate) fn parse_raw(json: &str, source_name: &str) -> Result<RawVisionConfig
 }
 
 pub(crate) fn invalid(source_name: &str, detail: String) -> PreprocessError {
-    PreprocessError::InvalidConfig {
-        source_name: source_name.to_owned(),
-        detail,
-    }
+    PreprocessError::InvalidConfig { source_name: source_name.to_owned(), detail }
 }
 
 impl RawVisionConfig {
-    pub(crate) fn resolve(
-        &self,
-        defaults: &ClassDefaults,
-        source_name: &str,
-    ) -> Result<CommonVision> {
+    pub(crate) fn resolve(&self, defaults: &ClassDefaults, source_name: &str) -> Result<PixelPipeline> {
         let bad = |detail: String| invalid(source_name, detail);
         let (size_min, size_max) = match &self.size {
             None => (Some(defaults.min_pixels), Some(defaults.max_pixels)),
             Some(s) => (s.shortest_edge, s.longest_edge),
         };
         let min_pixels = self.min_pixels.or(size_min).ok_or_else(|| {
-            bad(
-                "no pixel lower bound: `size` lacks `shortest_edge` and there is no `min_pixels`"
-                    .to_owned(),
-            )
+            bad("no pixel lower bound: `size` lacks `shortest_edge` and there is no `min_pixels`".to_owned())
         })?;
         let max_pixels = self.max_pixels.or(size_max).ok_or_else(|| {
-            bad(
-                "no pixel upper bound: `size` lacks `longest_edge` and there is no `max_pixels`"
-                    .to_owned(),
-            )
+            bad("no pixel upper bound: `size` lacks `longest_edge` and there is no `max_pixels`".to_owned())
         })?;
         let patch_size = self.patch_size.unwrap_or(defaults.patch_size);
-        let temporal_patch_size = self
-            .temporal_patch_size
-            .unwrap_or(defaults.temporal_patch_size);
+        let temporal_patch_size = self.temporal_patch_size.unwrap_or(defaults.temporal_patch_size);
         let merge_size = self.merge_size.unwrap_or(defaults.merge_size);
-        for (name, v) in [
-            ("patch_size", patch_size),
-            ("temporal_patch_size", temporal_patch_size),
-            ("merge_size", merge_size),
-        ] {
+        for (name, v) in
+            [("patch_size", patch_size), ("temporal_patch_size", temporal_patch_size), ("merge_size", merge_size)]
+        {
             if v == 0 {
                 return Err(bad(format!("{name} must be > 0")));
             }
@@ -154,9 +171,11 @@ impl RawVisionConfig {
         }
         let resample_code = self.resample.unwrap_or(3);
         let resample = ResampleFilter::from_pil_code(resample_code).ok_or_else(|| {
-            bad(format!("resample = {resample_code} is not supported (1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)"))
+            bad(format!(
+                "resample = {resample_code} is not supported (1 lanczos, 2 bilinear, 3 bicubic, 4 box, 5 hamming)"
+            ))
         })?;
-        Ok(CommonVision {
+        Ok(PixelPipeline {
             min_pixels,
             max_pixels,
             patch_size,

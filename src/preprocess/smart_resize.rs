@@ -59,8 +59,7 @@ pub fn smart_resize_video(
         return Err(PreprocessError::TooFewFrames {
             frames: num_frames,
             needed: temporal_factor.max(1),
-            detail: "Qwen3-VL's 3-D smart_resize needs at least temporal_patch_size frames"
-                .to_owned(),
+            detail: "Qwen3-VL's 3-D smart_resize needs at least temporal_patch_size frames".to_owned(),
         });
     }
     let (mut height, mut width) = (height, width);
@@ -88,11 +87,7 @@ pub fn smart_resize_video(
 }
 
 fn check_args(height: usize, width: usize, factor: usize, max_pixels: u64) -> Result<()> {
-    let bad = |detail: &str| PreprocessError::InvalidSize {
-        height,
-        width,
-        detail: detail.to_owned(),
-    };
+    let bad = |detail: &str| PreprocessError::InvalidSize { height, width, detail: detail.to_owned() };
     if height == 0 || width == 0 {
         return Err(bad("a side is zero"));
     }
@@ -108,11 +103,7 @@ fn check_args(height: usize, width: usize, factor: usize, max_pixels: u64) -> Re
 fn check_aspect(height: usize, width: usize) -> Result<()> {
     let ratio = height.max(width) as f64 / height.min(width) as f64;
     if ratio > MAX_ASPECT_RATIO {
-        return Err(PreprocessError::AspectRatio {
-            height,
-            width,
-            ratio,
-        });
+        return Err(PreprocessError::AspectRatio { height, width, ratio });
     }
     Ok(())
 }
@@ -157,34 +148,17 @@ mod tests {
     fn aspect_ratio_limit() {
         assert!(smart_resize(1, 200, 32, 3136, 12845056).is_ok());
         let err = smart_resize(1, 201, 32, 3136, 12845056).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PreprocessError::AspectRatio {
-                    height: 1,
-                    width: 201,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, PreprocessError::AspectRatio { height: 1, width: 201, .. }), "{err:?}");
         assert!(err.to_string().contains("201"), "{err}");
     }
 
     #[test]
     fn spec_video_example() {
         // 10 s at 2 fps, 640x360 -> 20 frames -> 352x640 per frame -> grid 10x22x40 (spec §5.2).
-        assert_eq!(
-            smart_resize_video(20, 360, 640, 2, 32, 4096, 25165824).unwrap(),
-            (352, 640)
-        );
+        assert_eq!(smart_resize_video(20, 360, 640, 2, 32, 4096, 25165824).unwrap(), (352, 640));
         assert!(matches!(
             smart_resize_video(1, 360, 640, 2, 32, 4096, 25165824),
-            Err(PreprocessError::TooFewFrames {
-                frames: 1,
-                needed: 2,
-                ..
-            })
+            Err(PreprocessError::TooFewFrames { frames: 1, needed: 2, .. })
         ));
     }
 }

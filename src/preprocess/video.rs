@@ -15,10 +15,10 @@
 use image::RgbImage;
 
 use super::image::{check_input_size, DEFAULT_MAX_INPUT_PIXELS};
-use super::patchify::{patchify, PatchLayout, PixelNormalization, PixelRounding};
-use super::pil_resize::{resize_rgb8, ResampleFilter};
+use super::patchify::{patchify, PatchLayout, PixelRounding};
+use super::pil_resize::resize_rgb8;
 use super::processor_config::{
-    invalid, parse_raw, ClassDefaults, IMAGENET_STANDARD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,
+    invalid, parse_raw, ClassDefaults, PixelPipeline, IMAGENET_STANDARD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,
 };
 use super::smart_resize::{smart_resize, smart_resize_video};
 use super::{read_config_file, PreprocessError, Result};
@@ -76,30 +76,8 @@ impl VideoProcessorKind {
 pub struct VideoProcessorConfig {
     /// Which processor's sizing rule applies.
     pub kind: VideoProcessorKind,
-    /// Lower pixel bound: per frame (Qwen2-VL rule) or per clip (Qwen3-VL rule).
-    pub min_pixels: u64,
-    /// Upper pixel bound: per frame (Qwen2-VL rule) or per clip (Qwen3-VL rule).
-    pub max_pixels: u64,
-    /// Patch side in pixels.
-    pub patch_size: usize,
-    /// Frames per temporal patch.
-    pub temporal_patch_size: usize,
-    /// Patches per side merged into one token.
-    pub merge_size: usize,
-    /// Per-channel mean.
-    pub image_mean: [f64; 3],
-    /// Per-channel standard deviation.
-    pub image_std: [f64; 3],
-    /// Resize frames (otherwise they must be patch-aligned already).
-    pub do_resize: bool,
-    /// Multiply by `rescale_factor`.
-    pub do_rescale: bool,
-    /// Usually 1/255.
-    pub rescale_factor: f64,
-    /// Apply `(x − mean) / std`.
-    pub do_normalize: bool,
-    /// Resampling filter.
-    pub resample: ResampleFilter,
+    /// Budget (per frame or per clip, by `kind`), patch geometry, normalisation, filter.
+    pub pixels: PixelPipeline,
     /// Target sampling rate for [`super::frame_sampling`] (`fps`; Qwen3-VL default 2).
     pub fps: Option<f64>,
     /// Fewest frames to sample.
@@ -125,23 +103,15 @@ impl VideoProcessorConfig {
 
     /// Reads and parses a video processor config file; see [`Self::from_json_str`].
     pub fn from_file(path: &std::path::Path, default_kind: VideoProcessorKind) -> Result<Self> {
-        Self::parse(
-            &read_config_file(path)?,
-            default_kind,
-            &path.display().to_string(),
-        )
+        Self::parse(&read_config_file(path)?, default_kind, &path.display().to_string())
     }
 
     fn parse(json: &str, default_kind: VideoProcessorKind, source_name: &str) -> Result<Self> {
         let raw = parse_raw(json, source_name)?;
         let kind = match &raw.video_processor_type {
             None => default_kind,
-            Some(name) => VideoProcessorKind::from_type_name(name).ok_or_else(|| {
-                invalid(
-                    source_name,
-                    format!("unknown video_processor_type {name:?}"),
-                )
-            })?,
+            Some(name) => VideoProcessorKind::from_type_name(name)
+                .ok_or_else(|| invalid(source_name, format!("unknown video_processor_type {name:?}")))?,
         };
         let c = raw.resolve(&kind.defaults(), source_name)?;
         let (fps, sample_default) = match kind {
@@ -150,18 +120,7 @@ impl VideoProcessorConfig {
         };
         Ok(Self {
             kind,
-            min_pixels: c.min_pixels,
-            max_pixels: c.max_pixels,
-            patch_size: c.patch_size,
-            temporal_patch_size: c.temporal_patch_size,
-            merge_size: c.merge_size,
-            image_mean: c.image_mean,
-            image_std: c.image_std,
-            do_resize: c.do_resize,
-            do_rescale: c.do_rescale,
-            rescale_factor: c.rescale_factor,
-            do_normalize: c.do_normalize,
-            resample: c.resample,
+            pixels: c,
             fps,
             min_frames: raw.min_frames.unwrap_or(4),
             max_frames: raw.max_frames.unwrap_or(768),
@@ -174,56 +133,49 @@ impl VideoProcessorConfig {
 
     /// Replaces the pixel budget with the one the Qwen3-Omni processor passes ([`OMNI_PROCESSOR_VIDEO_PIXELS`]).
     pub fn with_omni_processor_budget(mut self) -> Self {
-        (self.min_pixels, self.max_pixels) = OMNI_PROCESSOR_VIDEO_PIXELS;
+        (self.pixels.min_pixels, self.pixels.max_pixels) = OMNI_PROCESSOR_VIDEO_PIXELS;
         self
     }
 
     /// `patch_size · merge_size`.
     pub fn factor(&self) -> usize {
-        self.patch_size * self.merge_size
+        self.pixels.patch_size * self.pixels.merge_size
     }
 
     /// The per-frame `(height, width)` a clip of `num_frames` frames of `height × width` is resized to.
-    pub fn target_size(
-        &self,
-        num_frames: usize,
-        height: usize,
-        width: usize,
-    ) -> Result<(usize, usize)> {
-        if !self.do_resize {
+    pub fn target_size(&self, num_frames: usize, height: usize, width: usize) -> Result<(usize, usize)> {
+        if !self.pixels.do_resize {
             return Ok((height, width));
         }
         let f = self.factor();
         match self.kind {
             VideoProcessorKind::Qwen2Vl => {
-                let mut max_pixels = self.max_pixels;
+                let mut max_pixels = self.pixels.max_pixels;
                 if self.cap_pixels_per_frame && num_frames > 0 {
                     // Qwen2VLVideoProcessor.resize: the budget's even share of 90% of max_video_tokens patches.
                     let total = (self.max_video_tokens as f64 * (f * f) as f64 * 0.9) as u64;
-                    let share = total * self.temporal_patch_size as u64 / num_frames as u64;
-                    max_pixels = max_pixels
-                        .min(share)
-                        .max((self.min_pixels as f64 * 1.05) as u64);
+                    let share = total * self.pixels.temporal_patch_size as u64 / num_frames as u64;
+                    max_pixels = max_pixels.min(share).max((self.pixels.min_pixels as f64 * 1.05) as u64);
                 }
-                smart_resize(height, width, f, self.min_pixels, max_pixels)
+                smart_resize(height, width, f, self.pixels.min_pixels, max_pixels)
             }
             VideoProcessorKind::Qwen3Vl => {
-                let mut max_pixels = self.max_pixels;
+                let mut max_pixels = self.pixels.max_pixels;
                 if self.cap_pixels_per_frame && num_frames > 0 {
                     // Qwen3VLVideoProcessor.resize: per-frame cap of max_video_tokens patches or an even share.
                     let frame_cap = (self.max_video_tokens * f * f) as u64;
                     let per_frame = frame_cap
-                        .min(self.max_pixels / num_frames as u64)
-                        .max((self.min_pixels as f64 * 1.05) as u64);
+                        .min(self.pixels.max_pixels / num_frames as u64)
+                        .max((self.pixels.min_pixels as f64 * 1.05) as u64);
                     max_pixels = per_frame * num_frames as u64;
                 }
                 smart_resize_video(
                     num_frames,
                     height,
                     width,
-                    self.temporal_patch_size,
+                    self.pixels.temporal_patch_size,
                     f,
-                    self.min_pixels,
+                    self.pixels.min_pixels,
                     max_pixels,
                 )
             }
@@ -261,24 +213,13 @@ pub struct PatchifiedVideo {
 
 /// Runs the video pipeline on sampled frames. `sample_fps` is the rate the frames were sampled at (see
 /// [`super::FrameSample::sample_fps`]).
-pub fn preprocess_video(
-    video: &VideoFrames,
-    sample_fps: f64,
-    cfg: &VideoProcessorConfig,
-) -> Result<PatchifiedVideo> {
+pub fn preprocess_video(video: &VideoFrames, sample_fps: f64, cfg: &VideoProcessorConfig) -> Result<PatchifiedVideo> {
     let n = video.frames.len();
     if n == 0 {
-        return Err(PreprocessError::TooFewFrames {
-            frames: 0,
-            needed: 1,
-            detail: "empty video".to_owned(),
-        });
+        return Err(PreprocessError::TooFewFrames { frames: 0, needed: 1, detail: "empty video".to_owned() });
     }
     if video.timestamps_s.len() != n {
-        return Err(PreprocessError::TimestampCount {
-            frames: n,
-            timestamps: video.timestamps_s.len(),
-        });
+        return Err(PreprocessError::TimestampCount { frames: n, timestamps: video.timestamps_s.len() });
     }
     if !(sample_fps.is_finite() && sample_fps > 0.0) {
         return Err(PreprocessError::FrameSampling {
@@ -288,12 +229,7 @@ pub fn preprocess_video(
     }
     let (w, h) = video.frames[0].dimensions();
     for (i, f) in video.frames.iter().enumerate() {
-        check_input_size(
-            &format!("video frame {i}"),
-            f.width(),
-            f.height(),
-            cfg.max_input_pixels,
-        )?;
+        check_input_size(&format!("video frame {i}"), f.width(), f.height(), cfg.max_input_pixels)?;
         if f.dimensions() != (w, h) {
             return Err(PreprocessError::FrameSizeMismatch {
                 index: i,
@@ -307,17 +243,9 @@ pub fn preprocess_video(
     let (th, tw) = cfg.target_size(n, h as usize, w as usize)?;
     let factor = cfg.factor();
     if th % factor != 0 || tw % factor != 0 {
-        return Err(PreprocessError::NotPatchAligned {
-            height: th,
-            width: tw,
-            factor,
-        });
+        return Err(PreprocessError::NotPatchAligned { height: th, width: tw, factor });
     }
-    let norm = PixelNormalization {
-        rescale_factor: cfg.do_rescale.then_some(cfg.rescale_factor),
-        mean_std: cfg.do_normalize.then_some((cfg.image_mean, cfg.image_std)),
-        rounding: PixelRounding::TorchFused,
-    };
+    let norm = cfg.pixels.normalization(PixelRounding::TorchFused);
     let planes = video
         .frames
         .iter()
@@ -325,38 +253,28 @@ pub fn preprocess_video(
             if (th, tw) == (h as usize, w as usize) {
                 Ok(norm.to_planes(f))
             } else {
-                Ok(norm.to_planes(&resize_rgb8(f, tw as u32, th as u32, cfg.resample)?))
+                Ok(norm.to_planes(&resize_rgb8(f, tw as u32, th as u32, cfg.pixels.resample)?))
             }
         })
         .collect::<Result<Vec<_>>>()?;
 
     // Repeat the last frame (and its timestamp) up to a multiple of temporal_patch_size.
-    let tp = cfg.temporal_patch_size;
+    let tp = cfg.pixels.temporal_patch_size;
     let padded = n.div_ceil(tp) * tp;
-    let frames: Vec<&[f32]> = (0..padded)
-        .map(|i| planes[i.min(n - 1)].as_slice())
-        .collect();
-    let stamps: Vec<f64> = (0..padded)
-        .map(|i| video.timestamps_s[i.min(n - 1)])
-        .collect();
+    let frames: Vec<&[f32]> = (0..padded).map(|i| planes[i.min(n - 1)].as_slice()).collect();
+    let stamps: Vec<f64> = (0..padded).map(|i| video.timestamps_s[i.min(n - 1)]).collect();
 
-    let layout = PatchLayout {
-        patch_size: cfg.patch_size,
-        merge_size: cfg.merge_size,
-        temporal_patch_size: tp,
-    };
+    let layout =
+        PatchLayout { patch_size: cfg.pixels.patch_size, merge_size: cfg.pixels.merge_size, temporal_patch_size: tp };
     let (pixel_values, grid_thw) = patchify(&frames, th, tw, layout);
-    let grid_timestamps_s = stamps
-        .chunks_exact(tp)
-        .map(|g| (g[0] + g[tp - 1]) / 2.0)
-        .collect();
+    let grid_timestamps_s = stamps.chunks_exact(tp).map(|g| (g[0] + g[tp - 1]) / 2.0).collect();
     Ok(PatchifiedVideo {
         pixel_values,
         grid_thw,
         row_len: layout.row_len(),
         grid_timestamps_s,
         second_per_grid: tp as f64 / sample_fps,
-        n_tokens: grid_thw.iter().product::<usize>() / (cfg.merge_size * cfg.merge_size),
+        n_tokens: grid_thw.iter().product::<usize>() / (cfg.pixels.merge_size * cfg.pixels.merge_size),
     })
 }
 
@@ -366,9 +284,7 @@ mod tests {
 
     fn clip(n: usize, w: u32, h: u32) -> VideoFrames {
         VideoFrames {
-            frames: (0..n)
-                .map(|i| RgbImage::from_pixel(w, h, image::Rgb([i as u8 * 40, 0, 0])))
-                .collect(),
+            frames: (0..n).map(|i| RgbImage::from_pixel(w, h, image::Rgb([i as u8 * 40, 0, 0]))).collect(),
             timestamps_s: (0..n).map(|i| i as f64 * 0.5).collect(),
         }
     }
@@ -399,16 +315,10 @@ mod tests {
         let mut v = clip(4, 64, 64);
         v.frames[2] = RgbImage::new(32, 64);
         let err = preprocess_video(&v, 2.0, &cfg).unwrap_err();
-        assert!(
-            matches!(err, PreprocessError::FrameSizeMismatch { index: 2, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, PreprocessError::FrameSizeMismatch { index: 2, .. }), "{err:?}");
         let mut v = clip(4, 64, 64);
         v.timestamps_s.pop();
-        assert!(matches!(
-            preprocess_video(&v, 2.0, &cfg),
-            Err(PreprocessError::TimestampCount { .. })
-        ));
+        assert!(matches!(preprocess_video(&v, 2.0, &cfg), Err(PreprocessError::TimestampCount { .. })));
         assert!(preprocess_video(&clip(4, 64, 64), 0.0, &cfg).is_err());
     }
 
@@ -420,23 +330,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.kind, VideoProcessorKind::Qwen3Vl);
-        assert_eq!(
-            (cfg.patch_size, cfg.fps, cfg.do_sample_frames),
-            (16, Some(2.0), true)
-        );
-        let omni = VideoProcessorConfig::from_json_str(
-            r#"{"patch_size": 16}"#,
-            VideoProcessorKind::Qwen2Vl,
-        )
-        .unwrap()
-        .with_omni_processor_budget();
-        assert_eq!((omni.min_pixels, omni.max_pixels), (131072, 786432));
+        assert_eq!((cfg.pixels.patch_size, cfg.fps, cfg.do_sample_frames), (16, Some(2.0), true));
+        let omni = VideoProcessorConfig::from_json_str(r#"{"patch_size": 16}"#, VideoProcessorKind::Qwen2Vl)
+            .unwrap()
+            .with_omni_processor_budget();
+        assert_eq!((omni.pixels.min_pixels, omni.pixels.max_pixels), (131072, 786432));
         // 640x360 per frame under the Omni budget -> 352x640 (spec §5.2 example grid 22x40).
         assert_eq!(omni.target_size(20, 360, 640).unwrap(), (352, 640));
-        assert!(VideoProcessorConfig::from_json_str(
-            r#"{"video_processor_type": "Foo"}"#,
-            VideoProcessorKind::Qwen2Vl
-        )
-        .is_err());
+        assert!(VideoProcessorConfig::from_json_str(r#"{"video_processor_type": "Foo"}"#, VideoProcessorKind::Qwen2Vl)
+            .is_err());
     }
 }

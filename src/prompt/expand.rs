@@ -183,9 +183,22 @@ mod tests {
     #[test]
     fn audio_in_video_interleaves_like_the_spec_example() {
         // 3 grids of 2×2 merged tokens, 31 audio tokens, spg 1, 13/s: VVVV A×13 VVVV A×13 VVVV A×5.
-        let v = VideoExpansion::WithAudio { merged_grid: [3, 2, 2], second_per_grid: 1.0, position_id_per_seconds: 13.0, audio_tokens: 31 };
+        let v = VideoExpansion::WithAudio {
+            merged_grid: [3, 2, 2],
+            second_per_grid: 1.0,
+            position_id_per_seconds: 13.0,
+            audio_tokens: 31,
+        };
         let s = expand("<vs><V><ve>", &toks(), &[], &[v], &[]).unwrap();
-        let want = format!("<vs><as>{}{}{}{}{}{}<ae><ve>", "<V>".repeat(4), "<A>".repeat(13), "<V>".repeat(4), "<A>".repeat(13), "<V>".repeat(4), "<A>".repeat(5));
+        let want = format!(
+            "<vs><as>{}{}{}{}{}{}<ae><ve>",
+            "<V>".repeat(4),
+            "<A>".repeat(13),
+            "<V>".repeat(4),
+            "<A>".repeat(13),
+            "<V>".repeat(4),
+            "<A>".repeat(5)
+        );
         assert_eq!(s, want);
     }
 

@@ -34,7 +34,8 @@ impl ChatTemplate {
     /// Finds and compiles the template of a model directory.
     pub fn from_dir(dir: &Path) -> Result<Self, TemplateError> {
         let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|e| TemplateError::File { path: p.into(), problem: format!("cannot read: {e}") })
+            std::fs::read_to_string(p)
+                .map_err(|e| TemplateError::File { path: p.into(), problem: format!("cannot read: {e}") })
         };
         let tok_cfg_path = dir.join("tokenizer_config.json");
         let tok_cfg: Option<serde_json::Value> = if tok_cfg_path.exists() {
@@ -85,7 +86,9 @@ impl ChatTemplate {
             for key in ["bos_token", "eos_token", "pad_token", "unk_token"] {
                 let v = match cfg.get(key) {
                     Some(serde_json::Value::String(s)) => Some(s.clone()),
-                    Some(obj @ serde_json::Value::Object(_)) => obj.get("content").and_then(|c| c.as_str()).map(String::from),
+                    Some(obj @ serde_json::Value::Object(_)) => {
+                        obj.get("content").and_then(|c| c.as_str()).map(String::from)
+                    }
                     _ => None,
                 };
                 if let Some(v) = v {
@@ -140,10 +143,8 @@ impl ChatTemplate {
         ctx.insert("messages".into(), messages.clone());
         ctx.insert("add_generation_prompt".into(), add_generation_prompt.into());
         let tmpl = self.env.get_template("chat").expect("added in the constructor; this is a bug");
-        tmpl.render(Value::from(minijinja::value::Serde(&ctx))).map_err(|e| TemplateError::Render {
-            source_name: self.source_name.clone(),
-            problem: format!("{e:#}"),
-        })
+        tmpl.render(Value::from(minijinja::value::Serde(&ctx)))
+            .map_err(|e| TemplateError::Render { source_name: self.source_name.clone(), problem: format!("{e:#}") })
     }
 }
 
@@ -242,7 +243,10 @@ mod tests {
     fn tojson_matches_python_json_dumps() {
         let t = ChatTemplate::from_source("{{ x | tojson }}|{{ x | tojson(indent=2) }}", "t", vec![]).unwrap();
         let mut extra = serde_json::Map::new();
-        extra.insert("x".into(), serde_json::json!({"name": "get_weather", "args": {"city": "Zürich <1>", "n": [1, 2]}}));
+        extra.insert(
+            "x".into(),
+            serde_json::json!({"name": "get_weather", "args": {"city": "Zürich <1>", "n": [1, 2]}}),
+        );
         let out = t.render(&serde_json::json!([]), false, &extra).unwrap();
         let (flat, pretty) = out.split_once('|').unwrap();
         assert_eq!(flat, r#"{"name": "get_weather", "args": {"city": "Zürich <1>", "n": [1, 2]}}"#);
@@ -255,7 +259,8 @@ mod tests {
         // the newline after a block tag).
         let src = "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}<{{ m.role }}>{{ m.content.strip() }}{% if m.content.strip().startswith('Hi') %}!{% endif %}\n{% endfor %}{{ ns.n }}{% if add_generation_prompt %}<a>{% endif %}";
         let t = ChatTemplate::from_source(src, "t", vec![]).unwrap();
-        let msgs = serde_json::json!([{"role": "user", "content": "  Hi there "}, {"role": "assistant", "content": "yo"}]);
+        let msgs =
+            serde_json::json!([{"role": "user", "content": "  Hi there "}, {"role": "assistant", "content": "yo"}]);
         assert_eq!(t.render(&msgs, true, &Default::default()).unwrap(), "<user>Hi there!<assistant>yo2<a>");
     }
 

@@ -28,8 +28,10 @@ impl Tokenizer {
         if !path.exists() {
             return Err(TokenizerError::Load { path: path.into(), problem: "file not found".into() });
         }
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| TokenizerError::Load { path: path.into(), problem: format!("not a valid tokenizer.json: {e}") })?;
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
+            path: path.into(),
+            problem: format!("not a valid tokenizer.json: {e}"),
+        })?;
         Ok(Self { inner, path: path.into() })
     }
 
@@ -70,20 +72,16 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// The string of a config id that must be a special token, checked both ways.
-    pub fn special(&self, what: &str, id: u32) -> Result<String, TokenizerError> {
-        let tok = self.token(id).ok_or_else(|| {
-            TokenizerError::Mismatch(format!("config {what} = {id}, but the tokenizer has no token with that id"))
-        })?;
-        Ok(tok)
-    }
-
     /// Checks that `token` has id `id` (e.g. `<|image_pad|>` ↔ `image_token_id`).
     pub fn expect_id(&self, token: &str, id: u32) -> Result<(), TokenizerError> {
         match self.token_id(token) {
             Some(got) if got == id => Ok(()),
-            Some(got) => Err(TokenizerError::Mismatch(format!("{token} is id {got} in the tokenizer but {id} in config.json"))),
-            None => Err(TokenizerError::Mismatch(format!("the tokenizer has no {token} token (config.json expects id {id})"))),
+            Some(got) => {
+                Err(TokenizerError::Mismatch(format!("{token} is id {got} in the tokenizer but {id} in config.json")))
+            }
+            None => Err(TokenizerError::Mismatch(format!(
+                "the tokenizer has no {token} token (config.json expects id {id})"
+            ))),
         }
     }
 }

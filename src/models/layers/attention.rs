@@ -33,9 +33,9 @@ pub struct AttentionConfig {
 /// Causal self-attention with grouped KV heads.
 #[derive(Debug, Clone)]
 pub struct DecoderAttention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// `q_proj`, `k_proj` and `v_proj` stacked into one `[(Hq + 2·Hkv)·D, hidden]` projection:
+    /// one pass over the input (one weight stream in decode) instead of three.
+    qkv_proj: Linear,
     o_proj: Linear,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
@@ -64,10 +64,11 @@ impl DecoderAttention {
         } else {
             (None, None)
         };
+        let q = Linear::new(h, cfg.num_heads * d, cfg.bias, vb.pp("q_proj"))?;
+        let k = Linear::new(h, cfg.num_kv_heads * d, cfg.bias, vb.pp("k_proj"))?;
+        let v = Linear::new(h, cfg.num_kv_heads * d, cfg.bias, vb.pp("v_proj"))?;
         Ok(Self {
-            q_proj: Linear::new(h, cfg.num_heads * d, cfg.bias, vb.pp("q_proj"))?,
-            k_proj: Linear::new(h, cfg.num_kv_heads * d, cfg.bias, vb.pp("k_proj"))?,
-            v_proj: Linear::new(h, cfg.num_kv_heads * d, cfg.bias, vb.pp("v_proj"))?,
+            qkv_proj: Linear::stack_outputs(&[&q, &k, &v])?,
             o_proj: Linear::new(cfg.num_heads * d, h, cfg.bias, vb.pp("o_proj"))?,
             q_norm,
             k_norm,
@@ -95,17 +96,19 @@ impl DecoderAttention {
     ) -> Result<Tensor> {
         let (b, s, _) = xs.dims3()?;
         let d = self.head_dim;
-        let project = |proj: &Linear, norm: &Option<RmsNorm>, heads: usize| -> Result<Tensor> {
-            let t = proj.forward(xs)?.reshape((b, s, heads, d))?;
+        let (nq, nkv) = (self.num_heads * d, self.num_kv_heads * d);
+        let qkv = self.qkv_proj.forward(xs)?;
+        let split = |start: usize, width: usize, heads: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
+            let t = qkv.narrow(2, start, width)?.reshape((b, s, heads, d))?;
             let t = match norm {
-                Some(n) => n.forward(&t)?,
+                Some(n) => n.forward(&t.contiguous()?)?,
                 None => t,
             };
             t.transpose(1, 2)?.contiguous() // b, heads, s, d
         };
-        let q = apply_rotary(&project(&self.q_proj, &self.q_norm, self.num_heads)?, cos, sin)?;
-        let k = apply_rotary(&project(&self.k_proj, &self.k_norm, self.num_kv_heads)?, cos, sin)?;
-        let v = project(&self.v_proj, &None, self.num_kv_heads)?;
+        let q = apply_rotary(&split(0, nq, self.num_heads, &self.q_norm)?, cos, sin)?;
+        let k = apply_rotary(&split(nq, nkv, self.num_kv_heads, &self.k_norm)?, cos, sin)?;
+        let v = split(nq + nkv, nkv, self.num_kv_heads, &None)?;
         let (k, v) = cache.append(&k, &v)?;
 
         // Grouped-query attention without materialising repeated KV heads: query heads

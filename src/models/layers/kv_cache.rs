@@ -72,7 +72,12 @@ mod tests {
             assert_eq!(kk.dims(), vv.dims());
         }
         let want = Tensor::cat(&all, 2).unwrap();
-        let (kk, _) = c.append(&Tensor::zeros((1, 2, 0, 3), DType::F32, &dev).unwrap(), &Tensor::zeros((1, 2, 0, 3), DType::F32, &dev).unwrap()).unwrap();
+        let (kk, _) = c
+            .append(
+                &Tensor::zeros((1, 2, 0, 3), DType::F32, &dev).unwrap(),
+                &Tensor::zeros((1, 2, 0, 3), DType::F32, &dev).unwrap(),
+            )
+            .unwrap();
         assert_eq!(c.len(), 74);
         let diff = (kk - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert_eq!(diff, 0.0);

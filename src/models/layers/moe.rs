@@ -10,12 +10,13 @@
 //! Routing (softmax in f32 → top-k → optional renormalisation) is the CPU reference op
 //! of `omnid-kernels`; each expert then runs once over all the tokens routed to it.
 
-use candle_core::{DType, Module, Result, Tensor, D};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
+use omnid_kernels::moe_experts::{expert_ffn_f32, ExpertShape};
 use omnid_kernels::moe_routing;
 
 use super::activation::Activation;
-use super::linear::Linear;
+use super::linear::{matmul_wt, Linear};
 use super::mlp::GatedMlp;
 
 /// How a checkpoint stores its experts.
@@ -124,23 +125,83 @@ impl Module for SparseMoe {
         // known on the host. On the CPU this is a plain read of memory.
         let logits: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         let routing = moe_routing::route(&logits, self.cfg.num_experts, self.cfg.top_k, self.cfg.norm_topk_prob);
-        let i = self.cfg.moe_intermediate_size;
-        let mut out = Tensor::zeros((rows, h), xs.dtype(), xs.device())?;
-        for group in moe_routing::group_by_expert(&routing, self.cfg.num_experts) {
-            let e = group.expert as usize;
-            let idx = Tensor::new(group.tokens.as_slice(), xs.device())?;
-            let x = flat.index_select(&idx, 0)?;
-            let gu = x.matmul(&self.gate_up.get(e)?.t()?)?; // n, 2I
-            let act = self.cfg.act.apply(&gu.narrow(D::Minus1, 0, i)?)?;
-            let y = (act * gu.narrow(D::Minus1, i, i)?)?.matmul(&self.down.get(e)?.t()?)?; // n, H
-            // The reference casts routing weights to the activation dtype before scaling.
-            let w = Tensor::new(group.weights.as_slice(), xs.device())?.to_dtype(xs.dtype())?.unsqueeze(1)?;
-            out = out.index_add(&idx, &y.broadcast_mul(&w)?, 0)?;
-        }
+        let groups = moe_routing::group_by_expert(&routing, self.cfg.num_experts);
+        let mut out = if self.fused_decode_applies(&flat) {
+            flat.contiguous()?.apply_op3_no_bwd(&self.gate_up, &self.down, &ExpertFfn { groups, cfg: &self.cfg })?
+        } else {
+            self.experts_one_by_one(&flat, groups)?
+        };
         if let Some(shared) = &self.shared {
             let gate = candle_nn::ops::sigmoid(&shared.gate.forward(&flat)?)?;
             out = (out + shared.mlp.forward(&flat)?.broadcast_mul(&gate)?)?;
         }
         out.reshape(dims)
+    }
+}
+
+impl SparseMoe {
+    /// A few f32 token rows on the CPU (a decode step) go through the fused kernel.
+    fn fused_decode_applies(&self, flat: &Tensor) -> bool {
+        flat.device().is_cpu()
+            && flat.dtype() == DType::F32
+            && self.gate_up.dtype() == DType::F32
+            && flat.dim(0).is_ok_and(|r| r <= omnid_kernels::gemv::MAX_ROWS)
+            && self.cfg.act == Activation::Silu
+    }
+
+    /// One pair of matrix products per expert over all its tokens (prefill, other dtypes).
+    fn experts_one_by_one(&self, flat: &Tensor, groups: Vec<moe_routing::ExpertGroup>) -> Result<Tensor> {
+        let (rows, h) = flat.dims2()?;
+        let i = self.cfg.moe_intermediate_size;
+        let mut out = Tensor::zeros((rows, h), flat.dtype(), flat.device())?;
+        for group in groups {
+            let e = group.expert as usize;
+            let idx = Tensor::new(group.tokens.as_slice(), flat.device())?;
+            let x = flat.index_select(&idx, 0)?;
+            let gu = matmul_wt(&x, &self.gate_up.get(e)?)?; // n, 2I
+            let act = self.cfg.act.apply(&gu.narrow(D::Minus1, 0, i)?)?;
+            let y = matmul_wt(&(act * gu.narrow(D::Minus1, i, i)?)?, &self.down.get(e)?)?; // n, H
+                                                                                           // The reference casts routing weights to the activation dtype before scaling.
+            let w = Tensor::new(group.weights.as_slice(), flat.device())?.to_dtype(flat.dtype())?.unsqueeze(1)?;
+            out = out.index_add(&idx, &y.broadcast_mul(&w)?, 0)?;
+        }
+        Ok(out)
+    }
+}
+
+/// candle glue for [`omnid_kernels::moe_experts::expert_ffn_f32`]: `(x, gate_up, down)`,
+/// contiguous f32 on the CPU (checked by [`SparseMoe::fused_decode_applies`]).
+struct ExpertFfn<'a> {
+    groups: Vec<moe_routing::ExpertGroup>,
+    cfg: &'a MoeConfig,
+}
+
+impl CustomOp3 for ExpertFfn<'_> {
+    fn name(&self) -> &'static str {
+        "omnid-moe-experts"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(x), CpuStorage::F32(gu), CpuStorage::F32(dn)) = (s1, s2, s3) else {
+            candle_core::bail!("moe experts: f32 operands expected; this is a bug")
+        };
+        let (Some((x0, x1)), Some((g0, g1)), Some((d0, d1))) =
+            (l1.contiguous_offsets(), l2.contiguous_offsets(), l3.contiguous_offsets())
+        else {
+            candle_core::bail!("moe experts: contiguous operands expected; this is a bug")
+        };
+        let (tokens, h) = l1.shape().dims2()?;
+        let shape =
+            ExpertShape { num_experts: self.cfg.num_experts, hidden: h, intermediate: self.cfg.moe_intermediate_size };
+        let y = expert_ffn_f32(&x[x0..x1], tokens, &self.groups, &gu[g0..g1], &dn[d0..d1], shape);
+        Ok((CpuStorage::F32(y), Shape::from((tokens, h))))
     }
 }

@@ -98,9 +98,7 @@ impl TextRotary {
             None => vec![Axis::T; half],
             Some(sec) => {
                 if sec.len() != 3 || sec.iter().sum::<usize>() != half {
-                    candle_core::bail!(
-                        "mrope_section {sec:?} must have 3 entries summing to head_dim/2 = {half}"
-                    )
+                    candle_core::bail!("mrope_section {sec:?} must have 3 entries summing to head_dim/2 = {half}")
                 }
                 (0..half)
                     .map(|j| {
@@ -151,7 +149,12 @@ pub fn apply_rotary(xs: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 /// Axial 2-D rotary tables for the vision tower: for each patch (row, col) the angles are
 /// `[row·inv_freq, col·inv_freq]` with `inv_freq` over `head_dim/2` (spec §5.4). Returns
 /// f32 `(cos, sin)` of shape `[N, head_dim/2]`; the vision tower applies them in f32.
-pub fn vision_cos_sin(rows_cols: &[(u32, u32)], head_dim: usize, theta: f64, device: &Device) -> Result<(Tensor, Tensor)> {
+pub fn vision_cos_sin(
+    rows_cols: &[(u32, u32)],
+    head_dim: usize,
+    theta: f64,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
     let inv = inv_freq(head_dim / 2, theta);
     let quarter = inv.len();
     let n = rows_cols.len();
@@ -166,10 +169,7 @@ pub fn vision_cos_sin(rows_cols: &[(u32, u32)], head_dim: usize, theta: f64, dev
             }
         }
     }
-    Ok((
-        Tensor::from_vec(cos, (n, 2 * quarter), device)?,
-        Tensor::from_vec(sin, (n, 2 * quarter), device)?,
-    ))
+    Ok((Tensor::from_vec(cos, (n, 2 * quarter), device)?, Tensor::from_vec(sin, (n, 2 * quarter), device)?))
 }
 
 #[cfg(test)]

@@ -39,11 +39,7 @@ pub fn rope_index(ids: &[u32], media: &OmniMediaLayout, cfg: &OmniPositionIds) -
         return Ok((Positions3d::sequential(0.0, ids.len()), 0.0));
     }
     let count = |id: u32| ids.iter().filter(|&&t| t == id).count();
-    let vision_next: Vec<u32> = ids
-        .windows(2)
-        .filter(|w| w[0] == cfg.vision_start_token_id)
-        .map(|w| w[1])
-        .collect();
+    let vision_next: Vec<u32> = ids.windows(2).filter(|w| w[0] == cfg.vision_start_token_id).map(|w| w[1]).collect();
     let image_nums = vision_next.iter().filter(|&&t| t == cfg.image_token_id).count();
     let video_nums = if media.use_audio_in_video {
         vision_next.iter().filter(|&&t| t == cfg.audio_start_token_id).count()
@@ -51,7 +47,8 @@ pub fn rope_index(ids: &[u32], media: &OmniMediaLayout, cfg: &OmniPositionIds) -
         vision_next.iter().filter(|&&t| t == cfg.video_token_id).count()
     };
     let audio_nums = count(cfg.audio_start_token_id);
-    let multimodal = if media.use_audio_in_video { image_nums + audio_nums } else { image_nums + video_nums + audio_nums };
+    let multimodal =
+        if media.use_audio_in_video { image_nums + audio_nums } else { image_nums + video_nums + audio_nums };
     let has_vision_pad = ids.contains(&cfg.image_token_id) || ids.contains(&cfg.video_token_id);
     let has_audio_pad = ids.contains(&cfg.audio_token_id);
     let m = cfg.spatial_merge_size;
@@ -84,9 +81,12 @@ pub fn rope_index(ids: &[u32], media: &OmniMediaLayout, cfg: &OmniPositionIds) -
     let (mut remain_images, mut remain_videos, mut remain_audios) = (image_nums, video_nums, audio_nums);
     let (mut image_idx, mut video_idx, mut audio_idx) = (0usize, 0usize, 0usize);
     let mut st = 0usize;
-    let audio_len = |i: usize| -> Result<usize, String> {
-        media.audio_tokens.get(i).copied().ok_or_else(|| format!("prompt has more audio segments than audio inputs ({})", media.audio_tokens.len()))
-    };
+    let audio_len =
+        |i: usize| -> Result<usize, String> {
+            media.audio_tokens.get(i).copied().ok_or_else(|| {
+                format!("prompt has more audio segments than audio inputs ({})", media.audio_tokens.len())
+            })
+        };
     for _ in 0..multimodal {
         let mut st_idx = last_max.map_or(0.0, |m| m + 1.0);
         let ed_vision = if has_vision_pad && (remain_videos > 0 || remain_images > 0) {
@@ -176,7 +176,9 @@ pub fn rope_index(ids: &[u32], media: &OmniMediaLayout, cfg: &OmniPositionIds) -
             remain_videos = remain_videos.saturating_sub(1);
             remain_audios = remain_audios.saturating_sub(1);
         } else {
-            return Err(format!("vision start token at {ed_vision} is not followed by an image, video or audio placeholder"));
+            return Err(format!(
+                "vision start token at {ed_vision} is not followed by an image, video or audio placeholder"
+            ));
         }
         let st_idx = last_max.map_or(0.0, |m| m + 1.0);
         push_seq(&mut pos, st_idx, eos_len, &mut last_max);
@@ -186,7 +188,11 @@ pub fn rope_index(ids: &[u32], media: &OmniMediaLayout, cfg: &OmniPositionIds) -
         push_seq(&mut pos, st_idx, ids.len() - st, &mut last_max);
     }
     if pos.len() != ids.len() {
-        return Err(format!("position walk produced {} positions for {} tokens (placeholders and media disagree)", pos.len(), ids.len()));
+        return Err(format!(
+            "position walk produced {} positions for {} tokens (placeholders and media disagree)",
+            pos.len(),
+            ids.len()
+        ));
     }
     let delta = pos.max() + 1.0 - ids.len() as f32;
     Ok((pos, delta))

@@ -8,7 +8,9 @@ use candle_nn::VarBuilder;
 use super::config::Qwen3OmniMoeConfig;
 use super::positions::{rope_index, OmniMediaLayout, OmniPositionIds};
 use crate::models::audio_encoder::AudioEncoder;
-use crate::models::multimodal::{joint_deepstack, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt, VisualInput};
+use crate::models::multimodal::{
+    joint_deepstack, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt, VisualInput,
+};
 use crate::models::text_decoder::TextDecoder;
 use crate::models::vision_encoder::{MergerNaming, VisionEncoder, VisionOutput};
 
@@ -59,7 +61,10 @@ impl Thinker {
         let audio_rows = rows_of(&inp.ids, t.audio_token_id);
         if !inp.audios.is_empty() || !audio_rows.is_empty() {
             if inp.audios.is_empty() {
-                candle_core::bail!("the prompt has {} audio placeholder tokens but no audio was given", audio_rows.len())
+                candle_core::bail!(
+                    "the prompt has {} audio placeholder tokens but no audio was given",
+                    audio_rows.len()
+                )
             }
             let feats = self.audio.forward(&inp.audios)?;
             embeds = scatter_rows(&embeds, &audio_rows, &feats, "audio")?;
@@ -73,7 +78,10 @@ impl Thinker {
             match out {
                 Some(o) => embeds = scatter_rows(&embeds, &rows, &o.embeds, what)?,
                 None if !rows.is_empty() => {
-                    candle_core::bail!("the prompt has {} {what} placeholder tokens but no {what} was given", rows.len())
+                    candle_core::bail!(
+                        "the prompt has {} {what} placeholder tokens but no {what} was given",
+                        rows.len()
+                    )
                 }
                 None => {}
             }
@@ -96,7 +104,8 @@ impl Thinker {
                 .collect(),
             use_audio_in_video: inp.use_audio_in_video,
         };
-        let (positions, rope_delta) = rope_index(&inp.ids, &layout, &self.position_ids()).map_err(candle_core::Error::msg)?;
+        let (positions, rope_delta) =
+            rope_index(&inp.ids, &layout, &self.position_ids()).map_err(candle_core::Error::msg)?;
         Ok(PreparedPrompt { embeds: embeds.unsqueeze(0)?, positions, rope_delta, deepstack })
     }
 

@@ -35,6 +35,9 @@ impl Qwen3VlConfig {
         text.tie_word_embeddings = Some(tie);
         if !moe {
             text.num_experts = None;
+            // Qwen3VLTextConfig declares head_dim = 128 as its class default (the MoE config and
+            // the Omni thinker fall back to hidden / heads instead).
+            text.head_dim = text.head_dim.or(Some(128));
         }
         let mut cfg = text.decoder_config(ExpertStorage::Fused, 500_000.0, tie, true)?;
         for l in &mut cfg.layers {

@@ -5,7 +5,9 @@ use candle_nn::VarBuilder;
 
 use super::config::Qwen3VlConfig;
 use super::positions::rope_index;
-use crate::models::multimodal::{joint_deepstack, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt, VisualInput};
+use crate::models::multimodal::{
+    joint_deepstack, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt, VisualInput,
+};
 use crate::models::text_decoder::TextDecoder;
 use crate::models::vision_encoder::{MergerNaming, VisionEncoder, VisionOutput};
 
@@ -60,7 +62,10 @@ impl Qwen3Vl {
             match out {
                 Some(o) => embeds = scatter_rows(&embeds, &rows, &o.embeds, what)?,
                 None if !rows.is_empty() => {
-                    candle_core::bail!("the prompt has {} {what} placeholder tokens but no {what} was given", rows.len())
+                    candle_core::bail!(
+                        "the prompt has {} {what} placeholder tokens but no {what} was given",
+                        rows.len()
+                    )
                 }
                 None => {}
             }

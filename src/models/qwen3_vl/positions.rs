@@ -18,7 +18,15 @@ pub fn rope_index(
     if image_grids.is_empty() && video_grids.is_empty() {
         return Ok((Positions3d::sequential(0.0, ids.len()), 0.0));
     }
-    let kind = |t: u32| if t == image_token { 1 } else if t == video_token { 2 } else { 0 };
+    let kind = |t: u32| {
+        if t == image_token {
+            1
+        } else if t == video_token {
+            2
+        } else {
+            0
+        }
+    };
     let mut images = image_grids.iter();
     // Each temporal grid of a video is its own segment (grid_t = 1).
     let mut frames = video_grids.iter().flat_map(|g| std::iter::repeat_n([1, g[1], g[2]], g[0]));
@@ -37,11 +45,16 @@ pub fn rope_index(
             }
             current += end - i;
         } else {
-            let grid = if k == 1 { images.next().copied() } else { frames.next() }
-                .ok_or_else(|| format!("more {} placeholder runs than inputs", if k == 1 { "image" } else { "video frame-group" }))?;
+            let grid = if k == 1 { images.next().copied() } else { frames.next() }.ok_or_else(|| {
+                format!("more {} placeholder runs than inputs", if k == 1 { "image" } else { "video frame-group" })
+            })?;
             let (gh, gw) = (grid[1] / merge, grid[2] / merge);
             if gh * gw != end - i {
-                return Err(format!("a vision run of {} tokens does not match its grid {grid:?} ({} tokens)", end - i, gh * gw));
+                return Err(format!(
+                    "a vision run of {} tokens does not match its grid {grid:?} ({} tokens)",
+                    end - i,
+                    gh * gw
+                ));
             }
             for r in 0..gh {
                 for c in 0..gw {

@@ -1,7 +1,8 @@
 //! Log-mel features and audio token counts against `WhisperFeatureExtractor` / the Qwen3-Omni processor.
 
 use super::{as_usize, fixture, max_abs_diff, read_f32, read_json, usize_list};
-use crate::preprocess::audio_features::{audio_token_count, log_mel_spectrogram, mel_frame_count};
+use crate::models::audio_encoder::audio_token_count;
+use crate::preprocess::audio_features::{log_mel_spectrogram, mel_frame_count};
 use crate::preprocess::FeatureExtractorConfig;
 
 /// Qwen3-Omni's feature-extractor values (spec §4.1) as they appear in its preprocessor_config.json.
@@ -15,12 +16,7 @@ fn signal(source: &str, offset: usize, n: usize) -> Vec<f32> {
     assert_eq!(wav.sample_rate_hz, 16000);
     let full: Vec<f32> = match source {
         "wav" => wav.samples,
-        "palindrome" => wav
-            .samples
-            .iter()
-            .chain(wav.samples.iter().rev())
-            .copied()
-            .collect(),
+        "palindrome" => wav.samples.iter().chain(wav.samples.iter().rev()).copied().collect(),
         other => panic!("unknown source {other}"),
     };
     full[offset..offset + n].to_vec()
@@ -32,20 +28,12 @@ fn log_mel_matches_whisper_feature_extractor() {
     let cases = read_json("audio_cases.json");
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
-        let x = signal(
-            case["source"].as_str().unwrap(),
-            as_usize(&case["offset"]),
-            as_usize(&case["n_samples"]),
-        );
+        let x = signal(case["source"].as_str().unwrap(), as_usize(&case["offset"]), as_usize(&case["n_samples"]));
         let mel = log_mel_spectrogram(&x, &cfg).unwrap();
         let n_frames = as_usize(&case["n_frames"]);
         assert_eq!((mel.n_mels, mel.n_frames), (128, n_frames), "{name}");
         assert_eq!(mel_frame_count(x.len(), 160), n_frames);
-        assert_eq!(
-            audio_token_count(mel.n_frames),
-            as_usize(&case["audio_tokens"]),
-            "{name}: token count"
-        );
+        assert_eq!(audio_token_count(mel.n_frames, 50), as_usize(&case["audio_tokens"]), "{name}: token count");
 
         // Stored frames, in full.
         let frames = usize_list(&case["frames"]);
@@ -55,20 +43,18 @@ fn log_mel_matches_whisper_feature_extractor() {
             .map(|(m, t)| mel.data[m * n_frames + t])
             .collect();
         let diff = max_abs_diff(&got, &want);
-        eprintln!("mel {name}: max |diff| vs numpy-path WhisperFeatureExtractor = {diff:.3e} over {} frames", frames.len());
+        eprintln!(
+            "mel {name}: max |diff| vs numpy-path WhisperFeatureExtractor = {diff:.3e} over {} frames",
+            frames.len()
+        );
         assert!(diff <= 1e-5, "{name}: max |diff| {diff}");
 
         // Every frame, through its sum over the 128 bins.
         let sums = read_f32(case["frame_sums_file"].as_str().unwrap());
         assert_eq!(sums.len(), n_frames);
         for (t, &want_sum) in sums.iter().enumerate() {
-            let got_sum: f64 = (0..128)
-                .map(|m| f64::from(mel.data[m * n_frames + t]))
-                .sum();
-            assert!(
-                (got_sum - f64::from(want_sum)).abs() <= 1e-4,
-                "{name} frame {t}: sum {got_sum} vs {want_sum}"
-            );
+            let got_sum: f64 = (0..128).map(|m| f64::from(mel.data[m * n_frames + t])).sum();
+            assert!((got_sum - f64::from(want_sum)).abs() <= 1e-4, "{name} frame {t}: sum {got_sum} vs {want_sum}");
         }
 
         // The torch float32 path (what __call__ uses when torch is installed) differs from the numpy path by
@@ -88,6 +74,6 @@ fn token_counts_match_the_processor() {
     for row in cases["token_table"].as_array().unwrap() {
         let frames = mel_frame_count(as_usize(&row["n_samples"]), 160);
         assert_eq!(frames, as_usize(&row["n_frames"]));
-        assert_eq!(audio_token_count(frames), as_usize(&row["tokens"]), "{row}");
+        assert_eq!(audio_token_count(frames, 50), as_usize(&row["tokens"]), "{row}");
     }
 }

@@ -4,8 +4,7 @@ use serde_json::Value;
 
 use super::{as_usize, max_abs_diff, read_f32, read_json, read_rgb, usize_list};
 use crate::preprocess::{
-    preprocess_image, resize_rgb8, smart_resize, smart_resize_video, ImageProcessorConfig,
-    ResampleFilter,
+    preprocess_image, resize_rgb8, smart_resize, smart_resize_video, ImageProcessorConfig, ResampleFilter,
 };
 
 #[test]
@@ -24,24 +23,11 @@ fn pil_resize_is_bit_exact() {
             "box" => ResampleFilter::Box,
             other => panic!("unknown filter {other}"),
         };
-        let (w, h) = (
-            as_usize(&case["out_width"]) as u32,
-            as_usize(&case["out_height"]) as u32,
-        );
+        let (w, h) = (as_usize(&case["out_width"]) as u32, as_usize(&case["out_height"]) as u32);
         let got = resize_rgb8(&src, w, h, filter).unwrap();
         assert_eq!(got.dimensions(), want.dimensions(), "{name}");
-        let mismatches = got
-            .as_raw()
-            .iter()
-            .zip(want.as_raw())
-            .filter(|(a, b)| a != b)
-            .count();
-        assert_eq!(
-            mismatches,
-            0,
-            "{name}: {mismatches} of {} bytes differ from Pillow",
-            want.as_raw().len()
-        );
+        let mismatches = got.as_raw().iter().zip(want.as_raw()).filter(|(a, b)| a != b).count();
+        assert_eq!(mismatches, 0, "{name}: {mismatches} of {} bytes differ from Pillow", want.as_raw().len());
         checked += want.as_raw().len();
     }
     eprintln!("PIL resize: {checked} bytes compared, all equal");
@@ -72,17 +58,9 @@ fn smart_resize_matches_transformers() {
         let r = row.as_array().unwrap();
         let [t, h, w, f] = [0, 1, 2, 3].map(|i| as_usize(&r[i]));
         let (mn, mx) = (r[4].as_u64().unwrap(), r[5].as_u64().unwrap());
-        expect_size(
-            r,
-            smart_resize_video(t, h, w, 2, f, mn, mx),
-            &format!("3-D {row}"),
-        );
+        expect_size(r, smart_resize_video(t, h, w, 2, f, mn, mx), &format!("3-D {row}"));
     }
-    eprintln!(
-        "smart_resize: {} 2-D and {} 3-D cases equal",
-        rows2.len(),
-        rows3.len()
-    );
+    eprintln!("smart_resize: {} 2-D and {} 3-D cases equal", rows2.len(), rows3.len());
 }
 
 #[test]
@@ -111,50 +89,18 @@ fn config_keys_resolve_like_transformers() {
     for case in cases["resolved_configs"].as_array().unwrap() {
         let cfg = ImageProcessorConfig::from_json_str(&case["config"].to_string()).unwrap();
         let ctx = case["config"].to_string();
-        assert_eq!(
-            cfg.min_pixels,
-            case["min_pixels"].as_u64().unwrap(),
-            "{ctx}"
-        );
-        assert_eq!(
-            cfg.max_pixels,
-            case["max_pixels"].as_u64().unwrap(),
-            "{ctx}"
-        );
-        assert_eq!(cfg.patch_size, as_usize(&case["patch_size"]), "{ctx}");
-        assert_eq!(
-            cfg.temporal_patch_size,
-            as_usize(&case["temporal_patch_size"]),
-            "{ctx}"
-        );
-        assert_eq!(cfg.merge_size, as_usize(&case["merge_size"]), "{ctx}");
-        assert_eq!(
-            cfg.rescale_factor,
-            case["rescale_factor"].as_f64().unwrap(),
-            "{ctx}"
-        );
-        assert_eq!(cfg.do_resize, case["do_resize"].as_bool().unwrap(), "{ctx}");
-        assert_eq!(
-            cfg.do_rescale,
-            case["do_rescale"].as_bool().unwrap(),
-            "{ctx}"
-        );
-        assert_eq!(
-            cfg.do_normalize,
-            case["do_normalize"].as_bool().unwrap(),
-            "{ctx}"
-        );
+        assert_eq!(cfg.pixels.min_pixels, case["min_pixels"].as_u64().unwrap(), "{ctx}");
+        assert_eq!(cfg.pixels.max_pixels, case["max_pixels"].as_u64().unwrap(), "{ctx}");
+        assert_eq!(cfg.pixels.patch_size, as_usize(&case["patch_size"]), "{ctx}");
+        assert_eq!(cfg.pixels.temporal_patch_size, as_usize(&case["temporal_patch_size"]), "{ctx}");
+        assert_eq!(cfg.pixels.merge_size, as_usize(&case["merge_size"]), "{ctx}");
+        assert_eq!(cfg.pixels.rescale_factor, case["rescale_factor"].as_f64().unwrap(), "{ctx}");
+        assert_eq!(cfg.pixels.do_resize, case["do_resize"].as_bool().unwrap(), "{ctx}");
+        assert_eq!(cfg.pixels.do_rescale, case["do_rescale"].as_bool().unwrap(), "{ctx}");
+        assert_eq!(cfg.pixels.do_normalize, case["do_normalize"].as_bool().unwrap(), "{ctx}");
         for c in 0..3 {
-            assert_eq!(
-                cfg.image_mean[c],
-                case["image_mean"][c].as_f64().unwrap(),
-                "{ctx}"
-            );
-            assert_eq!(
-                cfg.image_std[c],
-                case["image_std"][c].as_f64().unwrap(),
-                "{ctx}"
-            );
+            assert_eq!(cfg.pixels.image_mean[c], case["image_mean"][c].as_f64().unwrap(), "{ctx}");
+            assert_eq!(cfg.pixels.image_std[c], case["image_std"][c].as_f64().unwrap(), "{ctx}");
         }
     }
 }

@@ -1,0 +1,161 @@
+//! The daemon's TOML configuration (`configs/*.toml`, chosen with `--config`). Command-line
+//! flags override the file; the file overrides the built-in defaults. Unknown keys are
+//! errors, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A whole config file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OmnidConfig {
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub video: VideoSection,
+}
+
+/// `[model]`: which checkpoint and how to hold it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Checkpoint directory; absent means the embedded tiny random-weight model.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `auto`, `f32`, `bf16` or `f16`.
+    #[serde(default = "auto")]
+    pub dtype: String,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self { path: None, dtype: auto() }
+    }
+}
+
+/// `[limits]`: what a request may ask for.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest image (or video frame) accepted, in pixels, checked from the header before
+    /// decoding. Default: Pillow's decompression-bomb limit.
+    #[serde(default = "max_input_pixels")]
+    pub max_input_pixels: u64,
+    /// Default token budget of a generation.
+    #[serde(default = "max_new_tokens")]
+    pub max_new_tokens: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self { max_input_pixels: max_input_pixels(), max_new_tokens: max_new_tokens() }
+    }
+}
+
+/// `[video]`: sampling and the pixel budget of video frames.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSection {
+    /// Frames sampled per second (Qwen3-Omni and Qwen3-VL were evaluated at 2).
+    #[serde(default = "fps")]
+    pub fps: f64,
+    /// Override of the checkpoint processor's lower pixel bound (per frame for Qwen3-Omni,
+    /// per clip for Qwen3-VL).
+    #[serde(default)]
+    pub min_pixels: Option<u64>,
+    /// Override of the upper pixel bound; lower it to spend fewer tokens on video.
+    #[serde(default)]
+    pub max_pixels: Option<u64>,
+}
+
+impl Default for VideoSection {
+    fn default() -> Self {
+        Self { fps: fps(), min_pixels: None, max_pixels: None }
+    }
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+fn max_input_pixels() -> u64 {
+    crate::preprocess::image::DEFAULT_MAX_INPUT_PIXELS
+}
+fn max_new_tokens() -> usize {
+    256
+}
+fn fps() -> f64 {
+    2.0
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {problem}")]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub problem: String,
+}
+
+impl OmnidConfig {
+    /// Reads and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let err = |problem: String| ConfigError { path: path.into(), problem };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let cfg: Self = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        cfg.validate().map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// Checks value ranges and relations.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::engine::model_dir::DTypeChoice::parse(&self.model.dtype).map_err(|e| format!("[model] dtype: {e}"))?;
+        if self.limits.max_input_pixels == 0 {
+            return Err("[limits] max_input_pixels must be > 0".into());
+        }
+        if self.limits.max_new_tokens == 0 {
+            return Err("[limits] max_new_tokens must be > 0".into());
+        }
+        if !(self.video.fps.is_finite() && self.video.fps > 0.0) {
+            return Err(format!("[video] fps must be > 0 (got {})", self.video.fps));
+        }
+        if let (Some(lo), Some(hi)) = (self.video.min_pixels, self.video.max_pixels) {
+            if lo > hi {
+                return Err(format!("[video] min_pixels {lo} is above max_pixels {hi}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_config_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                OmnidConfig::from_file(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 2, "configs/ should hold the documented examples");
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_errors() {
+        let e = toml::from_str::<OmnidConfig>("[model]\ndtyp = \"f32\"").unwrap_err().to_string();
+        assert!(e.contains("dtyp"), "{e}");
+        let c: OmnidConfig = toml::from_str("[video]\nfps = 0.0").unwrap();
+        assert!(c.validate().unwrap_err().contains("fps"));
+        let c: OmnidConfig = toml::from_str("[model]\ndtype = \"f8\"").unwrap();
+        assert!(c.validate().unwrap_err().contains("dtype"));
+        let c: OmnidConfig = toml::from_str("[video]\nmin_pixels = 10\nmax_pixels = 5").unwrap();
+        assert!(c.validate().unwrap_err().contains("min_pixels"));
+    }
+}

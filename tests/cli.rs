@@ -1,0 +1,316 @@
+//! The `omnid` binary end to end: `ask` on the embedded default and on committed reference
+//! checkpoints (its greedy tokens must equal the reference's), `check`, `bench`, and every
+//! bad input the engine must refuse with one clear error naming the file and the problem —
+//! never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn omnid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_omnid")).args(args).env_remove("RUST_BACKTRACE").output().expect("run omnid")
+}
+
+fn fixture(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel).display().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_of(o: &Output) -> Value {
+    assert!(o.status.success(), "omnid failed: {}", stderr(o));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+fn ids(v: &Value) -> Vec<u64> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+}
+
+/// A failing run: non-zero exit, an `error:` line containing every `needles`, no panic.
+fn assert_clean_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked"), "panic instead of an error: {err}");
+    assert!(err.contains("error:"), "no error line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "error does not mention {n:?}: {err}");
+    }
+}
+
+#[test]
+fn ask_embedded_default_streams_and_reports_json() {
+    let o = omnid(&["ask", "--max-tokens", "6", "Hello there"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("embedded tiny random-weight"), "the embedded model must say so: {}", stderr(&o));
+    let j = json_of(&omnid(&["ask", "--json", "--max-tokens", "6", "Hello there"]));
+    assert_eq!(ids(&j["token_ids"]).len(), 6);
+    assert!(j["prompt_tokens"].as_u64().unwrap() > 5);
+    let top5 = j["first_step_top5"].as_array().unwrap();
+    assert_eq!(top5.len(), 5);
+    let logits: Vec<f64> = top5.iter().map(|t| t["logit"].as_f64().unwrap()).collect();
+    assert!(logits.windows(2).all(|w| w[0] >= w[1]), "top5 not sorted: {logits:?}");
+    // Greedy's first token is the top logit.
+    assert_eq!(ids(&j["token_ids"])[0], top5[0]["id"].as_u64().unwrap());
+    for k in ["prefill_ms", "first_token_ms", "decode_tokens_per_s"] {
+        assert!(j[k].as_f64().unwrap() > 0.0, "{k}");
+    }
+    assert_eq!(j["model"]["embedded_random_weights"], true);
+    // Fixed seed: the embedded model is the same on every run.
+    let again = json_of(&omnid(&["ask", "--json", "--max-tokens", "6", "Hello there"]));
+    assert_eq!(j["token_ids"], again["token_ids"]);
+}
+
+#[test]
+fn ask_embedded_with_image_audio_and_sampling() {
+    let img = fixture("omni_a/inputs/img_0.png");
+    let wav = fixture("omni_a/inputs/aud_1s.wav");
+    let base = ["ask", "--json", "--max-tokens", "8", "--image", &img, "--audio", &wav];
+    let plain = json_of(&omnid(&[&base[..], &["What is this?"]].concat()));
+    let text_only = json_of(&omnid(&["ask", "--json", "--max-tokens", "8", "What is this?"]));
+    // 1 s of audio = 13 tokens; the image adds its own; both go into the prompt.
+    assert!(plain["prompt_tokens"].as_u64().unwrap() >= text_only["prompt_tokens"].as_u64().unwrap() + 13 + 4);
+    let s1 = json_of(&omnid(
+        &[&base[..], &["--temperature", "1.5", "--top-k", "20", "--top-p", "0.9", "--seed", "3", "What is this?"]]
+            .concat(),
+    ));
+    let s2 = json_of(&omnid(
+        &[&base[..], &["--temperature", "1.5", "--top-k", "20", "--top-p", "0.9", "--seed", "3", "What is this?"]]
+            .concat(),
+    ));
+    let s3 = json_of(&omnid(
+        &[&base[..], &["--temperature", "1.5", "--top-k", "20", "--top-p", "0.9", "--seed", "4", "What is this?"]]
+            .concat(),
+    ));
+    assert_eq!(s1["token_ids"], s2["token_ids"], "same seed, same tokens");
+    assert_ne!(s1["token_ids"], s3["token_ids"], "another seed, other tokens");
+}
+
+/// The CLI on a committed checkpoint reproduces the reference's greedy generation.
+fn ask_matches_reference(model: &str, case: &str, flags: &[&str]) {
+    let dir = fixture(model);
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(&dir).join("reference.json")).unwrap()).unwrap();
+    let c = reference["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap();
+    let max = c["greedy"]["max_new_tokens"].to_string();
+    let mut args =
+        vec!["ask", "--json", "--greedy", "--repetition-penalty", "1", "--model", &dir, "--max-tokens", &max];
+    let mut owned = Vec::new();
+    let mut prompt = String::new();
+    for part in c["messages"][0]["content"].as_array().unwrap() {
+        match part["type"].as_str().unwrap() {
+            "text" => prompt = part["text"].as_str().unwrap().to_string(),
+            kind => owned.push((format!("--{kind}"), format!("{dir}/{}", part[kind].as_str().unwrap()))),
+        }
+    }
+    for (f, p) in &owned {
+        args.push(f);
+        args.push(p);
+    }
+    args.extend_from_slice(flags);
+    args.push(&prompt);
+    let j = json_of(&omnid(&args));
+    assert_eq!(
+        j["prompt_tokens"].as_u64().unwrap() as usize,
+        c["prompt_ids"].as_array().unwrap().len(),
+        "{model}/{case}"
+    );
+    assert_eq!(ids(&j["token_ids"]), ids(&c["greedy"]["generated_ids"]), "{model}/{case}");
+    let stop = if c["greedy"]["stopped_by"] == "eos" { "eos" } else { "length" };
+    assert_eq!(j["stop_reason"], stop, "{model}/{case}");
+}
+
+#[test]
+fn ask_on_omni_checkpoint_image_audio_text_matches_reference() {
+    ask_matches_reference("omni_a", "image_audio_text", &[]);
+}
+
+#[test]
+fn ask_on_omni_checkpoint_audio_stops_at_eos_like_reference() {
+    ask_matches_reference("omni_a", "audio_text", &[]);
+}
+
+#[test]
+fn ask_on_omni_checkpoint_video_with_its_audio_track() {
+    // The reference call passed the video size of the checkpoint's video config.
+    ask_matches_reference(
+        "omni_b",
+        "video_audio_in_video",
+        &["--use-audio-in-video", "--video-min-pixels", "1024", "--video-max-pixels", "4096"],
+    );
+}
+
+#[test]
+fn ask_on_vl_moe_checkpoint_two_images() {
+    ask_matches_reference("vl_moe_b", "two_images", &[]);
+}
+
+#[test]
+fn check_reports_the_architecture() {
+    let o = omnid(&["check", "--model", &fixture("vl_moe_a")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Qwen3-VL-MoE") && out.contains("(2 MoE)"), "{out}");
+}
+
+#[test]
+fn bench_reports_throughput_and_memory() {
+    let j = json_of(&omnid(&["bench", "--json", "--prompt-tokens", "16", "--new-tokens", "4", "--runs", "1"]));
+    assert!(j["prefill_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(j["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(j["peak_rss_bytes"].as_u64().unwrap() > 1 << 20);
+    assert_eq!(j["prompt_ids"].as_array().unwrap().len(), 16);
+}
+
+/// A copy of a fixture checkpoint in a fresh temp dir, to damage.
+fn scratch_copy(model: &str, tag: &str) -> PathBuf {
+    let dst = std::env::temp_dir().join(format!("omnid-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dst);
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(fixture(model)).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    dst
+}
+
+#[test]
+fn missing_model_directory() {
+    let o = omnid(&["ask", "--model", "/nonexistent/omnid-model", "hi"]);
+    assert_clean_error(&o, &["/nonexistent/omnid-model", "not a directory"]);
+}
+
+#[test]
+fn truncated_shard_is_named() {
+    let dir = scratch_copy("omni_a", "trunc");
+    let shard = dir.join("model-00002-of-00003.safetensors");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    let o = omnid(&["ask", "--model", dir.to_str().unwrap(), "hi"]);
+    assert_clean_error(&o, &["model-00002-of-00003.safetensors", "truncated"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn missing_shard_is_named() {
+    let dir = scratch_copy("vl_dense_b", "noshard");
+    std::fs::remove_file(dir.join("model-00003-of-00003.safetensors")).unwrap();
+    let o = omnid(&["check", "--model", dir.to_str().unwrap()]);
+    assert_clean_error(&o, &["model-00003-of-00003.safetensors", "missing shard"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn corrupt_header_is_named() {
+    let dir = scratch_copy("omni_b", "garbage");
+    std::fs::write(dir.join("model.safetensors"), b"this is not a safetensors file at all").unwrap();
+    let o = omnid(&["check", "--model", dir.to_str().unwrap()]);
+    assert_clean_error(&o, &["model.safetensors"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unsupported_architecture() {
+    let dir = scratch_copy("vl_dense_a", "arch");
+    let cfg = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("Qwen3VLForConditionalGeneration", "LlamaForCausalLM")
+        .replace("\"qwen3_vl\"", "\"llama\"");
+    std::fs::write(&cfg, text).unwrap();
+    let o = omnid(&["check", "--model", dir.to_str().unwrap()]);
+    assert_clean_error(&o, &["config.json", "LlamaForCausalLM", "not supported"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn tokenizer_from_another_model_is_refused() {
+    let dir = scratch_copy("omni_a", "tok");
+    std::fs::copy(fixture("omni_b/tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    let o = omnid(&["check", "--model", dir.to_str().unwrap()]);
+    assert_clean_error(&o, &["tokenizer does not match"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn missing_tokenizer_is_named() {
+    let dir = scratch_copy("vl_moe_a", "notok");
+    std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
+    let o = omnid(&["check", "--model", dir.to_str().unwrap()]);
+    assert_clean_error(&o, &["tokenizer.json", "not found"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A PNG whose header declares `w × h` pixels (no real pixel data follows).
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(13u32.to_be_bytes());
+    png.extend(&ihdr);
+    png.extend(crc32(&ihdr).to_be_bytes());
+    // One IDAT chunk (decoders read the header up to the first IDAT; its content is never reached).
+    let idat = b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01";
+    png.extend(((idat.len() - 4) as u32).to_be_bytes());
+    png.extend(idat);
+    png.extend(crc32(idat).to_be_bytes());
+    png.extend(0u32.to_be_bytes());
+    png.extend(b"IEND");
+    png.extend(crc32(b"IEND").to_be_bytes());
+    png
+}
+
+#[test]
+fn image_over_the_pixel_budget_is_refused_before_decoding() {
+    let path = std::env::temp_dir().join(format!("omnid-huge-{}.png", std::process::id()));
+    std::fs::write(&path, png_header_only(30_000, 30_000)).unwrap();
+    let o = omnid(&["ask", "--image", path.to_str().unwrap(), "what?"]);
+    assert_clean_error(&o, &[path.to_str().unwrap(), "30000"]);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn unreadable_audio_is_named() {
+    let path = std::env::temp_dir().join(format!("omnid-bad-{}.wav", std::process::id()));
+    std::fs::write(&path, b"RIFF\x10\x00\x00\x00WAVEjunkjunk").unwrap();
+    let o = omnid(&["ask", "--audio", path.to_str().unwrap(), "what?"]);
+    assert_clean_error(&o, &[path.to_str().unwrap(), "WAV"]);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn audio_for_a_model_without_an_audio_encoder() {
+    let o = omnid(&["ask", "--model", &fixture("vl_dense_a"), "--audio", &fixture("omni_a/inputs/aud_1s.wav"), "hi"]);
+    assert_clean_error(&o, &["aud_1s.wav", "no audio input"]);
+}
+
+#[test]
+fn video_file_needs_the_decoder_of_the_media_work() {
+    let o = omnid(&["ask", "--video", &fixture("omni_a/config.json"), "hi"]);
+    assert_clean_error(&o, &["config.json", "folder of frames"]);
+}
+
+#[test]
+fn bad_sampling_values() {
+    let o = omnid(&["ask", "--top-p", "1.5", "hi"]);
+    assert_clean_error(&o, &["top_p"]);
+    let o = omnid(&["ask", "--temperature", "0", "hi"]);
+    assert_clean_error(&o, &["temperature"]);
+}
