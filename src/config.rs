@@ -56,12 +56,13 @@ impl Default for LimitsSection {
 }
 
 /// `[video]`: sampling and the pixel budget of video frames.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VideoSection {
-    /// Frames sampled per second (Qwen3-Omni and Qwen3-VL were evaluated at 2).
-    #[serde(default = "fps")]
-    pub fps: f64,
+    /// Frames sampled per second. Absent: the checkpoint's video processor `fps`, else 2 (the
+    /// rate Qwen3-Omni and Qwen3-VL were evaluated at).
+    #[serde(default)]
+    pub fps: Option<f64>,
     /// Override of the checkpoint processor's lower pixel bound (per frame for Qwen3-Omni,
     /// per clip for Qwen3-VL).
     #[serde(default)]
@@ -69,12 +70,6 @@ pub struct VideoSection {
     /// Override of the upper pixel bound; lower it to spend fewer tokens on video.
     #[serde(default)]
     pub max_pixels: Option<u64>,
-}
-
-impl Default for VideoSection {
-    fn default() -> Self {
-        Self { fps: fps(), min_pixels: None, max_pixels: None }
-    }
 }
 
 fn auto() -> String {
@@ -85,9 +80,6 @@ fn max_input_pixels() -> u64 {
 }
 fn max_new_tokens() -> usize {
     256
-}
-fn fps() -> f64 {
-    2.0
 }
 
 /// A config file that cannot be used.
@@ -117,8 +109,10 @@ impl OmnidConfig {
         if self.limits.max_new_tokens == 0 {
             return Err("[limits] max_new_tokens must be > 0".into());
         }
-        if !(self.video.fps.is_finite() && self.video.fps > 0.0) {
-            return Err(format!("[video] fps must be > 0 (got {})", self.video.fps));
+        if let Some(fps) = self.video.fps {
+            if !(fps.is_finite() && fps > 0.0) {
+                return Err(format!("[video] fps must be > 0 (got {fps})"));
+            }
         }
         if let (Some(lo), Some(hi)) = (self.video.min_pixels, self.video.max_pixels) {
             if lo > hi {

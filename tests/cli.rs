@@ -47,6 +47,8 @@ fn ask_embedded_default_streams_and_reports_json() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("embedded tiny random-weight"), "the embedded model must say so: {}", stderr(&o));
     let j = json_of(&omnid(&["ask", "--json", "--max-tokens", "6", "Hello there"]));
+    // The streamed text is the generated text, then a newline.
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{}\n", j["text"].as_str().unwrap()));
     assert_eq!(ids(&j["token_ids"]).len(), 6);
     assert!(j["prompt_tokens"].as_u64().unwrap() > 5);
     let top5 = j["first_step_top5"].as_array().unwrap();
@@ -313,4 +315,52 @@ fn bad_sampling_values() {
     assert_clean_error(&o, &["top_p"]);
     let o = omnid(&["ask", "--temperature", "0", "hi"]);
     assert_clean_error(&o, &["temperature"]);
+}
+
+/// A checkpoint copy whose context (`max_position_embeddings`) is only `n` tokens.
+fn with_context(model: &str, tag: &str, n: usize) -> PathBuf {
+    let dir = scratch_copy(model, tag);
+    let cfg = dir.join("config.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let text =
+        if v.get("thinker_config").is_some() { &mut v["thinker_config"]["text_config"] } else { &mut v["text_config"] };
+    text["max_position_embeddings"] = n.into();
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn prompt_longer_than_the_context_is_refused() {
+    let dir = with_context("vl_dense_a", "ctx", 12);
+    let o = omnid(&["ask", "--model", dir.to_str().unwrap(), "a question that is longer than twelve tokens for sure"]);
+    assert_clean_error(&o, &["context is 12", "max_position_embeddings"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn video_over_the_context_is_refused_before_decoding_it_all() {
+    let dir = with_context("omni_a", "vctx", 6);
+    let video = fixture("omni_a/inputs/vid_0");
+    let o = omnid(&["ask", "--model", dir.to_str().unwrap(), "--video", &video, "hi"]);
+    assert_clean_error(&o, &["vid_0", "tokens", "context of 6"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn audio_in_video_for_a_model_without_audio() {
+    let o = omnid(&[
+        "ask",
+        "--model",
+        &fixture("vl_dense_b"),
+        "--video",
+        &fixture("vl_dense_b/inputs/vid_0"),
+        "--use-audio-in-video",
+        "hi",
+    ]);
+    assert_clean_error(&o, &["vid_0", "no audio input"]);
+}
+
+#[test]
+fn zero_token_budget_is_refused() {
+    assert_clean_error(&omnid(&["ask", "--max-tokens", "0", "hi"]), &["--max-tokens"]);
 }

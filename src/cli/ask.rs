@@ -31,7 +31,8 @@ pub struct AskArgs {
     /// Feed each video's audio track (audio.wav in its folder) interleaved with the frames (Qwen3-Omni).
     #[arg(long)]
     pub use_audio_in_video: bool,
-    /// Frames per second sampled from videos (default: the config's, else 2 as Qwen evaluates).
+    /// Frames per second sampled from videos (default: the config file's, else the checkpoint's,
+    /// else 2, the rate Qwen evaluates at).
     #[arg(long)]
     pub video_fps: Option<f64>,
     /// Lower pixel bound for video frames (per frame for Qwen3-Omni, per clip for Qwen3-VL);
@@ -42,7 +43,7 @@ pub struct AskArgs {
     /// lower it to spend fewer tokens on video. Default: the checkpoint processor's.
     #[arg(long)]
     pub video_max_pixels: Option<u64>,
-    /// Maximum new tokens (default: the config's `max_new_tokens`, else 256).
+    /// Maximum new tokens (default: `[limits] max_new_tokens` of the --config file, else 256).
     #[arg(long)]
     pub max_tokens: Option<usize>,
     /// Sampling temperature (default: the checkpoint's generation_config, else 1.0).
@@ -92,6 +93,12 @@ pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Re
     if let Some(p) = args.video_max_pixels {
         loaded.processor.video.pixels.max_pixels = p;
     }
+    if let Some(fps) = args.video_fps {
+        anyhow::ensure!(fps.is_finite() && fps > 0.0, "--video-fps must be > 0 (got {fps})");
+    }
+    if args.max_tokens == Some(0) {
+        anyhow::bail!("--max-tokens must be at least 1");
+    }
     anyhow::ensure!(
         loaded.processor.video.pixels.min_pixels <= loaded.processor.video.pixels.max_pixels,
         "--video-min-pixels {} is above --video-max-pixels {}",
@@ -122,7 +129,7 @@ pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Re
         media: media.into_iter().map(|(_, m)| m).collect(),
         prompt: args.prompt.clone(),
         use_audio_in_video: args.use_audio_in_video,
-        video_fps: args.video_fps.unwrap_or(cfg.video.fps),
+        video_fps: args.video_fps.or(cfg.video.fps).or(loaded.processor.video.fps).unwrap_or(2.0),
         sampling,
         max_new_tokens: args.max_tokens.unwrap_or(cfg.limits.max_new_tokens),
     };

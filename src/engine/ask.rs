@@ -6,9 +6,10 @@
 use std::path::Path;
 
 use super::generate::{generate, GenerateParams, GenerationOutput};
-use super::media::{load_audio, load_image, load_video};
+use super::media::MediaItem;
+use super::media::{load_audio, load_image, load_video, VideoRequest};
 use super::model_dir::LoadedModel;
-use super::processor::{build_prompt, MediaItem, PromptOptions};
+use super::processor::{build_prompt, PromptOptions};
 use super::sampling::SamplingParams;
 use crate::models::family::Family;
 use crate::preprocess::FrameSamplingRule;
@@ -50,6 +51,7 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
         Family::Qwen3Vl | Family::Qwen3VlMoe => FrameSamplingRule::Qwen3Vl,
     };
     let max_pixels = lm.processor.image.max_input_pixels;
+    let audio_rate = lm.processor.audio.as_ref().map(|a| a.sampling_rate as u32);
     let mut media = Vec::with_capacity(req.media.len());
     let mut parts = Vec::with_capacity(req.media.len() + 1);
     for m in &req.media {
@@ -59,12 +61,21 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
                 if !lm.model.accepts_audio() {
                     anyhow::bail!("{p}: {} takes no audio input", lm.family.name());
                 }
-                (MediaItem::Audio(load_audio(Path::new(p))?), ContentPart::Audio { audio: p.clone() })
+                let rate = audio_rate.expect("models with audio input have a feature extractor; this is a bug");
+                (MediaItem::Audio(load_audio(Path::new(p), rate)?), ContentPart::Audio { audio: p.clone() })
             }
             MediaRef::Video(p) => {
-                let v = &lm.processor.video;
-                let item = load_video(Path::new(p), req.video_fps, rule, (v.min_frames, v.max_frames), max_pixels)?;
-                (item, ContentPart::Video { video: p.clone() })
+                if req.use_audio_in_video && !lm.model.accepts_audio() {
+                    anyhow::bail!("{p}: --use-audio-in-video: {} takes no audio input", lm.family.name());
+                }
+                let video = VideoRequest {
+                    fps: req.video_fps,
+                    rule,
+                    processor: &lm.processor.video,
+                    max_tokens: lm.model.decoder().config().max_position_embeddings,
+                    audio_rate_hz: audio_rate.filter(|_| req.use_audio_in_video),
+                };
+                (load_video(Path::new(p), &video)?, ContentPart::Video { video: p.clone() })
             }
         };
         media.push(item);

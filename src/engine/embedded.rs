@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::generation_config::GenerationConfig;
 use super::model_dir::{LoadError, LoadedModel};
-use super::processor::ProcessorConfig;
+use super::processor_settings::ProcessorSettings;
 use super::rng::SplitMix64;
 use crate::models::family::{Family, MultimodalModel};
 use crate::prompt::template::ChatTemplate;
@@ -142,6 +142,7 @@ fn config_json(ids: &std::collections::HashMap<&'static str, u32>, text_vocab: u
                 "vocab_size": text_vocab, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
                 "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "hidden_act": "silu",
                 "rms_norm_eps": 1e-6, "rope_parameters": rope, "decoder_sparse_step": 1, "mlp_only_layers": [],
+                "max_position_embeddings": 4096,
                 "moe_intermediate_size": 32, "num_experts": 8, "num_experts_per_tok": 2, "norm_topk_prob": true
             },
             "vision_config": {
@@ -236,7 +237,7 @@ pub fn load_embedded(dtype: DType, device: &Device) -> Result<LoadedModel, LoadE
         model,
         tokenizer,
         template,
-        ProcessorConfig::embedded(),
+        ProcessorSettings::embedded(),
         GenerationConfig::default(),
         dtype,
         device,

@@ -18,7 +18,7 @@ use crate::models::multimodal::MultimodalInputs;
 pub enum StopReason {
     /// A stop id was generated (it is included in `token_ids`).
     Eos,
-    /// `max_new_tokens` reached.
+    /// `max_new_tokens` (or the end of the model's context) reached.
     Length,
     /// The caller asked to stop.
     Cancelled,
@@ -58,13 +58,30 @@ pub fn generate(
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationOutput> {
     params.sampling.validate().map_err(candle_core::Error::msg)?;
-    let start = Instant::now();
+    if inputs.ids.is_empty() {
+        candle_core::bail!("the prompt is empty: nothing to generate from")
+    }
+    if params.max_new_tokens == 0 {
+        candle_core::bail!("max_new_tokens must be at least 1")
+    }
     let dec = model.decoder();
+    let context = dec.config().max_position_embeddings;
+    if let Some(max) = context {
+        if inputs.ids.len() >= max {
+            candle_core::bail!(
+                "the prompt has {} tokens, the model's context is {max} (max_position_embeddings): shorten it or lower the media budget",
+                inputs.ids.len()
+            )
+        }
+    }
+    // Generation also stops at the end of the context.
+    let budget = params.max_new_tokens.min(context.map_or(usize::MAX, |m| m - inputs.ids.len()));
+    let start = Instant::now();
     let prepared = model.prepare(inputs)?;
-    let mut cache = dec.new_cache();
-    let out = dec.forward(&prepared.embeds, &prepared.positions, &mut cache, prepared.deepstack.as_ref(), None)?;
+    let mut cache = dec.new_cache(inputs.ids.len() + budget);
+    let hidden = dec.forward(&prepared.embeds, &prepared.positions, &mut cache, prepared.deepstack.as_ref())?;
     let s = prepared.positions.len();
-    let mut logits = last_logits(model, &out.hidden.narrow(1, s - 1, 1)?)?;
+    let mut logits = last_logits(model, &hidden.narrow(1, s - 1, 1)?)?;
     let prefill_ms = start.elapsed().as_secs_f64() * 1e3;
     let first_step_top5 = top_n(&logits, 5);
 
@@ -74,7 +91,7 @@ pub fn generate(
     let mut first_token_ms = 0.0;
     let mut decode_start = None;
     let mut stop_reason = StopReason::Length;
-    while token_ids.len() < params.max_new_tokens {
+    while token_ids.len() < budget {
         let next = sampler.sample(&logits, &seen);
         if token_ids.is_empty() {
             first_token_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -90,13 +107,13 @@ pub fn generate(
             stop_reason = StopReason::Eos;
             break;
         }
-        if token_ids.len() == params.max_new_tokens {
+        if token_ids.len() == budget {
             break;
         }
         let _span = tracing::trace_span!("thinker.step").entered();
         let pos = Positions3d::sequential(cache.len() as f32 + prepared.rope_delta, 1);
         let emb = dec.embed(&[next])?.unsqueeze(0)?;
-        let h = dec.forward(&emb, &pos, &mut cache, None, None)?.hidden;
+        let h = dec.forward(&emb, &pos, &mut cache, None)?;
         logits = last_logits(model, &h)?;
     }
     let decode_tokens_per_s = match decode_start {
@@ -115,18 +132,42 @@ pub fn generate(
 }
 
 /// Logits of a single position `[1, 1, H]` as a host vector (the sampler needs them on
-/// the host; one row per step).
+/// the host; one row per step). Non-finite logits (an f16 overflow, a broken checkpoint) are
+/// an error: sampling from them would silently pick token 0.
 fn last_logits(model: &MultimodalModel, hidden: &Tensor) -> Result<Vec<f32>> {
-    model.decoder().logits(hidden)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()
+    finite(model.decoder().logits(hidden)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()?)
+}
+
+fn finite(logits: Vec<f32>) -> Result<Vec<f32>> {
+    if let Some(i) = logits.iter().position(|l| !l.is_finite()) {
+        candle_core::bail!(
+            "the model produced a non-finite logit ({} for token {i}); with --dtype f16 activations can overflow, try bf16 or f32",
+            logits[i]
+        )
+    }
+    Ok(logits)
 }
 
 /// Logits for every prompt position and the final-norm hidden states (parity tests, debugging).
 pub fn prompt_forward(model: &MultimodalModel, inputs: &MultimodalInputs) -> Result<(Tensor, Tensor)> {
     let dec = model.decoder();
     let prepared = model.prepare(inputs)?;
-    let mut cache = dec.new_cache();
-    let out = dec.forward(&prepared.embeds, &prepared.positions, &mut cache, prepared.deepstack.as_ref(), None)?;
-    let hidden = out.hidden.squeeze(0)?;
+    let mut cache = dec.new_cache(inputs.ids.len());
+    let hidden =
+        dec.forward(&prepared.embeds, &prepared.positions, &mut cache, prepared.deepstack.as_ref())?.squeeze(0)?;
     let logits = dec.logits(&hidden)?;
     Ok((hidden, logits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_logits_are_an_error_not_token_zero() {
+        assert!(finite(vec![0.5, -1.0]).is_ok());
+        let e = finite(vec![0.5, f32::NAN, 1.0]).unwrap_err().to_string();
+        assert!(e.contains("token 1") && e.contains("non-finite"), "{e}");
+        assert!(finite(vec![f32::INFINITY]).is_err());
+    }
 }

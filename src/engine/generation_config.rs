@@ -30,8 +30,6 @@ pub struct GenerationConfig {
     #[serde(default)]
     pub eos_token_id: Option<OneOrMany>,
     #[serde(default)]
-    pub pad_token_id: Option<OneOrMany>,
-    #[serde(default)]
     pub do_sample: Option<bool>,
     #[serde(default)]
     pub temperature: Option<f64>,
@@ -41,8 +39,6 @@ pub struct GenerationConfig {
     pub top_p: Option<f64>,
     #[serde(default)]
     pub repetition_penalty: Option<f64>,
-    #[serde(default)]
-    pub max_new_tokens: Option<usize>,
 }
 
 impl GenerationConfig {

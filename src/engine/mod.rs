@@ -6,7 +6,8 @@
 //! | [`model_dir`] | open a checkpoint directory (or the embedded model) with clear errors |
 //! | [`embedded`] | the tiny random-weight default model |
 //! | [`processor`] | conversation + media → model inputs (template, preprocessing, expansion, tokens) |
-//! | [`media`] | load image/audio/video-frame files |
+//! | [`processor_settings`] | a checkpoint's feature-extractor / image / video processor files |
+//! | [`media`] | decoded media items and loading image/audio/video-frame files |
 //! | [`generation_config`] | `generation_config.json` |
 //! | [`sampling`] | greedy / temperature / top-k / top-p / repetition penalty, seeded |
 //! | [`rng`] | deterministic random streams (sampling, embedded weights) |
@@ -20,5 +21,6 @@ pub mod generation_config;
 pub mod media;
 pub mod model_dir;
 pub mod processor;
+pub mod processor_settings;
 pub mod rng;
 pub mod sampling;

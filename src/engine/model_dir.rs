@@ -9,7 +9,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device};
 
 use super::generation_config::GenerationConfig;
-use super::processor::ProcessorConfig;
+use super::processor_settings::ProcessorSettings;
 use crate::models::checkpoint::{Checkpoint, CheckpointError};
 use crate::models::family::{Family, MultimodalModel};
 use crate::prompt::template::{ChatTemplate, TemplateError};
@@ -67,7 +67,7 @@ pub struct LoadedModel {
     pub model: MultimodalModel,
     pub tokenizer: Tokenizer,
     pub template: ChatTemplate,
-    pub processor: ProcessorConfig,
+    pub processor: ProcessorSettings,
     pub generation: GenerationConfig,
     pub dtype: DType,
     pub device: Device,
@@ -94,7 +94,7 @@ impl LoadedModel {
         let tokenizer = Tokenizer::from_file(&dir.join("tokenizer.json"))?;
         let template = ChatTemplate::from_dir(dir)?;
         let processor =
-            ProcessorConfig::from_dir(dir, family).map_err(|(path, problem)| LoadError::File { path, problem })?;
+            ProcessorSettings::from_dir(dir, family).map_err(|(path, problem)| LoadError::File { path, problem })?;
         let gen_path = dir.join("generation_config.json");
         let generation =
             GenerationConfig::from_file(&gen_path).map_err(|problem| LoadError::File { path: gen_path, problem })?;
@@ -124,13 +124,14 @@ impl LoadedModel {
         model: MultimodalModel,
         tokenizer: Tokenizer,
         template: ChatTemplate,
-        processor: ProcessorConfig,
+        processor: ProcessorSettings,
         generation: GenerationConfig,
         dtype: DType,
         device: &Device,
     ) -> Result<Self, LoadError> {
         let where_ = || dir.clone().unwrap_or_else(|| PathBuf::from("<embedded>"));
         check_tokenizer(&tokenizer, &model).map_err(|e| LoadError::Model { dir: where_(), problem: e.to_string() })?;
+        check_processor(&processor, &model).map_err(|problem| LoadError::Model { dir: where_(), problem })?;
         let vocab = model.decoder().config().vocab_size;
         if tokenizer.vocab_size() > vocab {
             return Err(LoadError::Model {
@@ -159,6 +160,33 @@ impl LoadedModel {
             device: device.clone(),
             stop_ids,
         })
+    }
+}
+
+/// Checks that the processor files and config.json describe the same towers (a mismatch
+/// would otherwise surface as a shape error at the first request).
+fn check_processor(p: &ProcessorSettings, model: &MultimodalModel) -> Result<(), String> {
+    let v = model.vision_config();
+    for (what, px) in [("image", &p.image.pixels), ("video", &p.video.pixels)] {
+        for (key, proc_value, model_value) in [
+            ("patch_size", px.patch_size, v.patch_size),
+            ("temporal_patch_size", px.temporal_patch_size, v.temporal_patch_size),
+            ("merge_size", px.merge_size, v.spatial_merge_size),
+        ] {
+            if proc_value != model_value {
+                return Err(format!(
+                    "the {what} processor's {key} is {proc_value} but the vision tower's is {model_value} (preprocessor files from another model?)"
+                ));
+            }
+        }
+    }
+    match (&p.audio, model.audio_config()) {
+        (Some(fe), Some(a)) if fe.feature_size != a.num_mel_bins => Err(format!(
+            "the feature extractor makes {} mel bins but the audio tower expects {}",
+            fe.feature_size, a.num_mel_bins
+        )),
+        (None, Some(_)) => Err("the checkpoint has an audio tower but no feature-extractor settings".into()),
+        _ => Ok(()),
     }
 }
 

@@ -2,123 +2,20 @@
 //! between a conversation and the model — render the chat template, preprocess every media
 //! item (log-mel, resize + patchify), expand the placeholders, tokenise — producing the
 //! model's [`MultimodalInputs`].
-
-use std::path::{Path, PathBuf};
+//!
+//! The conversation is JSON in the Hugging Face chat format (what templates read); the media
+//! parts' decoded content comes alongside as [`MediaItem`]s, in order.
 
 use candle_core::{Device, Tensor};
-use image::RgbImage;
 
+use super::media::MediaItem;
 use super::model_dir::LoadedModel;
-use crate::models::family::{Family, MultimodalModel};
+use crate::models::family::MultimodalModel;
 use crate::models::multimodal::{MultimodalInputs, VideoInput, VisualInput};
-use crate::preprocess::{
-    log_mel_spectrogram, preprocess_image, preprocess_video, FeatureExtractorConfig, ImageProcessorConfig,
-    PreprocessError, VideoFrames, VideoProcessorConfig, VideoProcessorKind,
-};
+use crate::preprocess::{log_mel_spectrogram, preprocess_image, preprocess_video, PreprocessError};
 use crate::prompt::expand::{expand, ExpandError, PlaceholderTokens, VideoExpansion};
 use crate::prompt::template::TemplateError;
 use crate::prompt::tokenizer::TokenizerError;
-
-/// The preprocessor settings of a checkpoint.
-#[derive(Debug, Clone)]
-pub struct ProcessorConfig {
-    /// Log-mel front end (models with audio input).
-    pub audio: Option<FeatureExtractorConfig>,
-    pub image: ImageProcessorConfig,
-    pub video: VideoProcessorConfig,
-}
-
-impl ProcessorConfig {
-    /// Reads `preprocessor_config.json` (and `video_preprocessor_config.json` when present).
-    /// Errors are `(file, problem)`.
-    pub fn from_dir(dir: &Path, family: Family) -> Result<Self, (PathBuf, String)> {
-        fn err(p: &Path) -> impl Fn(PreprocessError) -> (PathBuf, String) + '_ {
-            move |e| (p.to_path_buf(), e.to_string())
-        }
-        let kind = match family {
-            Family::Qwen3Omni => VideoProcessorKind::Qwen2Vl,
-            Family::Qwen3Vl | Family::Qwen3VlMoe => VideoProcessorKind::Qwen3Vl,
-        };
-        let pre = dir.join("preprocessor_config.json");
-        let native = dir.join("processor_config.json");
-        let (audio_json, image_json, video_json, src) = if pre.exists() {
-            // Hub layout: one file with the feature-extractor and image-processor keys merged,
-            // the video processor in its own file when present.
-            let text = std::fs::read_to_string(&pre).map_err(|e| (pre.clone(), format!("cannot read: {e}")))?;
-            let video_file = dir.join("video_preprocessor_config.json");
-            let video = if video_file.exists() {
-                std::fs::read_to_string(&video_file).map_err(|e| (video_file.clone(), format!("cannot read: {e}")))?
-            } else {
-                text.clone()
-            };
-            (text.clone(), text, video, pre)
-        } else if native.exists() {
-            // transformers 5.x layout: one processor_config.json with a sub-object per part.
-            let text = std::fs::read_to_string(&native).map_err(|e| (native.clone(), format!("cannot read: {e}")))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| (native.clone(), format!("invalid JSON: {e}")))?;
-            let part = |key: &str| -> Result<String, (PathBuf, String)> {
-                v.get(key).map(|p| p.to_string()).ok_or_else(|| (native.clone(), format!("has no \"{key}\" object")))
-            };
-            let audio = if family == Family::Qwen3Omni { part("feature_extractor")? } else { String::new() };
-            let image = part("image_processor")?;
-            let video = v.get("video_processor").map(|p| p.to_string()).unwrap_or_else(|| image.clone());
-            (audio, image, video, native)
-        } else {
-            return Err((
-                pre,
-                "file not found (nor processor_config.json): the checkpoint's image/audio preprocessing settings"
-                    .into(),
-            ));
-        };
-        let audio = match family {
-            Family::Qwen3Omni => Some(FeatureExtractorConfig::from_json_str(&audio_json).map_err(err(&src))?),
-            Family::Qwen3Vl | Family::Qwen3VlMoe => None,
-        };
-        let image = ImageProcessorConfig::from_json_str(&image_json).map_err(err(&src))?;
-        let mut video = VideoProcessorConfig::from_json_str(&video_json, kind).map_err(err(&src))?;
-        if family == Family::Qwen3Omni {
-            // Qwen3OmniMoeProcessor passes its own per-frame budget to the video processor,
-            // which wins over the video config (transformers 5.23).
-            video = video.with_omni_processor_budget();
-        }
-        Ok(Self { audio, image, video })
-    }
-
-    /// Settings of the embedded default model: the Qwen3-Omni values with a small pixel
-    /// budget so its tiny vision tower sees few tokens.
-    pub fn embedded() -> Self {
-        let json = r#"{"feature_size": 128, "sampling_rate": 16000, "hop_length": 160, "n_fft": 400,
-            "patch_size": 16, "temporal_patch_size": 2, "merge_size": 2, "min_pixels": 4096, "max_pixels": 65536,
-            "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_resize": true, "resample": 3}"#;
-        let parsed = (|| -> Result<Self, PreprocessError> {
-            Ok(Self {
-                audio: Some(FeatureExtractorConfig::from_json_str(json)?),
-                image: ImageProcessorConfig::from_json_str(json)?,
-                video: VideoProcessorConfig::from_json_str(json, VideoProcessorKind::Qwen2Vl)?,
-            })
-        })();
-        parsed.expect("the embedded processor config is static; this is a bug")
-    }
-}
-
-/// A decoded media item, in the order it appears in the conversation.
-#[derive(Debug, Clone)]
-pub enum MediaItem {
-    Image(RgbImage),
-    /// Mono samples at the feature extractor's rate (16 kHz).
-    Audio(Vec<f32>),
-    Video(VideoClip),
-}
-
-/// Sampled video frames and, optionally, the clip's audio track (16 kHz mono).
-#[derive(Debug, Clone)]
-pub struct VideoClip {
-    pub frames: VideoFrames,
-    /// Rate the frames were sampled at (sets Omni's seconds per temporal grid).
-    pub sample_fps: f64,
-    pub audio: Option<Vec<f32>>,
-}
 
 /// Prompt options the processor takes.
 #[derive(Debug, Clone, Default)]
@@ -143,6 +40,8 @@ pub enum ProcessError {
     Expand(#[from] ExpandError),
     #[error("{0}")]
     Invalid(String),
+    #[error("{src}: {problem}")]
+    Media { src: String, problem: String },
     #[error("tensor: {0}")]
     Tensor(#[from] candle_core::Error),
 }
@@ -215,13 +114,17 @@ pub fn build_prompt(
     // All audios of the prompt, in sequence order (standalone clips and, with
     // use_audio_in_video, the tracks of videos), are featurised as one batch like the
     // reference processor does.
-    let mut clips: Vec<&[f32]> = Vec::new();
-    for item in media {
+    let mut clips: Vec<(&str, &[f32])> = Vec::new();
+    for ((_, src), item) in parts.iter().zip(media) {
         match item {
-            MediaItem::Audio(a) => clips.push(a),
-            MediaItem::Video(v) if use_av => clips.push(v.audio.as_deref().ok_or_else(|| {
-                ProcessError::Invalid("use_audio_in_video is set but a video has no audio track".into())
-            })?),
+            MediaItem::Audio(a) => clips.push((src, a)),
+            MediaItem::Video(v) if use_av => clips.push((
+                src,
+                v.audio.as_deref().ok_or_else(|| ProcessError::Media {
+                    src: src.clone(),
+                    problem: "use_audio_in_video is set but this video has no audio track".into(),
+                })?,
+            )),
             _ => {}
         }
     }
@@ -230,17 +133,18 @@ pub fn build_prompt(
 
     let (mut images, mut videos) = (Vec::new(), Vec::new());
     let (mut image_tokens, mut video_exp, mut audio_tokens) = (Vec::new(), Vec::new(), Vec::new());
-    for item in media {
+    for ((_, src), item) in parts.iter().zip(media) {
+        let named = |e: PreprocessError| ProcessError::Media { src: src.clone(), problem: e.to_string() };
         match item {
             MediaItem::Image(img) => {
-                let p = preprocess_image(img, &lm.processor.image)?;
+                let p = preprocess_image(img, &lm.processor.image).map_err(named)?;
                 image_tokens.push(p.n_tokens);
                 images
                     .push(VisualInput { pixel_values: tensor2(p.pixel_values, p.row_len, dev)?, grid_thw: p.grid_thw });
             }
             MediaItem::Audio(_) => audio_tokens.push(audio_count.next().expect("one count per clip; this is a bug")),
             MediaItem::Video(clip) => {
-                let p = preprocess_video(&clip.frames, clip.sample_fps, &lm.processor.video)?;
+                let p = preprocess_video(&clip.frames, clip.fps, &lm.processor.video).map_err(named)?;
                 let merge = lm.processor.video.pixels.merge_size;
                 let merged = [p.grid_thw[0], p.grid_thw[1] / merge, p.grid_thw[2] / merge];
                 video_exp.push(if !omni {
@@ -251,8 +155,9 @@ pub fn build_prompt(
                 } else if use_av {
                     VideoExpansion::WithAudio {
                         merged_grid: merged,
-                        second_per_grid: p.second_per_grid as f32,
-                        position_id_per_seconds: position_id_per_seconds(&lm.model),
+                        second_per_grid: p.second_per_grid,
+                        position_id_per_seconds: position_id_per_seconds(&lm.model)
+                            .expect("audio-in-video is only built for Qwen3-Omni; this is a bug"),
                         audio_tokens: audio_count.next().expect("one count per clip; this is a bug"),
                     }
                 } else {
@@ -285,31 +190,35 @@ fn tensor2(data: Vec<f32>, row_len: usize, dev: &Device) -> candle_core::Result<
 /// `padding=True`: every clip is zero-padded to the longest before the STFT (so the log
 /// floor `max − 8` is taken over the padded row), then only its own `len / hop` frames are
 /// kept. Returns `[mel, frames]` tensors and the token count of each clip.
-fn audio_batch(lm: &LoadedModel, clips: &[&[f32]]) -> Result<(Vec<Tensor>, Vec<usize>), ProcessError> {
+fn audio_batch(lm: &LoadedModel, clips: &[(&str, &[f32])]) -> Result<(Vec<Tensor>, Vec<usize>), ProcessError> {
     if clips.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
     let (Some(cfg), Some(n_window)) = (&lm.processor.audio, audio_window(&lm.model)) else {
         return Err(ProcessError::Invalid(format!("{} takes no audio input", lm.family.name())));
     };
-    let longest = clips.iter().map(|c| c.len()).max().expect("non-empty");
+    let longest = clips.iter().map(|(_, c)| c.len()).max().expect("non-empty");
     let mut feats = Vec::with_capacity(clips.len());
     let mut counts = Vec::with_capacity(clips.len());
-    for clip in clips {
+    for &(src, clip) in clips {
         let frames = clip.len() / cfg.hop_length;
         if frames == 0 {
-            return Err(ProcessError::Invalid(format!(
-                "an audio clip of {} samples is shorter than one {} ms hop",
-                clip.len(),
-                cfg.hop_length * 1000 / cfg.sampling_rate.max(1)
-            )));
+            return Err(ProcessError::Media {
+                src: src.into(),
+                problem: format!(
+                    "audio of {} samples is shorter than one {} ms hop of the feature extractor",
+                    clip.len(),
+                    cfg.hop_length * 1000 / cfg.sampling_rate.max(1)
+                ),
+            });
         }
+        let named = |e: PreprocessError| ProcessError::Media { src: src.into(), problem: e.to_string() };
         let mel = if clip.len() == longest {
-            log_mel_spectrogram(clip, cfg)?
+            log_mel_spectrogram(clip, cfg).map_err(named)?
         } else {
             let mut padded = clip.to_vec();
             padded.resize(longest, cfg.padding_value as f32);
-            log_mel_spectrogram(&padded, cfg)?
+            log_mel_spectrogram(&padded, cfg).map_err(named)?
         };
         let full = Tensor::from_vec(mel.data, (mel.n_mels, mel.n_frames), &lm.device)?;
         feats.push(full.narrow(1, 0, frames)?.contiguous()?);
@@ -325,10 +234,11 @@ fn audio_window(model: &MultimodalModel) -> Option<usize> {
     }
 }
 
-fn position_id_per_seconds(model: &MultimodalModel) -> f32 {
+/// TMRoPE positions per second (Qwen3-Omni only).
+fn position_id_per_seconds(model: &MultimodalModel) -> Option<f64> {
     match model {
-        MultimodalModel::Omni(t) => t.config().thinker_config.position_id_per_seconds,
-        MultimodalModel::Vl(_) => 1.0,
+        MultimodalModel::Omni(t) => Some(t.config().thinker_config.position_id_per_seconds as f64),
+        MultimodalModel::Vl(_) => None,
     }
 }
 

@@ -33,13 +33,15 @@ impl Default for SamplingParams {
 impl SamplingParams {
     /// Rejects values transformers would reject (or that make no sense).
     pub fn validate(&self) -> Result<(), String> {
-        if !self.greedy && (self.temperature.is_nan() || self.temperature <= 0.0) {
-            return Err(format!("temperature must be > 0 when sampling (got {})", self.temperature));
+        // The logits are divided by the temperature in f32: below f32's smallest normal it is 0.
+        let usable = self.temperature.is_finite() && self.temperature >= f32::MIN_POSITIVE as f64;
+        if !self.greedy && !usable {
+            return Err(format!("temperature must be a positive number when sampling (got {})", self.temperature));
         }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+        if self.top_p.is_nan() || self.top_p <= 0.0 || self.top_p > 1.0 {
             return Err(format!("top_p must be in (0, 1] (got {})", self.top_p));
         }
-        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
             return Err(format!("repetition_penalty must be > 0 (got {})", self.repetition_penalty));
         }
         Ok(())
@@ -85,9 +87,10 @@ impl Sampler {
             *s /= t;
         }
         if p.top_k > 0 && p.top_k < scores.len() {
-            let mut sorted = scores.clone();
-            sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-            let kth = sorted[p.top_k - 1];
+            // The k-th largest score, found in linear time; ties with it are kept.
+            let mut tmp = scores.clone();
+            let (_, kth, _) = tmp.select_nth_unstable_by(p.top_k - 1, |a, b| b.total_cmp(a));
+            let kth = *kth;
             for s in scores.iter_mut() {
                 if *s < kth {
                     *s = f32::NEG_INFINITY;
@@ -96,8 +99,9 @@ impl Sampler {
         }
         let mut probs = softmax(&scores);
         if p.top_p < 1.0 {
-            // Keep the most likely tokens until their (renormalised) mass reaches top_p.
-            let mut order: Vec<usize> = (0..probs.len()).collect();
+            // Keep the most likely tokens until their (renormalised) mass reaches top_p. Only
+            // tokens still in play after top-k are sorted.
+            let mut order: Vec<usize> = (0..probs.len()).filter(|&i| probs[i] > 0.0).collect();
             order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
             let mut mass = 0f64;
             let mut keep = vec![false; probs.len()];

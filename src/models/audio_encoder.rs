@@ -86,6 +86,17 @@ fn gelu() -> Activation {
 impl AudioEncoderConfig {
     /// Checks the relations the encoder relies on (spec §10.2).
     pub fn validate(&self, text_hidden: usize) -> Result<()> {
+        for (key, v) in [
+            ("num_mel_bins", self.num_mel_bins),
+            ("encoder_layers", self.encoder_layers),
+            ("encoder_ffn_dim", self.encoder_ffn_dim),
+            ("downsample_hidden_size", self.downsample_hidden_size),
+            ("max_source_positions", self.max_source_positions),
+        ] {
+            if v == 0 {
+                candle_core::bail!("audio_config.{key} must be > 0")
+            }
+        }
         if self.output_dim != text_hidden {
             candle_core::bail!("audio output_dim {} differs from the text hidden_size {text_hidden}", self.output_dim)
         }
@@ -120,6 +131,9 @@ pub fn audio_token_count(frames: usize, n_window: usize) -> usize {
     let chunk = 2 * n_window;
     conv_output_len(chunk) * (frames / chunk) + conv_output_len(frames % chunk)
 }
+
+/// Chunks (1 s of audio each) convolved together; see [`AudioEncoder::forward`].
+const CONV_BATCH: usize = 32;
 
 #[derive(Debug, Clone)]
 struct EncoderLayer {
@@ -236,15 +250,22 @@ impl AudioEncoder {
             .collect::<Result<Vec<_>>>()?;
         // The convolution stack runs in f32 whatever the model dtype: candle's CPU conv2d has
         // no bf16/f16 kernel, and these three small convs are a negligible share of the work.
-        let xs = Tensor::stack(&padded, 0)?.unsqueeze(1)?.to_dtype(DType::F32)?; // chunks, 1, mel, T
+        // Chunks are independent, so they go through in batches (the reference uses
+        // `conv_chunksize` = 500; 32 keeps the conv buffers near 1 GB at the real width).
         let conv = |xs: &Tensor, (w, b): &(Tensor, Tensor)| -> Result<Tensor> {
             let (w, b) = (w.to_dtype(DType::F32)?, b.to_dtype(DType::F32)?);
             xs.conv2d(&w, 1, 2, 1, 1)?.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)?.gelu_erf()
         };
-        let xs = conv(&conv(&conv(&xs, &self.conv1)?, &self.conv2)?, &self.conv3)?.to_dtype(dtype)?; // chunks, C, F, T
-        let (n_chunks, c, f, t) = xs.dims4()?;
-        let xs = xs.permute((0, 3, 1, 2))?.reshape((n_chunks, t, c * f))?;
-        let xs = self.conv_out.forward(&xs)?.broadcast_add(&self.positions.narrow(0, 0, t)?.unsqueeze(0)?)?;
+        let mut embedded = Vec::with_capacity(padded.len().div_ceil(CONV_BATCH));
+        for batch in padded.chunks(CONV_BATCH) {
+            let xs = Tensor::stack(batch, 0)?.unsqueeze(1)?.to_dtype(DType::F32)?; // chunks, 1, mel, T
+            let xs = conv(&conv(&conv(&xs, &self.conv1)?, &self.conv2)?, &self.conv3)?.to_dtype(dtype)?; // chunks, C, F, t
+            let (b, c, f, t) = xs.dims4()?;
+            let xs = xs.permute((0, 3, 1, 2))?.reshape((b, t, c * f))?; // chunks, t, C·F (channel-major)
+            embedded.push(self.conv_out.forward(&xs)?.broadcast_add(&self.positions.narrow(0, 0, t)?.unsqueeze(0)?)?);
+        }
+        let xs = Tensor::cat(&embedded, 0)?; // chunks, t, d_model
+        let (n_chunks, t, _) = xs.dims3()?;
 
         // Keep the valid rows of each chunk and pack them.
         let mut rows: Vec<u32> = Vec::new();

@@ -171,32 +171,6 @@ impl Checkpoint {
         Ok(Self { shards, index })
     }
 
-    /// Names of every tensor in the checkpoint.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.index.keys().map(|s| s.as_str())
-    }
-
-    /// The on-disk shape of a tensor, if present.
-    pub fn shape_of(&self, name: &str) -> Option<&[usize]> {
-        let shard = &self.shards[*self.index.get(name)?];
-        shard.tensors.get(name).map(|i| i.shape.as_slice())
-    }
-
-    /// The on-disk dtype of the first floating-point tensor (what the checkpoint "is").
-    pub fn storage_dtype(&self) -> Option<DType> {
-        let mut names: Vec<&String> = self.index.keys().collect();
-        names.sort();
-        names.into_iter().find_map(|n| {
-            let shard = &self.shards[self.index[n]];
-            match shard.tensors[n].dtype {
-                StDtype::F32 => Some(DType::F32),
-                StDtype::F16 => Some(DType::F16),
-                StDtype::BF16 => Some(DType::BF16),
-                _ => None,
-            }
-        })
-    }
-
     /// Loads a tensor as stored (no dtype conversion).
     pub fn load_raw(&self, name: &str, device: &Device) -> candle_core::Result<Tensor> {
         let Some(&i) = self.index.get(name) else { candle_core::bail!("checkpoint has no tensor named {name}") };

@@ -22,11 +22,14 @@ pub struct RopeFields {
     pub rope_theta: Option<f64>,
 }
 
-/// The inside of `rope_parameters` / `rope_scaling`.
+/// The inside of `rope_parameters` / `rope_scaling`. Published configs carry both
+/// `"rope_type"` and the older `"type"` (so they cannot be one serde alias).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RopeParameters {
-    #[serde(default, alias = "type")]
+    #[serde(default)]
     pub rope_type: Option<String>,
+    #[serde(default, rename = "type")]
+    pub legacy_type: Option<String>,
     #[serde(default)]
     pub rope_theta: Option<f64>,
     #[serde(default)]
@@ -45,7 +48,7 @@ impl RopeFields {
     /// Only `default` RoPE is supported (the type every Qwen3-Omni/VL checkpoint uses).
     pub fn resolve(&self, default_theta: f64, default_section: Option<&[usize]>) -> Result<Rope, String> {
         let params = self.rope_parameters.as_ref().or(self.rope_scaling.as_ref());
-        if let Some(t) = params.and_then(|p| p.rope_type.as_deref()) {
+        if let Some(t) = params.and_then(|p| p.rope_type.as_deref().or(p.legacy_type.as_deref())) {
             if !matches!(t, "default" | "mrope" | "axial") {
                 return Err(format!("rope type {t:?} is not supported (only default RoPE)"));
             }
@@ -175,6 +178,8 @@ pub struct TextConfigFields {
     pub attention_bias: bool,
     #[serde(default)]
     pub tie_word_embeddings: Option<bool>,
+    #[serde(default)]
+    pub max_position_embeddings: Option<usize>,
     // MoE (absent in dense configs).
     #[serde(default, alias = "num_local_experts")]
     pub num_experts: Option<usize>,
@@ -203,7 +208,20 @@ impl TextConfigFields {
         moe_default_renorm: bool,
     ) -> Result<TextDecoderConfig, String> {
         let t = self;
-        let head_dim = t.head_dim.unwrap_or(t.hidden_size / t.num_attention_heads.max(1));
+        for (key, v) in [
+            ("vocab_size", t.vocab_size),
+            ("hidden_size", t.hidden_size),
+            ("num_hidden_layers", t.num_hidden_layers),
+            ("num_attention_heads", t.num_attention_heads),
+        ] {
+            if v == 0 {
+                return Err(format!("text_config.{key} must be > 0"));
+            }
+        }
+        let head_dim = t.head_dim.unwrap_or(t.hidden_size / t.num_attention_heads);
+        if head_dim == 0 || !head_dim.is_multiple_of(2) {
+            return Err(format!("text_config.head_dim must be a positive even number (got {head_dim})"));
+        }
         let rope = t.rope.resolve(default_theta, Some(&[24, 20, 20]))?;
         if let Some(sec) = &rope.mrope_section {
             if sec.iter().sum::<usize>() != head_dim / 2 {
@@ -224,14 +242,16 @@ impl TextConfigFields {
             let experts = t.num_experts.unwrap_or(0);
             let sparse = experts > 0 && !mlp_only.contains(&i) && (i + 1) % step == 0;
             layers.push(if sparse {
-                let moe_i = t.moe_intermediate_size.ok_or("MoE config without moe_intermediate_size")?;
+                let moe_i = t
+                    .moe_intermediate_size
+                    .filter(|&i| i > 0)
+                    .ok_or("MoE config without a positive moe_intermediate_size")?;
                 FfnConfig::Moe(MoeConfig {
                     hidden_size: t.hidden_size,
                     num_experts: experts,
                     top_k: t.num_experts_per_tok.ok_or("MoE config without num_experts_per_tok")?,
                     moe_intermediate_size: moe_i,
                     norm_topk_prob: t.norm_topk_prob.unwrap_or(moe_default_renorm),
-                    shared_expert_intermediate_size: None,
                     act: t.hidden_act,
                     storage,
                 })
@@ -259,6 +279,7 @@ impl TextConfigFields {
             act: t.hidden_act,
             layers,
             tie_word_embeddings: t.tie_word_embeddings.unwrap_or(tie_default),
+            max_position_embeddings: t.max_position_embeddings,
         })
     }
 }
@@ -268,4 +289,38 @@ fn silu() -> Activation {
 }
 fn eps6() -> f64 {
     1e-6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hub_rope_spelling_parses() {
+        // thinker_config.text_config as the published Qwen3-Omni config.json writes it.
+        let t: TextConfigFields = serde_json::from_value(serde_json::json!({
+            "vocab_size": 152064, "hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 32,
+            "num_key_value_heads": 4, "head_dim": 128, "rope_theta": 1000000,
+            "rope_scaling": {"interleaved": true, "mrope_interleaved": true, "mrope_section": [24, 20, 20],
+                             "rope_type": "default", "type": "default"},
+            "num_experts": 128, "num_experts_per_tok": 8, "moe_intermediate_size": 768, "norm_topk_prob": true
+        }))
+        .unwrap();
+        let rope = t.rope.resolve(1.0, None).unwrap();
+        assert_eq!(rope, Rope { theta: 1e6, mrope_section: Some(vec![24, 20, 20]) });
+        let dec = t.decoder_config(ExpertStorage::PerExpert, 1.0, false, true).unwrap();
+        assert_eq!((dec.attention.head_dim, dec.layers.len(), dec.rope_theta), (128, 48, 1e6));
+    }
+
+    #[test]
+    fn transformers_5_spelling_and_unsupported_types() {
+        let f: RopeFields = serde_json::from_value(serde_json::json!({
+            "rope_parameters": {"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [2, 2, 2]}
+        }))
+        .unwrap();
+        assert_eq!(f.resolve(1.0, None).unwrap().theta, 5e6);
+        let f: RopeFields =
+            serde_json::from_value(serde_json::json!({"rope_scaling": {"type": "yarn", "factor": 4.0}})).unwrap();
+        assert!(f.resolve(1.0, None).unwrap_err().contains("yarn"));
+    }
 }

@@ -3,12 +3,15 @@
 use candle_core::Result;
 use candle_nn::VarBuilder;
 
-use super::multimodal::{MultimodalInputs, PreparedPrompt};
+use super::audio_encoder::AudioEncoderConfig;
+use super::config::VisionConfig;
+use super::multimodal::{encode_visual, MultimodalInputs, PreparedPrompt, VisualInput};
 use super::qwen3_omni::config::Qwen3OmniMoeConfig;
 use super::qwen3_omni::thinker::Thinker;
 use super::qwen3_vl::config::Qwen3VlConfig;
 use super::qwen3_vl::model::Qwen3Vl;
 use super::text_decoder::TextDecoder;
+use super::vision_encoder::VisionOutput;
 
 /// The checkpoint families omnid runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,5 +155,30 @@ impl MultimodalModel {
     /// True when the model takes audio input.
     pub fn accepts_audio(&self) -> bool {
         matches!(self, MultimodalModel::Omni(_))
+    }
+
+    /// Runs the vision tower over a list of images or videos in one call.
+    pub fn encode_visual(&self, items: &[&VisualInput]) -> Result<Option<VisionOutput>> {
+        let vision = match self {
+            MultimodalModel::Omni(t) => &t.vision,
+            MultimodalModel::Vl(v) => &v.vision,
+        };
+        encode_visual(vision, items)
+    }
+
+    /// The vision tower's config.
+    pub fn vision_config(&self) -> &VisionConfig {
+        match self {
+            MultimodalModel::Omni(t) => &t.config().thinker_config.vision_config,
+            MultimodalModel::Vl(v) => &v.config().vision_config,
+        }
+    }
+
+    /// The audio tower's config (models with audio input).
+    pub fn audio_config(&self) -> Option<&AudioEncoderConfig> {
+        match self {
+            MultimodalModel::Omni(t) => Some(t.audio.config()),
+            MultimodalModel::Vl(_) => None,
+        }
     }
 }

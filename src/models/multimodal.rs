@@ -6,6 +6,7 @@ use candle_core::{Result, Tensor};
 
 use super::layers::rotary::Positions3d;
 use super::text_decoder::DeepStack;
+use super::vision_encoder::{VisionEncoder, VisionOutput};
 
 /// One image or video, patchified by the processor.
 #[derive(Debug, Clone)]
@@ -115,4 +116,49 @@ pub fn joint_deepstack(
         features.push(all.index_select(&idx, 0)?);
     }
     Ok(Some(DeepStack { rows, features }))
+}
+
+/// Runs the vision tower over a list of images or videos in one call.
+pub fn encode_visual(vision: &VisionEncoder, items: &[&VisualInput]) -> Result<Option<VisionOutput>> {
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let pixels: Vec<&Tensor> = items.iter().map(|v| &v.pixel_values).collect();
+    let grids: Vec<[usize; 3]> = items.iter().map(|v| v.grid_thw).collect();
+    Ok(Some(vision.forward(&Tensor::cat(&pixels, 0)?, &grids)?))
+}
+
+/// Encodes the images and the videos of a prompt (one tower call each, as the reference
+/// does), scatters their tokens into the placeholder rows of `embeds: [S, H]`, and builds the
+/// DeepStack injection.
+pub fn merge_visual(
+    vision: &VisionEncoder,
+    inp: &MultimodalInputs,
+    embeds: Tensor,
+    image_token: u32,
+    video_token: u32,
+) -> Result<(Tensor, Option<DeepStack>)> {
+    let images: Vec<&VisualInput> = inp.images.iter().collect();
+    let videos: Vec<&VisualInput> = inp.videos.iter().map(|v| &v.visual).collect();
+    let img = encode_visual(vision, &images)?;
+    let vid = encode_visual(vision, &videos)?;
+    let mut embeds = embeds;
+    for (out, token, what) in [(&img, image_token, "image"), (&vid, video_token, "video")] {
+        let rows = rows_of(&inp.ids, token);
+        match out {
+            Some(o) => embeds = scatter_rows(&embeds, &rows, &o.embeds, what)?,
+            None if !rows.is_empty() => {
+                candle_core::bail!("the prompt has {} {what} placeholder tokens but no {what} was given", rows.len())
+            }
+            None => {}
+        }
+    }
+    let deepstack = joint_deepstack(
+        &inp.ids,
+        image_token,
+        video_token,
+        img.as_ref().map_or(&[][..], |o| &o.deepstack),
+        vid.as_ref().map_or(&[][..], |o| &o.deepstack),
+    )?;
+    Ok((embeds, deepstack))
 }

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::layers::activation::Activation;
-use super::layers::attention::{causal_mask, AttentionConfig, DecoderAttention};
+use super::layers::attention::{AttentionConfig, DecoderAttention};
 use super::layers::kv_cache::KvCache;
 use super::layers::linear::Linear;
 use super::layers::mlp::GatedMlp;
@@ -38,6 +38,8 @@ pub struct TextDecoderConfig {
     pub layers: Vec<FfnConfig>,
     /// lm_head shares the embedding table (Qwen3-VL 2B/4B).
     pub tie_word_embeddings: bool,
+    /// Longest sequence the model was trained for (`max_position_embeddings`), if stated.
+    pub max_position_embeddings: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +66,7 @@ struct DecoderLayer {
 }
 
 /// Per-sequence decoder state: one KV cache per layer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct DecoderCache {
     layers: Vec<KvCache>,
 }
@@ -89,16 +91,6 @@ pub struct DeepStack {
     pub rows: Vec<u32>,
     /// One `[rows.len(), hidden]` tensor per injected layer.
     pub features: Vec<Tensor>,
-}
-
-/// What a forward pass returns.
-#[derive(Debug, Clone)]
-pub struct DecoderOutput {
-    /// Final-norm hidden states `[1, S, hidden]`.
-    pub hidden: Tensor,
-    /// Raw output of layer `capture_layer − 1` when asked for (the talker's
-    /// `accept_hidden_layer` input); `[1, S, hidden]`.
-    pub captured: Option<Tensor>,
 }
 
 /// The decoder weights.
@@ -154,9 +146,9 @@ impl TextDecoder {
         &self.cfg
     }
 
-    /// A fresh cache for one sequence.
-    pub fn new_cache(&self) -> DecoderCache {
-        DecoderCache { layers: vec![KvCache::default(); self.layers.len()] }
+    /// A fresh cache for one sequence of up to `positions` tokens (it grows past that if needed).
+    pub fn new_cache(&self, positions: usize) -> DecoderCache {
+        DecoderCache { layers: (0..self.layers.len()).map(|_| KvCache::with_capacity(positions)).collect() }
     }
 
     /// Activation dtype (that of the weights).
@@ -179,16 +171,14 @@ impl TextDecoder {
     }
 
     /// Runs the layers over `embeds: [1, S, hidden]` at positions `pos` (S entries),
-    /// appending to `cache`. `capture_layer = Some(n)` also returns the raw output of
-    /// layer `n − 1` (`hidden_states[n]` in transformers).
+    /// appending to `cache`; returns the final-norm hidden states `[1, S, hidden]`.
     pub fn forward(
         &self,
         embeds: &Tensor,
         pos: &Positions3d,
         cache: &mut DecoderCache,
         deepstack: Option<&DeepStack>,
-        capture_layer: Option<usize>,
-    ) -> Result<DecoderOutput> {
+    ) -> Result<Tensor> {
         let (_, s, _) = embeds.dims3()?;
         if pos.len() != s {
             candle_core::bail!("{} positions for {s} tokens", pos.len())
@@ -198,24 +188,18 @@ impl TextDecoder {
         }
         let dtype = embeds.dtype();
         let (cos, sin) = self.rotary.cos_sin(pos, dtype, embeds.device())?;
-        let group = self.cfg.attention.num_heads / self.cfg.attention.num_kv_heads;
-        let mask = causal_mask(cache.len(), s, group, None, embeds.device())?;
         let ds_rows = match deepstack {
             Some(d) if !d.rows.is_empty() => Some(Tensor::new(d.rows.as_slice(), embeds.device())?),
             _ => None,
         };
         let mut xs = embeds.clone();
-        let mut captured = None;
         for (i, (layer, kv)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
             let _span = tracing::trace_span!("decoder.layer", i).entered();
             let residual = &xs;
-            let h = layer.self_attn.forward(&layer.input_layernorm.forward(&xs)?, &cos, &sin, mask.as_ref(), kv)?;
+            let h = layer.self_attn.forward(&layer.input_layernorm.forward(&xs)?, &cos, &sin, kv)?;
             let h = (residual + h)?;
             let out = (&h + layer.mlp.forward(&layer.post_attention_layernorm.forward(&h)?)?)?;
             xs = out;
-            if capture_layer == Some(i + 1) {
-                captured = Some(xs.clone());
-            }
             if let (Some(ds), Some(rows)) = (deepstack, &ds_rows) {
                 if let Some(feat) = ds.features.get(i) {
                     let hidden = self.cfg.hidden_size;
@@ -224,7 +208,7 @@ impl TextDecoder {
                 }
             }
         }
-        Ok(DecoderOutput { hidden: self.norm.forward(&xs)?, captured })
+        self.norm.forward(&xs)
     }
 
     /// Logits `[.., vocab]` of final-norm hidden states.

@@ -141,11 +141,6 @@ impl VisionEncoder {
         })
     }
 
-    /// Number of merged tokens a `[t, h, w]` patch grid produces.
-    pub fn tokens_for_grid(&self, grid: [usize; 3]) -> usize {
-        grid[0] * grid[1] * grid[2] / (self.cfg.spatial_merge_size * self.cfg.spatial_merge_size)
-    }
-
     /// Encodes `pixel_values: [patches, C·T·P·P]` (rows in merge-block order, as the
     /// processor emits them) for the `grids` (`[t, h, w]` in patches) they concatenate.
     pub fn forward(&self, pixel_values: &Tensor, grids: &[[usize; 3]]) -> Result<VisionOutput> {

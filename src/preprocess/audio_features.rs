@@ -19,7 +19,7 @@ use rustfft::FftPlanner;
 use serde::Deserialize;
 
 use super::mel_filters::{hann_periodic, MelFilterBank};
-use super::{read_config_file, PreprocessError, Result};
+use super::{PreprocessError, Result};
 
 /// Upper edge of the Whisper mel filters. `WhisperFeatureExtractor` hard-codes it regardless of the sample rate.
 pub const WHISPER_MEL_MAX_HZ: f64 = 8000.0;
@@ -74,11 +74,6 @@ impl FeatureExtractorConfig {
     /// Parses the feature-extractor fields from the text of a `preprocessor_config.json` and validates them.
     pub fn from_json_str(json: &str) -> Result<Self> {
         Self::parse(json, "feature extractor config")
-    }
-
-    /// Reads and parses a `preprocessor_config.json` file.
-    pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        Self::parse(&read_config_file(path)?, &path.display().to_string())
     }
 
     fn parse(json: &str, source_name: &str) -> Result<Self> {

@@ -14,7 +14,7 @@ use super::patchify::{patchify, PatchLayout, PixelRounding};
 use super::pil_resize::resize_rgb8;
 use super::processor_config::{parse_raw, ClassDefaults, PixelPipeline, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
 use super::smart_resize::smart_resize;
-use super::{read_config_file, PreprocessError, Result};
+use super::{PreprocessError, Result};
 
 /// Default hard limit on input image area: Pillow's decompression-bomb error threshold
 /// (`2 · Image.MAX_IMAGE_PIXELS`), i.e. images the Python reference would refuse to open anyway.
@@ -49,11 +49,6 @@ impl ImageProcessorConfig {
     /// ignored).
     pub fn from_json_str(json: &str) -> Result<Self> {
         Self::parse(json, "image processor config")
-    }
-
-    /// Reads and parses a `preprocessor_config.json` file.
-    pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        Self::parse(&read_config_file(path)?, &path.display().to_string())
     }
 
     fn parse(json: &str, source_name: &str) -> Result<Self> {

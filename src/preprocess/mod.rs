@@ -45,14 +45,6 @@ pub use video::{preprocess_video, PatchifiedVideo, VideoFrames, VideoProcessorCo
 /// size, frame index, limit) and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
-    /// A preprocessor config file could not be read.
-    #[error("cannot read preprocessor config {path}: {error}")]
-    ConfigIo {
-        /// The file that was asked for.
-        path: String,
-        /// The underlying error.
-        error: std::io::Error,
-    },
     /// A preprocessor config is malformed or holds a value this implementation cannot honour.
     #[error("invalid preprocessor config ({source_name}): {detail}")]
     InvalidConfig {
@@ -169,8 +161,3 @@ pub enum PreprocessError {
 
 /// Shorthand for results in this module.
 pub type Result<T> = std::result::Result<T, PreprocessError>;
-
-/// Shared by the config parsers: read a JSON file, naming it in any error.
-pub(crate) fn read_config_file(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|error| PreprocessError::ConfigIo { path: path.display().to_string(), error })
-}

@@ -21,7 +21,7 @@ use super::processor_config::{
     invalid, parse_raw, ClassDefaults, PixelPipeline, IMAGENET_STANDARD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD,
 };
 use super::smart_resize::{smart_resize, smart_resize_video};
-use super::{read_config_file, PreprocessError, Result};
+use super::{PreprocessError, Result};
 
 /// Pixel budget the Qwen3-Omni *processor* passes to its video processor on every call
 /// (`Qwen3OmniMoeProcessor.videos_kwargs["size"]` in transformers 5.23: 128·32·32 to 768·32·32 per frame).
@@ -99,11 +99,6 @@ impl VideoProcessorConfig {
     /// `default_kind` (Qwen3-Omni ships no video config; pass [`VideoProcessorKind::Qwen2Vl`] for it).
     pub fn from_json_str(json: &str, default_kind: VideoProcessorKind) -> Result<Self> {
         Self::parse(json, default_kind, "video processor config")
-    }
-
-    /// Reads and parses a video processor config file; see [`Self::from_json_str`].
-    pub fn from_file(path: &std::path::Path, default_kind: VideoProcessorKind) -> Result<Self> {
-        Self::parse(&read_config_file(path)?, default_kind, &path.display().to_string())
     }
 
     fn parse(json: &str, default_kind: VideoProcessorKind, source_name: &str) -> Result<Self> {
@@ -204,15 +199,16 @@ pub struct PatchifiedVideo {
     /// Time of each temporal grid in seconds: the mean of its first and last frame's timestamps (after
     /// repeating the last frame). Qwen3-VL prints these as `<{t:.1f} seconds>` before each grid.
     pub grid_timestamps_s: Vec<f64>,
-    /// Seconds covered by one temporal grid, `temporal_patch_size / sample_fps` (Qwen3-Omni TMRoPE's
-    /// `video_second_per_grid`).
+    /// Seconds covered by one temporal grid, `temporal_patch_size / fps` with the sampling rate the
+    /// processor was asked for (Qwen3-Omni TMRoPE's `video_second_per_grid`; transformers uses the
+    /// requested `fps`, not the effective rate after clamping the frame count).
     pub second_per_grid: f64,
     /// Number of `<|video_pad|>` tokens: `t · h · w / merge_size²`.
     pub n_tokens: usize,
 }
 
-/// Runs the video pipeline on sampled frames. `sample_fps` is the rate the frames were sampled at (see
-/// [`super::FrameSample::sample_fps`]).
+/// Runs the video pipeline on sampled frames. `sample_fps` is the sampling rate the processor was
+/// asked for (transformers' `fps` kwarg), which sets [`PatchifiedVideo::second_per_grid`].
 pub fn preprocess_video(video: &VideoFrames, sample_fps: f64, cfg: &VideoProcessorConfig) -> Result<PatchifiedVideo> {
     let n = video.frames.len();
     if n == 0 {

@@ -27,8 +27,8 @@ pub enum VideoExpansion {
     WithAudio {
         /// `[t, h', w']` merged grid.
         merged_grid: [usize; 3],
-        second_per_grid: f32,
-        position_id_per_seconds: f32,
+        second_per_grid: f64,
+        position_id_per_seconds: f64,
         audio_tokens: usize,
     },
     /// Qwen3-VL: per temporal grid `<{t:.1f} seconds>` + vision_start + pads + vision_end
@@ -119,7 +119,7 @@ fn expand_video(v: &VideoExpansion, tok: &PlaceholderTokens, out: &mut String) {
             out.push_str(tok.audio_start.as_deref().unwrap_or_default());
             let (mut v_i, mut a_i) = (0usize, 0usize);
             // Same arithmetic as the processor: numpy float64 of (grid index · spg · pps).
-            let time = |i: usize| (i / per_grid) as f64 * *second_per_grid as f64 * *position_id_per_seconds as f64;
+            let time = |i: usize| (i / per_grid) as f64 * *second_per_grid * *position_id_per_seconds;
             while v_i < n_video && a_i < *audio_tokens {
                 if time(v_i) <= a_i as f64 {
                     out.push_str(&tok.video_pad);
@@ -142,20 +142,6 @@ fn expand_video(v: &VideoExpansion, tok: &PlaceholderTokens, out: &mut String) {
             }
         }
     }
-}
-
-/// Qwen3-VL frame-group timestamps: frame times `index / fps`, the index list padded to a
-/// multiple of `temporal_patch_size` by repeating the last, then the mean of the first
-/// and last frame of each group (`Qwen3VLProcessor._calculate_timestamps`).
-pub fn frame_group_timestamps(frame_indices: &[usize], fps: f64, temporal_patch_size: usize) -> Vec<f64> {
-    let mut idx = frame_indices.to_vec();
-    if let Some(&last) = idx.last() {
-        while !idx.len().is_multiple_of(temporal_patch_size) {
-            idx.push(last);
-        }
-    }
-    let times: Vec<f64> = idx.iter().map(|&i| i as f64 / fps).collect();
-    times.chunks(temporal_patch_size).map(|g| (g[0] + g[g.len() - 1]) / 2.0).collect()
 }
 
 #[cfg(test)]
@@ -204,9 +190,8 @@ mod tests {
 
     #[test]
     fn qwen3_vl_timestamps() {
-        let ts = frame_group_timestamps(&[0, 15, 30, 45, 60], 30.0, 2);
-        assert_eq!(ts, vec![0.25, 1.25, 2.0]);
-        let v = VideoExpansion::Timestamped { tokens_per_group: 2, timestamps: ts };
+        // Python formats f"{t:.1f}" with round-half-even on the binary value: 0.25 → 0.2, 1.25 → 1.2.
+        let v = VideoExpansion::Timestamped { tokens_per_group: 2, timestamps: vec![0.25, 1.25, 2.0] };
         let s = expand("<vs><V><ve>", &toks(), &[], &[v], &[]).unwrap();
         // The template's wrapper around the placeholder is replaced by the per-group layout.
         assert_eq!(s, "<0.2 seconds><vs><V><V><ve><1.2 seconds><vs><V><V><ve><2.0 seconds><vs><V><V><ve>");

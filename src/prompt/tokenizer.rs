@@ -88,42 +88,112 @@ impl Tokenizer {
 
 /// Turns generated ids into text chunks as they arrive, emitting only complete UTF-8
 /// (byte-level BPE can split a character across tokens) and skipping special tokens.
+///
+/// Only a short window of recent ids is decoded per token (the approach of TGI's
+/// `decode_token`): the text of `ids[prefix..read]` was already emitted, so the new text is
+/// what `ids[prefix..]` decodes to beyond it. Cost per token is constant, not the length of
+/// the generation.
 pub struct StreamDecoder<'a> {
     tok: &'a Tokenizer,
     ids: Vec<u32>,
-    emitted: usize,
+    /// Start of the decoding window.
+    prefix: usize,
+    /// End of the ids whose text has been emitted.
+    read: usize,
 }
 
 impl<'a> StreamDecoder<'a> {
     /// A decoder for one generation.
     pub fn new(tok: &'a Tokenizer) -> Self {
-        Self { tok, ids: Vec::new(), emitted: 0 }
+        Self { tok, ids: Vec::new(), prefix: 0, read: 0 }
     }
 
     /// Adds a token; returns newly completed text, if any.
     pub fn push(&mut self, id: u32) -> Result<Option<String>, TokenizerError> {
         self.ids.push(id);
-        let text = self.tok.decode(&self.ids, true)?;
-        // An incomplete character decodes to U+FFFD at the end: wait for the next token.
-        if text.ends_with('\u{FFFD}') || text.len() <= self.emitted {
-            return Ok(None);
-        }
-        if !text.is_char_boundary(self.emitted) {
-            return Ok(None);
-        }
-        let new = text[self.emitted..].to_string();
-        self.emitted = text.len();
-        Ok(Some(new))
+        self.advance(false)
     }
 
     /// Whatever is left at the end (an incomplete trailing character is emitted as is).
     pub fn finish(&mut self) -> Result<Option<String>, TokenizerError> {
-        let text = self.tok.decode(&self.ids, true)?;
-        if text.len() > self.emitted && text.is_char_boundary(self.emitted) {
-            let new = text[self.emitted..].to_string();
-            self.emitted = text.len();
-            return Ok(Some(new));
+        self.advance(true)
+    }
+
+    fn advance(&mut self, at_end: bool) -> Result<Option<String>, TokenizerError> {
+        let done = self.tok.decode(&self.ids[self.prefix..self.read], true)?;
+        let now = self.tok.decode(&self.ids[self.prefix..], true)?;
+        // An incomplete character decodes to U+FFFD at the end: wait for the next token.
+        if now.len() <= done.len() || !now.is_char_boundary(done.len()) || (!at_end && now.ends_with('\u{FFFD}')) {
+            return Ok(None);
         }
-        Ok(None)
+        let new = now[done.len()..].to_string();
+        self.prefix = self.read;
+        self.read = self.ids.len();
+        Ok(Some(new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte-level tokenizer with one token per byte (GPT-2 byte mapping) and one special token.
+    fn byte_tokenizer() -> Tokenizer {
+        let mut vocab = serde_json::Map::new();
+        let mut n = 0u32;
+        for b in 0..256u32 {
+            let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+            let c = if printable {
+                char::from_u32(b).unwrap()
+            } else {
+                n += 1;
+                char::from_u32(255 + n).unwrap()
+            };
+            vocab.insert(c.to_string(), serde_json::json!(b));
+        }
+        let json = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [{"id": 256, "content": "<|im_end|>", "single_word": false, "lstrip": false,
+                              "rstrip": false, "normalized": false, "special": true}],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
+            "post_processor": null,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
+                      "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                      "vocab": vocab, "merges": []}
+        });
+        Tokenizer::from_inner(json.to_string().parse().unwrap())
+    }
+
+    #[test]
+    fn streams_whole_characters_and_skips_special_tokens() {
+        let tok = byte_tokenizer();
+        let text = "héllo wörld — 日本";
+        let mut ids: Vec<u32> = text.bytes().map(u32::from).collect();
+        ids.push(256);
+        let mut dec = StreamDecoder::new(&tok);
+        let mut chunks = Vec::new();
+        for id in ids {
+            if let Some(c) = dec.push(id).unwrap() {
+                chunks.push(c);
+            }
+        }
+        if let Some(c) = dec.finish().unwrap() {
+            chunks.push(c);
+        }
+        assert_eq!(chunks.concat(), text);
+        // Multi-byte characters arrive whole: no chunk contains a replacement character.
+        assert!(chunks.iter().all(|c| !c.contains('\u{FFFD}')), "{chunks:?}");
+        assert!(chunks.contains(&"日".to_string()), "{chunks:?}");
+    }
+
+    #[test]
+    fn a_dangling_partial_character_is_flushed_at_the_end() {
+        let tok = byte_tokenizer();
+        let mut dec = StreamDecoder::new(&tok);
+        assert_eq!(dec.push(b'a' as u32).unwrap().as_deref(), Some("a"));
+        assert_eq!(dec.push(0xE6).unwrap(), None); // first byte of a 3-byte character
+        assert_eq!(dec.finish().unwrap().as_deref(), Some("\u{FFFD}"));
     }
 }

@@ -1,9 +1,9 @@
 //! Attention layers.
 //!
-//! [`DecoderAttention`] is the causal grouped-query attention of every Qwen3 text decoder
-//! (thinker, talker, code predictor, Qwen3-VL, and — without q/k norm, with a sliding
-//! window — Code2Wav): projections, optional per-head RMSNorm of q and k *before* RoPE,
-//! a KV cache, softmax in f32 (spec §2.2).
+//! [`DecoderAttention`] is the causal grouped-query attention of the Qwen3 text decoders
+//! (thinker, Qwen3-VL; later the talker and code predictor): fused q/k/v projection, optional
+//! per-head RMSNorm of q and k *before* RoPE, a KV cache, softmax in f32 (spec §2.2), queries
+//! in blocks so memory stays bounded on long prompts.
 //!
 //! [`segment_attention`] is the bidirectional attention of the audio and vision towers,
 //! blocked into independent segments (audio windows, vision frame groups).
@@ -84,16 +84,8 @@ impl DecoderAttention {
         self.num_heads / self.num_kv_heads
     }
 
-    /// `xs: [B, S, hidden]`; `cos/sin: [S, head_dim/2]`; `mask`: additive `[group·S, past+S]`
-    /// from [`causal_mask`] (None for a single new token without a window).
-    pub fn forward(
-        &self,
-        xs: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        mask: Option<&Tensor>,
-        cache: &mut KvCache,
-    ) -> Result<Tensor> {
+    /// `xs: [B, S, hidden]` (the new positions, after those in `cache`); `cos/sin: [S, head_dim/2]`.
+    pub fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
         let (b, s, _) = xs.dims3()?;
         let d = self.head_dim;
         let (nq, nkv) = (self.num_heads * d, self.num_kv_heads * d);
@@ -109,56 +101,65 @@ impl DecoderAttention {
         let q = apply_rotary(&split(0, nq, self.num_heads, &self.q_norm)?, cos, sin)?;
         let k = apply_rotary(&split(nq, nkv, self.num_kv_heads, &self.k_norm)?, cos, sin)?;
         let v = split(nq + nkv, nkv, self.num_kv_heads, &None)?;
+        let past = cache.len();
         let (k, v) = cache.append(&k, &v)?;
+        let total = past + s;
 
         // Grouped-query attention without materialising repeated KV heads: query heads
-        // h = kv·group + r share KV head kv, so [b, Hq, s, d] → [b, Hkv, group·s, d].
+        // h = kv·group + r share KV head kv, so a block of n queries [b, Hq, n, d] is viewed as
+        // [b, Hkv, group·n, d]. Queries go in blocks so the score matrix stays within
+        // SCORE_BUDGET_BYTES whatever the prompt length.
         let group = self.group_size();
-        let q = q.reshape((b, self.num_kv_heads, group * s, d))?;
-        let scores = (q.matmul(&k.t()?)? * self.scale)?; // b, Hkv, group·s, T
-        let scores = match mask {
-            Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
-            None => scores,
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(xs.dtype())?;
-        let out = probs.matmul(&v)?; // b, Hkv, group·s, d
-        let out = out.reshape((b, self.num_heads, s, d))?.transpose(1, 2)?.reshape((b, s, self.num_heads * d))?;
+        let block = query_block(b * self.num_heads, total);
+        let kt = k.t()?;
+        let mut outs = Vec::with_capacity(s.div_ceil(block));
+        for q0 in (0..s).step_by(block) {
+            let n = block.min(s - q0);
+            let qb = q.narrow(2, q0, n)?.reshape((b, self.num_kv_heads, group * n, d))?;
+            let scores = (qb.matmul(&kt)? * self.scale)?; // b, Hkv, group·n, T
+            let scores = match causal_mask(past + q0, n, total, group, xs.device())? {
+                Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
+                None => scores,
+            };
+            let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(xs.dtype())?;
+            outs.push(probs.matmul(&v)?.reshape((b, self.num_heads, n, d))?); // b, Hq, n, d
+        }
+        let out = if outs.len() == 1 { outs.pop().expect("one block") } else { Tensor::cat(&outs, 2)? };
+        let out = out.transpose(1, 2)?.reshape((b, s, self.num_heads * d))?;
         self.o_proj.forward(&out)
     }
 }
 
-/// Additive causal mask for `new` queries after `past` cached positions, repeated for
-/// `group` query heads per KV head: `[group·new, past+new]`, 0 where visible, −∞ elsewhere.
-/// `window` restricts each query to the last `window` keys (Code2Wav's sliding window:
-/// key j visible to query i iff `i − window < j ≤ i`). Returns `None` when nothing is masked.
-pub fn causal_mask(
-    past: usize,
-    new: usize,
-    group: usize,
-    window: Option<usize>,
-    device: &Device,
-) -> Result<Option<Tensor>> {
-    let total = past + new;
-    let mut any = false;
-    let mut rows = Vec::with_capacity(new * total);
-    for i in 0..new {
-        let qi = past + i;
-        for j in 0..total {
-            let visible = j <= qi && window.is_none_or(|w| j + w > qi);
-            any |= !visible;
-            rows.push(if visible { 0f32 } else { f32::NEG_INFINITY });
-        }
-    }
-    if !any {
+/// Upper bound on one attention score matrix (f32), so long prompts and large images are
+/// processed in query blocks instead of one `heads × S × S` matrix.
+const SCORE_BUDGET_BYTES: usize = 256 << 20;
+
+/// Queries per block for `heads` heads attending over `keys` keys.
+fn query_block(heads: usize, keys: usize) -> usize {
+    (SCORE_BUDGET_BYTES / (4 * heads.max(1) * keys.max(1))).max(1)
+}
+
+/// Additive causal mask for `n` queries at absolute positions `first..first+n` over `total`
+/// keys, repeated for `group` query heads per KV head: `[group·n, total]`, 0 where visible
+/// (key j ≤ query position), −∞ elsewhere. `None` when nothing is masked.
+pub fn causal_mask(first: usize, n: usize, total: usize, group: usize, device: &Device) -> Result<Option<Tensor>> {
+    // Some key lies beyond some query iff the first query is not the last position.
+    if first + 1 >= total {
         return Ok(None);
     }
-    let m = Tensor::from_vec(rows, (new, total), device)?;
+    let mut rows = Vec::with_capacity(n * total);
+    for i in 0..n {
+        let qi = first + i;
+        rows.extend((0..total).map(|j| if j <= qi { 0f32 } else { f32::NEG_INFINITY }));
+    }
+    let m = Tensor::from_vec(rows, (n, total), device)?;
     Ok(Some(if group > 1 { m.repeat((group, 1))? } else { m }))
 }
 
 /// Bidirectional attention inside independent segments of a packed sequence.
 /// `q, k, v: [N, heads, d]`, `segments`: lengths summing to N. Returns `[N, heads·d]`.
-/// Softmax in f32, as the reference's sdpa/eager paths do.
+/// Softmax in f32, as the reference's sdpa/eager paths do; queries in blocks within
+/// `SCORE_BUDGET_BYTES` (a 12-megapixel image is ~47k patches in one segment).
 pub fn segment_attention(q: &Tensor, k: &Tensor, v: &Tensor, segments: &[usize], scale: f64) -> Result<Tensor> {
     let (n, heads, d) = q.dims3()?;
     let total: usize = segments.iter().sum();
@@ -173,9 +174,14 @@ pub fn segment_attention(q: &Tensor, k: &Tensor, v: &Tensor, segments: &[usize],
         }
         let take = |t: &Tensor| -> Result<Tensor> { t.narrow(0, start, len)?.transpose(0, 1)?.contiguous() }; // heads, len, d
         let (qs, ks, vs) = (take(q)?, take(k)?, take(v)?);
-        let scores = (qs.matmul(&ks.t()?)? * scale)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(q.dtype())?;
-        outs.push(probs.matmul(&vs)?.transpose(0, 1)?.reshape((len, heads * d))?);
+        let kt = ks.t()?;
+        let block = query_block(heads, len);
+        for q0 in (0..len).step_by(block) {
+            let rows = block.min(len - q0);
+            let scores = (qs.narrow(1, q0, rows)?.matmul(&kt)? * scale)?; // heads, rows, len
+            let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(q.dtype())?;
+            outs.push(probs.matmul(&vs)?.transpose(0, 1)?.reshape((rows, heads * d))?);
+        }
         start += len;
     }
     Tensor::cat(&outs, 0)

@@ -3,15 +3,24 @@
 
 use candle_core::{Result, Tensor};
 
-/// Cache of keys and values shaped `[B, kv_heads, S, head_dim]`.
-#[derive(Debug, Clone, Default)]
+/// Cache of keys and values shaped `[B, kv_heads, S, head_dim]`. Not `Clone`: appends write
+/// into the buffers in place, so a copy would share them.
+#[derive(Debug, Default)]
 pub struct KvCache {
     k: Option<Tensor>,
     v: Option<Tensor>,
     len: usize,
+    /// Positions to allocate for at the first append (prompt + budget), so a generation
+    /// that stays within it never reallocates.
+    reserve: usize,
 }
 
 impl KvCache {
+    /// An empty cache that will allocate room for `positions` at once.
+    pub fn with_capacity(positions: usize) -> Self {
+        Self { reserve: positions, ..Default::default() }
+    }
+
     /// Number of cached positions.
     pub fn len(&self) -> usize {
         self.len
@@ -22,18 +31,13 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Drops everything.
-    pub fn reset(&mut self) {
-        *self = Self::default();
-    }
-
     /// Appends `k, v: [B, H, s, D]` and returns views of the whole cache `[B, H, len, D]`.
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let add = k.dim(2)?;
         let needed = self.len + add;
         let capacity = self.k.as_ref().map(|t| t.dim(2)).transpose()?.unwrap_or(0);
         if needed > capacity {
-            let new_cap = needed.max(capacity * 2).max(64);
+            let new_cap = needed.max(capacity * 2).max(self.reserve).max(64);
             let grow = |old: &Option<Tensor>, like: &Tensor| -> Result<Tensor> {
                 let (b, h, _, d) = like.dims4()?;
                 let fresh = Tensor::zeros((b, h, new_cap, d), like.dtype(), like.device())?;

@@ -85,11 +85,6 @@ impl Linear {
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
-
-    /// Output width.
-    pub fn out_dim(&self) -> usize {
-        self.weight.dims()[0]
-    }
 }
 
 impl Module for Linear {

@@ -1,4 +1,4 @@
-//! Sparse mixture-of-experts FFN (spec §2.3, §7.3).
+//! Sparse mixture-of-experts FFN (spec §2.3).
 //!
 //! Experts are held as two stacked tensors, `gate_up [E, 2I, H]` (gate rows first) and
 //! `down [E, H, I]`, whatever the on-disk layout:
@@ -17,7 +17,6 @@ use omnid_kernels::moe_routing;
 
 use super::activation::Activation;
 use super::linear::{matmul_wt, Linear};
-use super::mlp::GatedMlp;
 
 /// How a checkpoint stores its experts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,31 +35,21 @@ pub struct MoeConfig {
     pub top_k: usize,
     pub moe_intermediate_size: usize,
     pub norm_topk_prob: bool,
-    /// Width of the gated shared expert (talker only).
-    pub shared_expert_intermediate_size: Option<usize>,
     pub act: Activation,
     pub storage: ExpertStorage,
 }
 
-/// The talker's always-on expert, scaled by `sigmoid(x·w_gate)`.
-#[derive(Debug, Clone)]
-struct SharedExpert {
-    mlp: GatedMlp,
-    gate: Linear,
-}
-
-/// Router + experts (+ optional shared expert).
+/// Router + experts.
 #[derive(Debug, Clone)]
 pub struct SparseMoe {
     router: Linear,
     gate_up: Tensor,
     down: Tensor,
-    shared: Option<SharedExpert>,
     cfg: MoeConfig,
 }
 
 impl SparseMoe {
-    /// Loads `{vb}.gate.weight`, the experts in either storage, and `{vb}.shared_expert*`.
+    /// Loads `{vb}.gate.weight` and the experts in either storage.
     pub fn new(cfg: &MoeConfig, vb: VarBuilder) -> Result<Self> {
         let (e, h, i) = (cfg.num_experts, cfg.hidden_size, cfg.moe_intermediate_size);
         if cfg.top_k == 0 || cfg.top_k > e {
@@ -103,14 +92,7 @@ impl SparseMoe {
                 (gu, dn)
             }
         };
-        let shared = match cfg.shared_expert_intermediate_size {
-            Some(si) if si > 0 => Some(SharedExpert {
-                mlp: GatedMlp::new(h, si, cfg.act, vb.pp("shared_expert"))?,
-                gate: Linear::new(h, 1, false, vb.pp("shared_expert_gate"))?,
-            }),
-            _ => None,
-        };
-        Ok(Self { router, gate_up, down, shared, cfg: cfg.clone() })
+        Ok(Self { router, gate_up, down, cfg: cfg.clone() })
     }
 }
 
@@ -126,15 +108,11 @@ impl Module for SparseMoe {
         let logits: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         let routing = moe_routing::route(&logits, self.cfg.num_experts, self.cfg.top_k, self.cfg.norm_topk_prob);
         let groups = moe_routing::group_by_expert(&routing, self.cfg.num_experts);
-        let mut out = if self.fused_decode_applies(&flat) {
+        let out = if self.fused_decode_applies(&flat) {
             flat.contiguous()?.apply_op3_no_bwd(&self.gate_up, &self.down, &ExpertFfn { groups, cfg: &self.cfg })?
         } else {
             self.experts_one_by_one(&flat, groups)?
         };
-        if let Some(shared) = &self.shared {
-            let gate = candle_nn::ops::sigmoid(&shared.gate.forward(&flat)?)?;
-            out = (out + shared.mlp.forward(&flat)?.broadcast_mul(&gate)?)?;
-        }
         out.reshape(dims)
     }
 }
@@ -150,10 +128,13 @@ impl SparseMoe {
     }
 
     /// One pair of matrix products per expert over all its tokens (prefill, other dtypes).
+    /// The weighted expert outputs are added into the result in one pass, in ascending expert
+    /// order per token — the order the reference accumulates them in.
     fn experts_one_by_one(&self, flat: &Tensor, groups: Vec<moe_routing::ExpertGroup>) -> Result<Tensor> {
         let (rows, h) = flat.dims2()?;
         let i = self.cfg.moe_intermediate_size;
-        let mut out = Tensor::zeros((rows, h), flat.dtype(), flat.device())?;
+        let mut outputs = Vec::with_capacity(groups.len());
+        let mut targets: Vec<u32> = Vec::with_capacity(rows * self.cfg.top_k);
         for group in groups {
             let e = group.expert as usize;
             let idx = Tensor::new(group.tokens.as_slice(), flat.device())?;
@@ -163,9 +144,14 @@ impl SparseMoe {
             let y = matmul_wt(&(act * gu.narrow(D::Minus1, i, i)?)?, &self.down.get(e)?)?; // n, H
                                                                                            // The reference casts routing weights to the activation dtype before scaling.
             let w = Tensor::new(group.weights.as_slice(), flat.device())?.to_dtype(flat.dtype())?.unsqueeze(1)?;
-            out = out.index_add(&idx, &y.broadcast_mul(&w)?, 0)?;
+            outputs.push(y.broadcast_mul(&w)?);
+            targets.extend_from_slice(&group.tokens);
         }
-        Ok(out)
+        let out = Tensor::zeros((rows, h), flat.dtype(), flat.device())?;
+        if outputs.is_empty() {
+            return Ok(out);
+        }
+        out.index_add(&Tensor::new(targets.as_slice(), flat.device())?, &Tensor::cat(&outputs, 0)?, 0)
     }
 }
 

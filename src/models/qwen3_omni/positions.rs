@@ -65,11 +65,13 @@ pub fn rope_index(ids: &[u32], media: &OmniMediaLayout, cfg: &OmniPositionIds) -
             *last_max = Some(start + (len - 1) as f32);
         }
     };
-    let vision_positions = |start: f32, grid: [usize; 3], t_step: f32| -> Vec<[f32; 3]> {
+    // Temporal index k of a grid sits at `(k · spg) · position_id_per_seconds`, multiplied in
+    // that order in f32 like the reference (spg = 0 for images).
+    let vision_positions = |start: f32, grid: [usize; 3], spg: f32| -> Vec<[f32; 3]> {
         let (gh, gw) = (grid[1] / m, grid[2] / m);
         let mut v = Vec::with_capacity(grid[0] * gh * gw);
         for t in 0..grid[0] {
-            let tt = t as f32 * t_step;
+            let tt = t as f32 * spg * cfg.position_id_per_seconds;
             for r in 0..gh {
                 for c in 0..gw {
                     v.push([start + tt, start + r as f32, start + c as f32]);
@@ -132,7 +134,7 @@ pub fn rope_index(ids: &[u32], media: &OmniMediaLayout, cfg: &OmniPositionIds) -
         } else if next == Some(cfg.video_token_id) {
             let grid = *media.video_grids.get(video_idx).ok_or("more video placeholders than videos")?;
             let spg = *media.video_second_per_grid.get(video_idx).ok_or("video without seconds-per-grid")?;
-            let v = vision_positions(st_idx, grid, spg * cfg.position_id_per_seconds);
+            let v = vision_positions(st_idx, grid, spg);
             for p in &v {
                 pos.push(p[0], p[1], p[2]);
             }
@@ -144,7 +146,7 @@ pub fn rope_index(ids: &[u32], media: &OmniMediaLayout, cfg: &OmniPositionIds) -
             let n = audio_len(audio_idx)?;
             let grid = *media.video_grids.get(video_idx).ok_or("more video placeholders than videos")?;
             let spg = *media.video_second_per_grid.get(video_idx).ok_or("video without seconds-per-grid")?;
-            let v = vision_positions(st_idx, grid, spg * cfg.position_id_per_seconds);
+            let v = vision_positions(st_idx, grid, spg);
             let a: Vec<f32> = (0..n).map(|j| st_idx + j as f32).collect();
             let (mut vi, mut ai) = (0, 0);
             while vi < v.len() && ai < a.len() {

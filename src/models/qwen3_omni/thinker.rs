@@ -2,17 +2,15 @@
 //! loaded from the on-disk names `thinker.audio_tower.*`, `thinker.visual.*`,
 //! `thinker.model.*`, `thinker.lm_head.*` (spec §1.2).
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 use candle_nn::VarBuilder;
 
 use super::config::Qwen3OmniMoeConfig;
 use super::positions::{rope_index, OmniMediaLayout, OmniPositionIds};
 use crate::models::audio_encoder::AudioEncoder;
-use crate::models::multimodal::{
-    joint_deepstack, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt, VisualInput,
-};
+use crate::models::multimodal::{merge_visual, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt};
 use crate::models::text_decoder::TextDecoder;
-use crate::models::vision_encoder::{MergerNaming, VisionEncoder, VisionOutput};
+use crate::models::vision_encoder::{MergerNaming, VisionEncoder};
 
 /// Thinker weights.
 #[derive(Debug, Clone)]
@@ -43,16 +41,6 @@ impl Thinker {
         &self.cfg
     }
 
-    /// Runs the vision tower over a list of images or videos in one call.
-    pub fn encode_visual(&self, items: &[&VisualInput]) -> Result<Option<VisionOutput>> {
-        if items.is_empty() {
-            return Ok(None);
-        }
-        let pixels: Vec<&Tensor> = items.iter().map(|v| &v.pixel_values).collect();
-        let grids: Vec<[usize; 3]> = items.iter().map(|v| v.grid_thw).collect();
-        Ok(Some(self.vision.forward(&Tensor::cat(&pixels, 0)?, &grids)?))
-    }
-
     /// Embeds the prompt, runs the encoders, scatters their features into the placeholder
     /// rows, and computes TMRoPE positions.
     pub fn prepare(&self, inp: &MultimodalInputs) -> Result<PreparedPrompt> {
@@ -69,30 +57,7 @@ impl Thinker {
             let feats = self.audio.forward(&inp.audios)?;
             embeds = scatter_rows(&embeds, &audio_rows, &feats, "audio")?;
         }
-        let images: Vec<&VisualInput> = inp.images.iter().collect();
-        let videos: Vec<&VisualInput> = inp.videos.iter().map(|v| &v.visual).collect();
-        let img = self.encode_visual(&images)?;
-        let vid = self.encode_visual(&videos)?;
-        for (out, token, what) in [(&img, t.image_token_id, "image"), (&vid, t.video_token_id, "video")] {
-            let rows = rows_of(&inp.ids, token);
-            match out {
-                Some(o) => embeds = scatter_rows(&embeds, &rows, &o.embeds, what)?,
-                None if !rows.is_empty() => {
-                    candle_core::bail!(
-                        "the prompt has {} {what} placeholder tokens but no {what} was given",
-                        rows.len()
-                    )
-                }
-                None => {}
-            }
-        }
-        let deepstack = joint_deepstack(
-            &inp.ids,
-            t.image_token_id,
-            t.video_token_id,
-            img.as_ref().map_or(&[][..], |o| &o.deepstack),
-            vid.as_ref().map_or(&[][..], |o| &o.deepstack),
-        )?;
+        let (embeds, deepstack) = merge_visual(&self.vision, inp, embeds, t.image_token_id, t.video_token_id)?;
         let frames_per_audio: Vec<usize> = inp.audios.iter().map(|a| a.dim(1)).collect::<Result<_>>()?;
         let layout = OmniMediaLayout {
             image_grids: inp.images.iter().map(|i| i.grid_thw).collect(),

@@ -1,15 +1,13 @@
 //! Qwen3-VL model: vision tower + text decoder (dense or MoE), with DeepStack.
 
-use candle_core::{Result, Tensor};
+use candle_core::Result;
 use candle_nn::VarBuilder;
 
 use super::config::Qwen3VlConfig;
 use super::positions::rope_index;
-use crate::models::multimodal::{
-    joint_deepstack, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt, VisualInput,
-};
+use crate::models::multimodal::{merge_visual, MultimodalInputs, PreparedPrompt};
 use crate::models::text_decoder::TextDecoder;
-use crate::models::vision_encoder::{MergerNaming, VisionEncoder, VisionOutput};
+use crate::models::vision_encoder::{MergerNaming, VisionEncoder};
 
 /// Qwen3-VL weights.
 #[derive(Debug, Clone)]
@@ -36,47 +34,14 @@ impl Qwen3Vl {
         &self.cfg
     }
 
-    /// Runs the vision tower over a list of images or videos in one call.
-    pub fn encode_visual(&self, items: &[&VisualInput]) -> Result<Option<VisionOutput>> {
-        if items.is_empty() {
-            return Ok(None);
-        }
-        let pixels: Vec<&Tensor> = items.iter().map(|v| &v.pixel_values).collect();
-        let grids: Vec<[usize; 3]> = items.iter().map(|v| v.grid_thw).collect();
-        Ok(Some(self.vision.forward(&Tensor::cat(&pixels, 0)?, &grids)?))
-    }
-
     /// Embeds the prompt, scatters image/video features and computes positions.
     pub fn prepare(&self, inp: &MultimodalInputs) -> Result<PreparedPrompt> {
         if !inp.audios.is_empty() {
             candle_core::bail!("Qwen3-VL has no audio encoder: this model cannot take audio input")
         }
         let c = &self.cfg;
-        let mut embeds = self.decoder.embed(&inp.ids)?;
-        let images: Vec<&VisualInput> = inp.images.iter().collect();
-        let videos: Vec<&VisualInput> = inp.videos.iter().map(|v| &v.visual).collect();
-        let img = self.encode_visual(&images)?;
-        let vid = self.encode_visual(&videos)?;
-        for (out, token, what) in [(&img, c.image_token_id, "image"), (&vid, c.video_token_id, "video")] {
-            let rows = rows_of(&inp.ids, token);
-            match out {
-                Some(o) => embeds = scatter_rows(&embeds, &rows, &o.embeds, what)?,
-                None if !rows.is_empty() => {
-                    candle_core::bail!(
-                        "the prompt has {} {what} placeholder tokens but no {what} was given",
-                        rows.len()
-                    )
-                }
-                None => {}
-            }
-        }
-        let deepstack = joint_deepstack(
-            &inp.ids,
-            c.image_token_id,
-            c.video_token_id,
-            img.as_ref().map_or(&[][..], |o| &o.deepstack),
-            vid.as_ref().map_or(&[][..], |o| &o.deepstack),
-        )?;
+        let embeds = self.decoder.embed(&inp.ids)?;
+        let (embeds, deepstack) = merge_visual(&self.vision, inp, embeds, c.image_token_id, c.video_token_id)?;
         let (positions, rope_delta) = rope_index(
             &inp.ids,
             c.image_token_id,
