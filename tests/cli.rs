@@ -364,3 +364,23 @@ fn audio_in_video_for_a_model_without_audio() {
 fn zero_token_budget_is_refused() {
     assert_clean_error(&omnid(&["ask", "--max-tokens", "0", "hi"]), &["--max-tokens"]);
 }
+
+#[test]
+fn template_args_reach_the_chat_template() {
+    // omni_b's (Thinking-style) template opens the answer with <think> unless told not to.
+    let dir = fixture("omni_b");
+    let with = json_of(&omnid(&["ask", "--json", "--max-tokens", "1", "--model", &dir, "hi"]));
+    let without = json_of(&omnid(&[
+        "ask",
+        "--json",
+        "--max-tokens",
+        "1",
+        "--model",
+        &dir,
+        "--template-arg",
+        "enable_thinking=false",
+        "hi",
+    ]));
+    assert_ne!(with["prompt_tokens"], without["prompt_tokens"], "enable_thinking=false must change the prompt");
+    assert_clean_error(&omnid(&["ask", "--template-arg", "novalue", "hi"]), &["KEY=VALUE"]);
+}

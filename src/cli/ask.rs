@@ -65,6 +65,10 @@ pub struct AskArgs {
     /// and no sampling option is given.
     #[arg(long)]
     pub greedy: bool,
+    /// A chat-template variable, `KEY=VALUE` (VALUE as JSON when it parses, else a string),
+    /// e.g. `--template-arg enable_thinking=false`. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    pub template_arg: Vec<String>,
     /// Print one JSON object (text, token_ids, prompt_tokens, first_step_top5, timings).
     #[arg(long)]
     pub json: bool,
@@ -124,6 +128,13 @@ pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Re
     sampling.top_p = args.top_p.unwrap_or(sampling.top_p);
     sampling.repetition_penalty = args.repetition_penalty.unwrap_or(sampling.repetition_penalty);
     sampling.seed = args.seed;
+    let mut template_vars = serde_json::Map::new();
+    for kv in &args.template_arg {
+        let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--template-arg {kv:?}: expected KEY=VALUE"))?;
+        anyhow::ensure!(!k.is_empty(), "--template-arg {kv:?}: empty key");
+        let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+        template_vars.insert(k.to_string(), value);
+    }
     let req = AskRequest {
         system: args.system.clone(),
         media: media.into_iter().map(|(_, m)| m).collect(),
@@ -132,6 +143,7 @@ pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Re
         video_fps: args.video_fps.or(cfg.video.fps).or(loaded.processor.video.fps).unwrap_or(2.0),
         sampling,
         max_new_tokens: args.max_tokens.unwrap_or(cfg.limits.max_new_tokens),
+        template_vars,
     };
     let stdout = std::io::stdout();
     let stream = !args.json;

@@ -34,6 +34,8 @@ pub struct AskRequest {
     pub video_fps: f64,
     pub sampling: SamplingParams,
     pub max_new_tokens: usize,
+    /// Extra chat-template variables (e.g. `enable_thinking`).
+    pub template_vars: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The answer.
@@ -87,8 +89,11 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
         messages.push(Message::text("system", s));
     }
     messages.push(Message { role: "user".into(), content: parts });
-    let opts =
-        PromptOptions { add_generation_prompt: true, use_audio_in_video: req.use_audio_in_video, ..Default::default() };
+    let opts = PromptOptions {
+        add_generation_prompt: true,
+        use_audio_in_video: req.use_audio_in_video,
+        template_vars: req.template_vars.clone(),
+    };
     let built = build_prompt(lm, &serde_json::to_value(&messages)?, &media, &opts)?;
     let params = GenerateParams {
         sampling: req.sampling.clone(),
