@@ -174,6 +174,41 @@ mod tests {
     }
 
     #[test]
+    fn every_instruction_set_variant_agrees() {
+        // The dispatcher picks one variant per CPU; check the others directly where the CPU can run them.
+        let (m, n, k) = (3usize, 37usize, 203usize);
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 31 % 97) as f32 - 48.0) / 30.0).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 17 % 89) as f32 - 44.0) / 25.0).collect();
+        let want = reference(&x, &w, m, n, k);
+        let check = |out: &[f32], name: &str| {
+            for o in 0..n {
+                for r in 0..m {
+                    let (g, e) = (out[o * m + r] as f64, want[r * n + o]);
+                    assert!((g - e).abs() <= 1e-4 * (1.0 + e.abs()), "{name}: {g} vs {e}");
+                }
+            }
+        };
+        let mut out = vec![0f32; n * m];
+        rows_block_generic::<4, 8, false>(&w, n, k, &x, m, &mut out);
+        check(&out, "portable");
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                let mut out = vec![0f32; n * m];
+                // SAFETY: AVX2 and FMA checked just above.
+                unsafe { rows_block_avx2(&w, n, k, &x, m, &mut out) };
+                check(&out, "avx2");
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+                let mut out = vec![0f32; n * m];
+                // SAFETY: AVX-512F and FMA checked just above.
+                unsafe { rows_block_avx512(&w, n, k, &x, m, &mut out) };
+                check(&out, "avx512");
+            }
+        }
+    }
+
+    #[test]
     fn empty_output_is_fine() {
         let mut y: Vec<f32> = vec![];
         gemv_f32(&[1.0, 2.0], &[], 1, 0, 2, &mut y);
