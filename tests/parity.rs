@@ -19,13 +19,12 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use omnid::engine::generate::{generate, prompt_forward, GenerateParams, StopReason};
 use omnid::engine::media::MediaItem;
-use omnid::engine::media::{load_audio, load_video, VideoRequest};
+use omnid::engine::media::{frame_rule, load_audio, load_video, VideoRequest};
 use omnid::engine::model_dir::{DTypeChoice, LoadedModel};
 use omnid::engine::processor::{build_prompt, media_parts, PromptOptions};
 use omnid::engine::sampling::SamplingParams;
-use omnid::models::family::{Family, MultimodalModel};
+use omnid::models::family::MultimodalModel;
 use omnid::models::multimodal::VisualInput;
-use omnid::preprocess::FrameSamplingRule;
 use serde_json::Value;
 
 /// Absolute tolerance for f32 tensors compared with the reference.
@@ -85,10 +84,7 @@ fn ids_of(v: &Value) -> Vec<u32> {
 
 /// Loads the media of a case the way the engine does for a request.
 fn load_media(lm: &LoadedModel, dir: &Path, case: &Value) -> Vec<MediaItem> {
-    let rule = match lm.family {
-        Family::Qwen3Omni => FrameSamplingRule::Qwen2VlProcessor,
-        _ => FrameSamplingRule::Qwen3Vl,
-    };
+    let rule = frame_rule(lm.family);
     let fps = case["processor_call"]["videos_kwargs"]["fps"].as_f64().or(case["video_fps"].as_f64()).unwrap_or(2.0);
     let video = VideoRequest {
         fps,

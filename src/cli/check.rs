@@ -36,6 +36,6 @@ pub fn run(args: CheckArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     );
     println!("tokenizer   {} tokens ({})", loaded.tokenizer.vocab_size(), loaded.tokenizer.path().display());
     println!("audio input {}", if loaded.model.accepts_audio() { "yes" } else { "no" });
-    println!("stop ids    {:?}", loaded.stop_ids);
+    println!("stop ids    {:?}", loaded.stop_ids());
     Ok(ExitCode::SUCCESS)
 }

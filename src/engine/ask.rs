@@ -7,12 +7,10 @@ use std::path::Path;
 
 use super::generate::{generate, GenerateParams, GenerationOutput};
 use super::media::MediaItem;
-use super::media::{load_audio, load_image, load_video, VideoRequest};
+use super::media::{frame_rule, load_audio, load_image, load_video, VideoRequest};
 use super::model_dir::LoadedModel;
 use super::processor::{build_prompt, PromptOptions};
 use super::sampling::SamplingParams;
-use crate::models::family::Family;
-use crate::preprocess::FrameSamplingRule;
 use crate::prompt::messages::{ContentPart, Message};
 use crate::prompt::tokenizer::StreamDecoder;
 
@@ -48,10 +46,7 @@ pub struct AskOutput {
 /// Runs one request; `on_text` receives decoded text as it is generated and returns `false`
 /// to stop.
 pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> bool) -> anyhow::Result<AskOutput> {
-    let rule = match lm.family {
-        Family::Qwen3Omni => FrameSamplingRule::Qwen2VlProcessor,
-        Family::Qwen3Vl | Family::Qwen3VlMoe => FrameSamplingRule::Qwen3Vl,
-    };
+    let rule = frame_rule(lm.family);
     let max_pixels = lm.processor.image.max_input_pixels;
     let audio_rate = lm.processor.audio.as_ref().map(|a| a.sampling_rate as u32);
     let mut media = Vec::with_capacity(req.media.len());
@@ -95,11 +90,8 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
         template_vars: req.template_vars.clone(),
     };
     let built = build_prompt(lm, &serde_json::to_value(&messages)?, &media, &opts)?;
-    let params = GenerateParams {
-        sampling: req.sampling.clone(),
-        max_new_tokens: req.max_new_tokens,
-        stop_ids: lm.stop_ids.clone(),
-    };
+    let params =
+        GenerateParams { sampling: req.sampling.clone(), max_new_tokens: req.max_new_tokens, stop_ids: lm.stop_ids() };
     let mut decoder = StreamDecoder::new(&lm.tokenizer);
     let mut text = String::new();
     let mut failure = None;

@@ -231,15 +231,16 @@ pub fn load_embedded(dtype: DType, device: &Device) -> Result<LoadedModel, LoadE
     let backend: Box<dyn SimpleBackend> = Box::new(RandomWeights { seed: EMBEDDED_SEED });
     let vb = candle_nn::VarBuilder::from_backend(backend, dtype, device.clone());
     let model = MultimodalModel::load(Family::Qwen3Omni, &config, vb).map_err(|e| bad(e.to_string()))?;
-    LoadedModel::assemble(
-        None,
-        Family::Qwen3Omni,
+    LoadedModel {
+        dir: None,
+        family: Family::Qwen3Omni,
         model,
         tokenizer,
         template,
-        ProcessorSettings::embedded(),
-        GenerationConfig::default(),
+        processor: ProcessorSettings::embedded(),
+        generation: GenerationConfig::default(),
         dtype,
-        device,
-    )
+        device: device.clone(),
+    }
+    .checked()
 }

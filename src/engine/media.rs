@@ -8,6 +8,7 @@ use std::path::Path;
 
 use image::RgbImage;
 
+use crate::models::family::Family;
 use crate::preprocess::{resize_rgb8, sample_frame_indices, FrameSamplingRule, VideoFrames, VideoProcessorConfig};
 
 /// A decoded media item, in the order it appears in the conversation.
@@ -67,6 +68,14 @@ struct FolderMeta {
 struct FrameMeta {
     #[serde(default, alias = "timestamp_s")]
     timestamp: Option<f64>,
+}
+
+/// The frame-sampling rule of the reference processor of a model family.
+pub fn frame_rule(family: Family) -> FrameSamplingRule {
+    match family {
+        Family::Qwen3Omni => FrameSamplingRule::Qwen2VlProcessor,
+        Family::Qwen3Vl | Family::Qwen3VlMoe => FrameSamplingRule::Qwen3Vl,
+    }
 }
 
 /// How a video is to be loaded.

@@ -71,8 +71,6 @@ pub struct LoadedModel {
     pub generation: GenerationConfig,
     pub dtype: DType,
     pub device: Device,
-    /// Stop ids: generation_config's eos ids and `<|im_end|>`.
-    pub stop_ids: Vec<u32>,
 }
 
 impl LoadedModel {
@@ -103,53 +101,8 @@ impl LoadedModel {
         let vb = ckpt.var_builder(dtype, device);
         let model = MultimodalModel::load(family, &config, vb)
             .map_err(|e| LoadError::Model { dir: dir.into(), problem: e.to_string() })?;
-        Self::assemble(
-            Some(dir.to_path_buf()),
-            family,
-            model,
-            tokenizer,
-            template,
-            processor,
-            generation,
-            dtype,
-            device,
-        )
-    }
-
-    /// Final checks shared by checkpoint and embedded models.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn assemble(
-        dir: Option<PathBuf>,
-        family: Family,
-        model: MultimodalModel,
-        tokenizer: Tokenizer,
-        template: ChatTemplate,
-        processor: ProcessorSettings,
-        generation: GenerationConfig,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self, LoadError> {
-        let where_ = || dir.clone().unwrap_or_else(|| PathBuf::from("<embedded>"));
-        check_tokenizer(&tokenizer, &model).map_err(|e| LoadError::Model { dir: where_(), problem: e.to_string() })?;
-        check_processor(&processor, &model).map_err(|problem| LoadError::Model { dir: where_(), problem })?;
-        let vocab = model.decoder().config().vocab_size;
-        if tokenizer.vocab_size() > vocab {
-            return Err(LoadError::Model {
-                dir: where_(),
-                problem: format!(
-                    "tokenizer does not match the model config: the tokenizer has {} tokens, the model's vocabulary {vocab}",
-                    tokenizer.vocab_size()
-                ),
-            });
-        }
-        let mut stop_ids = generation.eos_ids();
-        // The chat templates end every turn with <|im_end|>; stop there even when
-        // generation_config.json does not list it.
-        stop_ids.extend(tokenizer.token_id("<|im_end|>"));
-        stop_ids.sort_unstable();
-        stop_ids.dedup();
-        Ok(Self {
-            dir,
+        Self {
+            dir: Some(dir.to_path_buf()),
             family,
             model,
             tokenizer,
@@ -158,8 +111,37 @@ impl LoadedModel {
             generation,
             dtype,
             device: device.clone(),
-            stop_ids,
-        })
+        }
+        .checked()
+    }
+
+    /// Final checks shared by checkpoint and embedded models: the tokenizer and the processor
+    /// files must fit the model.
+    pub(crate) fn checked(self) -> Result<Self, LoadError> {
+        let problem = |problem: String| LoadError::Model {
+            dir: self.dir.clone().unwrap_or_else(|| PathBuf::from("<embedded>")),
+            problem,
+        };
+        check_tokenizer(&self.tokenizer, &self.model).map_err(|e| problem(e.to_string()))?;
+        check_processor(&self.processor, &self.model).map_err(problem)?;
+        let vocab = self.model.decoder().config().vocab_size;
+        if self.tokenizer.vocab_size() > vocab {
+            return Err(problem(format!(
+                "tokenizer does not match the model config: the tokenizer has {} tokens, the model's vocabulary {vocab}",
+                self.tokenizer.vocab_size()
+            )));
+        }
+        Ok(self)
+    }
+
+    /// Stop ids: generation_config's eos ids and `<|im_end|>` (the chat templates end every
+    /// turn with it, even when generation_config.json does not list it).
+    pub fn stop_ids(&self) -> Vec<u32> {
+        let mut ids = self.generation.eos_ids();
+        ids.extend(self.tokenizer.token_id("<|im_end|>"));
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 }
 
