@@ -11,9 +11,15 @@
 //! Every fallible function returns [`CodecError`], whose messages name the input (file path or an in-memory
 //! description) and the problem.
 
+#[cfg(feature = "audio-io")]
+pub mod audio_io;
+#[cfg(feature = "ffmpeg")]
+pub mod av;
 pub mod image_decode;
 pub mod resample;
+pub mod stream_resample;
 pub mod wav;
+pub mod wire;
 
 /// Everything that can go wrong while decoding or converting media in this crate.
 ///

@@ -1,0 +1,1 @@
+//! FFmpeg decoding (in progress).

@@ -1,0 +1,1 @@
+//! Streaming sample-rate conversion (filled in by the wire-format work).

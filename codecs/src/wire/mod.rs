@@ -1,0 +1,1 @@
+//! Wire audio formats (filled in by the wire-format work).
