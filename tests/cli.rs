@@ -304,9 +304,130 @@ fn audio_for_a_model_without_an_audio_encoder() {
 }
 
 #[test]
-fn video_file_needs_the_decoder_of_the_media_work() {
+fn video_file_that_is_not_media_is_named() {
     let o = omnid(&["ask", "--video", &fixture("omni_a/config.json"), "hi"]);
-    assert_clean_error(&o, &["config.json", "folder of frames"]);
+    assert_clean_error(&o, &["config.json", "cannot open as media"]);
+}
+
+/// Runs the ffmpeg CLI (Debian package `ffmpeg`, installed by .ci/run) to make a test video.
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("this test needs the ffmpeg CLI: apt-get install ffmpeg");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn ask_on_a_video_file_matches_the_reference_for_its_frames_and_sound() {
+    // The reference case fed omni_b's folder of frames (3 fps) and its audio.wav; the same pixels and
+    // samples in a lossless Matroska file (FFV1 RGB, PCM) must give the reference's prompt and tokens.
+    let frames = fixture("omni_b/inputs/vid_0");
+    let file = std::env::temp_dir().join(format!("omnid-cli-{}-vid_0.mkv", std::process::id()));
+    let file_str = file.to_str().unwrap();
+    let pattern = format!("{frames}/frame_%03d.png");
+    let wav = format!("{frames}/audio.wav");
+    ffmpeg(&[
+        "-framerate",
+        "3",
+        "-i",
+        &pattern,
+        "-i",
+        &wav,
+        "-c:v",
+        "ffv1",
+        "-pix_fmt",
+        "bgr0",
+        "-c:a",
+        "pcm_s16le",
+        file_str,
+    ]);
+    let dir = fixture("omni_b");
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(&dir).join("reference.json")).unwrap()).unwrap();
+    let c = reference["cases"].as_array().unwrap().iter().find(|c| c["name"] == "video_audio_in_video").unwrap();
+    let max = c["greedy"]["max_new_tokens"].to_string();
+    let o = omnid(&[
+        "ask",
+        "--json",
+        "--greedy",
+        "--repetition-penalty",
+        "1",
+        "--model",
+        &dir,
+        "--max-tokens",
+        &max,
+        "--video",
+        file_str,
+        "--use-audio-in-video",
+        "--video-min-pixels",
+        "1024",
+        "--video-max-pixels",
+        "4096",
+        "Listen and watch.",
+    ]);
+    let j = json_of(&o);
+    assert_eq!(j["prompt_tokens"].as_u64().unwrap() as usize, c["prompt_ids"].as_array().unwrap().len());
+    assert_eq!(ids(&j["token_ids"]), ids(&c["greedy"]["generated_ids"]));
+
+    // A window of the file: the second half holds 3 frames, so fewer prompt tokens; a window past the
+    // end is refused with the file's length.
+    let half = json_of(&omnid(&[
+        "ask",
+        "--json",
+        "--greedy",
+        "--model",
+        &dir,
+        "--max-tokens",
+        "1",
+        "--video",
+        file_str,
+        "--video-start",
+        "1",
+        "--video-min-pixels",
+        "1024",
+        "--video-max-pixels",
+        "4096",
+        "x",
+    ]));
+    let whole = json_of(&omnid(&[
+        "ask",
+        "--json",
+        "--greedy",
+        "--model",
+        &dir,
+        "--max-tokens",
+        "1",
+        "--video",
+        file_str,
+        "--video-min-pixels",
+        "1024",
+        "--video-max-pixels",
+        "4096",
+        "x",
+    ]));
+    assert!(half["prompt_tokens"].as_u64() < whole["prompt_tokens"].as_u64(), "{half} vs {whole}");
+    let o = omnid(&["ask", "--model", &dir, "--video", file_str, "--video-start", "5", "x"]);
+    assert_clean_error(&o, &["vid_0.mkv", "window starts at 5.000 s but the video is 2.000 s long"]);
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn compressed_audio_and_video_without_sound() {
+    let dir = std::env::temp_dir().join(format!("omnid-cli-media-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mp3 = dir.join("tone.mp3");
+    ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=440:duration=1", mp3.to_str().unwrap()]);
+    let o = omnid(&["ask", "--json", "--max-tokens", "2", "--audio", mp3.to_str().unwrap(), "what?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let silent = dir.join("silent.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "color=c=red:s=64x64:r=4:d=2", "-c:v", "libx264", silent.to_str().unwrap()]);
+    let o = omnid(&["ask", "--json", "--max-tokens", "2", "--video", silent.to_str().unwrap(), "what?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = omnid(&["ask", "--video", silent.to_str().unwrap(), "--use-audio-in-video", "what?"]);
+    assert_clean_error(&o, &["silent.mp4", "audio"]);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

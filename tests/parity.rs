@@ -92,6 +92,7 @@ fn load_media(lm: &LoadedModel, dir: &Path, case: &Value) -> Vec<MediaItem> {
         processor: &lm.processor.video,
         max_tokens: None,
         audio_rate_hz: case["use_audio_in_video"].as_bool().unwrap_or(false).then_some(16_000),
+        window: (0.0, None),
     };
     media_parts(&case["messages"])
         .into_iter()

@@ -21,20 +21,28 @@ pub struct AskArgs {
     /// Image file (any format the image crate decodes). Repeatable.
     #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
     pub image: Vec<String>,
-    /// Audio file (WAV, any rate and channel count). Repeatable.
+    /// Audio file: WAV, MP3, M4A/AAC, Opus, Ogg Vorbis, FLAC, or the sound of a video file; any rate
+    /// and channel count. Repeatable.
     #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
     pub audio: Vec<String>,
-    /// Video: a folder of frames (frame_*.png/jpg, optional meta.json with fps/timestamps,
-    /// optional audio.wav for its sound track). Repeatable.
+    /// Video: a file (mp4, mov, mkv, webm, avi, …) or a folder of frames (frame_*.png/jpg,
+    /// optional meta.json with fps/timestamps, optional audio.wav for its sound track). Repeatable.
     #[arg(long, value_name = "PATH", action = clap::ArgAction::Append)]
     pub video: Vec<String>,
-    /// Feed each video's audio track (audio.wav in its folder) interleaved with the frames (Qwen3-Omni).
+    /// Feed each video's sound track (its audio stream, or audio.wav in a frame folder) interleaved with
+    /// the frames (Qwen3-Omni).
     #[arg(long)]
     pub use_audio_in_video: bool,
     /// Frames per second sampled from videos (default: the config file's, else the checkpoint's,
     /// else 2, the rate Qwen evaluates at).
     #[arg(long)]
     pub video_fps: Option<f64>,
+    /// Use video files from this time on, in seconds (long recordings are asked about window by window).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
+    pub video_start: f64,
+    /// Use video files up to this time, in seconds (default: the end).
+    #[arg(long, value_name = "SECONDS")]
+    pub video_end: Option<f64>,
     /// Lower pixel bound for video frames (per frame for Qwen3-Omni, per clip for Qwen3-VL);
     /// default: the checkpoint processor's.
     #[arg(long)]
@@ -141,6 +149,7 @@ pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Re
         prompt: args.prompt.clone(),
         use_audio_in_video: args.use_audio_in_video,
         video_fps: args.video_fps.or(cfg.video.fps).or(loaded.processor.video.fps).unwrap_or(2.0),
+        video_window: (args.video_start, args.video_end),
         sampling,
         max_new_tokens: args.max_tokens.unwrap_or(cfg.limits.max_new_tokens),
         template_vars,

@@ -30,6 +30,8 @@ pub struct AskRequest {
     pub prompt: String,
     pub use_audio_in_video: bool,
     pub video_fps: f64,
+    /// Part of each video file to use: start and optional end, in seconds.
+    pub video_window: (f64, Option<f64>),
     pub sampling: SamplingParams,
     pub max_new_tokens: usize,
     /// Extra chat-template variables (e.g. `enable_thinking`).
@@ -71,6 +73,7 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
                     processor: &lm.processor.video,
                     max_tokens: lm.model.decoder().config().max_position_embeddings,
                     audio_rate_hz: audio_rate.filter(|_| req.use_audio_in_video),
+                    window: req.video_window,
                 };
                 (load_video(Path::new(p), &video)?, ContentPart::Video { video: p.clone() })
             }

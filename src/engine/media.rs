@@ -1,8 +1,8 @@
 //! Loading media named on the command line (or in a request) into [`MediaItem`]s:
-//! images through the image crate (EXIF orientation, first frame, pixel budget), audio from
-//! WAV resampled to 16 kHz mono with rubato, and video from a folder of frames until the
-//! FFmpeg decoder lands (frames sorted by name, `meta.json` for the rate and timestamps,
-//! `audio.wav` for the sound track). The decoded media of a request are [`MediaItem`]s.
+//! images through the image crate (EXIF orientation, first frame, pixel budget); audio from WAV
+//! (read exactly as soundfile does) or any container FFmpeg decodes, resampled to 16 kHz mono with
+//! rubato; video from a file through FFmpeg ([`super::video_file`]) or from a folder of frames
+//! (frames sorted by name, `meta.json` for the rate and timestamps, `audio.wav` for the sound track).
 
 use std::path::Path;
 
@@ -46,11 +46,25 @@ pub fn load_image(path: &Path, max_pixels: u64) -> Result<MediaItem, MediaError>
     Ok(MediaItem::Image(omnid_codecs::image_decode::decode_image_file(path, max_pixels)?))
 }
 
-/// Reads a WAV file as mono at `rate_hz` (the feature extractor's sampling rate, 16 kHz for
-/// Qwen3-Omni).
+/// Reads an audio file as mono at `rate_hz` (the feature extractor's sampling rate, 16 kHz for
+/// Qwen3-Omni). WAV files are read by the WAV reader, sample-exact with the reference pipeline's
+/// soundfile; everything else (MP3, AAC/M4A, Opus, Vorbis, FLAC, the sound of a video file) through
+/// FFmpeg.
 pub fn load_audio(path: &Path, rate_hz: u32) -> Result<Vec<f32>, MediaError> {
-    let wav = omnid_codecs::wav::read_wav(path)?;
-    Ok(omnid_codecs::resample::resample(&wav.samples, wav.sample_rate_hz, rate_hz)?)
+    if is_wav(path) {
+        let wav = omnid_codecs::wav::read_wav(path)?;
+        return Ok(omnid_codecs::resample::resample(&wav.samples, wav.sample_rate_hz, rate_hz)?);
+    }
+    super::video_file::load_audio_track(path, rate_hz, 0.0, None)
+}
+
+/// Whether the file starts like a RIFF/WAVE file (the content decides, not the extension).
+fn is_wav(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 12];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+        && &head[..4] == b"RIFF"
+        && &head[8..12] == b"WAVE"
 }
 
 /// Frame-folder metadata: `{"fps": 30, "frames": [{"timestamp": 0.0}, …]}` (`native_fps` and
@@ -89,23 +103,28 @@ pub struct VideoRequest<'a> {
     pub processor: &'a VideoProcessorConfig,
     /// Refuse the video before decoding it all when it would need more tokens than this.
     pub max_tokens: Option<usize>,
-    /// Load `audio.wav` as the clip's sound track (audio-in-video), at this sampling rate.
+    /// Load the clip's sound track (audio-in-video), at this sampling rate: the file's audio stream,
+    /// or `audio.wav` in a frame folder.
     pub audio_rate_hz: Option<u32>,
+    /// Part of a video file to use, in seconds on the file's clock: start, and end (exclusive; `None` =
+    /// to the end). Long recordings are processed window by window.
+    pub window: (f64, Option<f64>),
 }
 
-/// Loads a video given as a folder of frames: samples frames with the processor's rule,
-/// decodes only those, and resizes each to the processor's target size as it is decoded (so a
-/// long 4K clip never sits in memory at full resolution). The token count is checked against
-/// `max_tokens` from the first frame, before the rest are decoded. Video *files* need the
-/// FFmpeg decoder of the media-ingest work.
+/// Loads a video file (through FFmpeg) or a folder of frames: samples frames with the
+/// processor's rule, decodes only those, and resizes each to the processor's target size as it is
+/// decoded (so a long 4K clip never sits in memory at full resolution). The token count is
+/// checked against `max_tokens` before the frames are decoded.
 pub fn load_video(path: &Path, req: &VideoRequest) -> Result<MediaItem, MediaError> {
     let bad = |problem: String| MediaError::Invalid { path: path.display().to_string(), problem };
+    if path.is_file() {
+        return super::video_file::load_video_file(path, req);
+    }
     if !path.is_dir() {
-        return Err(bad(if path.exists() {
-            "video files are not decoded yet (the FFmpeg decoder is part of the media-ingest work); pass a folder of frames (frame_000.png, …, optional meta.json and audio.wav)".into()
-        } else {
-            "not found".into()
-        }));
+        return Err(bad("not found".into()));
+    }
+    if req.window != (0.0, None) {
+        return Err(bad("a time window applies to video files, not to folders of frames".into()));
     }
     let mut files: Vec<_> = std::fs::read_dir(path)
         .map_err(|e| bad(format!("cannot list: {e}")))?
@@ -144,19 +163,8 @@ pub fn load_video(path: &Path, req: &VideoRequest) -> Result<MediaItem, MediaErr
         let (sw, sh, tw, th) = match target {
             Some(t) => t,
             None => {
-                let (th, tw) =
-                    cfg.target_size(sample.indices.len(), h as usize, w as usize).map_err(|e| bad(e.to_string()))?;
-                let p = cfg.pixels.patch_size * cfg.pixels.merge_size;
-                let tokens = sample.indices.len().div_ceil(cfg.pixels.temporal_patch_size) * (th / p) * (tw / p);
-                if let Some(max) = req.max_tokens {
-                    if tokens > max {
-                        return Err(bad(format!(
-                            "{} frames of {w}x{h} would need {tokens} tokens, more than the model's context of {max}; sample fewer frames (--video-fps) or lower the budget (--video-max-pixels)",
-                            sample.indices.len()
-                        )));
-                    }
-                }
-                let t = (w, h, tw as u32, th as u32);
+                let (tw, th) = video_target_size(path, req, sample.indices.len(), w, h)?;
+                let t = (w, h, tw, th);
                 target = Some(t);
                 t
             }
@@ -182,4 +190,28 @@ pub fn load_video(path: &Path, req: &VideoRequest) -> Result<MediaItem, MediaErr
         None
     };
     Ok(MediaItem::Video(VideoClip { frames, fps: req.fps, audio }))
+}
+
+/// The processor's target frame size for `frames` frames of `w`x`h`, refused when the clip would need
+/// more tokens than `req.max_tokens` (checked before any frame is decoded).
+pub(crate) fn video_target_size(
+    path: &Path,
+    req: &VideoRequest,
+    frames: usize,
+    w: u32,
+    h: u32,
+) -> Result<(u32, u32), MediaError> {
+    let bad = |problem: String| MediaError::Invalid { path: path.display().to_string(), problem };
+    let cfg = req.processor;
+    let (th, tw) = cfg.target_size(frames, h as usize, w as usize).map_err(|e| bad(e.to_string()))?;
+    let p = cfg.pixels.patch_size * cfg.pixels.merge_size;
+    let tokens = frames.div_ceil(cfg.pixels.temporal_patch_size) * (th / p) * (tw / p);
+    if let Some(max) = req.max_tokens {
+        if tokens > max {
+            return Err(bad(format!(
+                "{frames} frames of {w}x{h} would need {tokens} tokens, more than the model's context of {max}; sample fewer frames (--video-fps), lower the budget (--video-max-pixels) or take a shorter window"
+            )));
+        }
+    }
+    Ok((tw as u32, th as u32))
 }

@@ -7,7 +7,8 @@
 //! | [`embedded`] | the tiny random-weight default model |
 //! | [`processor`] | conversation + media → model inputs (template, preprocessing, expansion, tokens) |
 //! | [`processor_settings`] | a checkpoint's feature-extractor / image / video processor files |
-//! | [`media`] | decoded media items and loading image/audio/video-frame files |
+//! | [`media`] | decoded media items and loading image/audio files and folders of video frames |
+//! | [`video_file`] | video and audio files through FFmpeg, windowed, sampled with the processor's rule |
 //! | [`generation_config`] | `generation_config.json` |
 //! | [`sampling`] | greedy / temperature / top-k / top-p / repetition penalty, seeded |
 //! | [`rng`] | deterministic random streams (sampling, embedded weights) |
@@ -24,3 +25,4 @@ pub mod processor;
 pub mod processor_settings;
 pub mod rng;
 pub mod sampling;
+pub mod video_file;

@@ -1,0 +1,213 @@
+//! What a media file holds, read from its headers without decoding: container, duration, and the main
+//! video and audio streams. Values no real recording has (a 100,000-pixel-wide frame, a 500-hour
+//! duration, 90,000 fps) are refused here, so nothing downstream sizes a buffer from them.
+
+use std::path::Path;
+
+use ffmpeg_next as ffmpeg;
+
+use super::{best_audio_stream, best_video_stream, origin_seconds, stream_start, ticks_to_seconds, StreamKind};
+use crate::{CodecError, Result};
+
+/// The main video stream of a file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VideoInfo {
+    /// Stream index in the container.
+    pub index: usize,
+    /// FFmpeg's codec name (`h264`, `hevc`, `vp9`, `av1`, …).
+    pub codec: String,
+    /// Frame width in pixels.
+    pub width: u32,
+    /// Frame height in pixels.
+    pub height: u32,
+    /// Average frame rate (frames per second).
+    pub fps: f64,
+    /// Number of frames: the container's count when it stores one, else `duration × fps` rounded.
+    pub frames: u64,
+    /// Duration of the stream in seconds.
+    pub duration_s: f64,
+    /// Whether this FFmpeg build can decode the codec.
+    pub decodable: bool,
+}
+
+/// The main audio stream of a file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AudioInfo {
+    /// Stream index in the container.
+    pub index: usize,
+    /// FFmpeg's codec name (`aac`, `mp3`, `opus`, `vorbis`, `flac`, `pcm_s16le`, …).
+    pub codec: String,
+    /// Sample rate in Hz.
+    pub sample_rate_hz: u32,
+    /// Channel count.
+    pub channels: u16,
+    /// Where the stream starts on the file's clock (see the module docs of [`crate::av`]), in seconds.
+    pub start_s: f64,
+    /// Duration of the stream in seconds.
+    pub duration_s: f64,
+    /// Whether this FFmpeg build can decode the codec.
+    pub decodable: bool,
+}
+
+/// A media file's container and main streams.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MediaInfo {
+    /// FFmpeg's demuxer name (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`, `wav`, …).
+    pub container: String,
+    /// Duration in seconds (the container's, or the longest stream's).
+    pub duration_s: f64,
+    /// The main video stream, if any (cover art of audio files is not video).
+    pub video: Option<VideoInfo>,
+    /// The main audio stream, if any.
+    pub audio: Option<AudioInfo>,
+}
+
+/// Reads the headers of the media file at `path`.
+pub fn probe(path: &Path) -> Result<MediaInfo> {
+    let input = super::open_file(path)?;
+    describe_input(&input, &path.display().to_string())
+}
+
+/// Reads the headers of a media file held in memory (an upload). Only the demuxer runs; nothing is decoded.
+pub fn probe_bytes(bytes: &[u8]) -> Result<MediaInfo> {
+    super::init();
+    let source_name = format!("in-memory media ({} bytes)", bytes.len());
+    if bytes.is_empty() {
+        return Err(CodecError::NotMedia { source_name, detail: "no bytes".into() });
+    }
+    let io = ffmpeg::format::context::StreamIo::from_read_seek(std::io::Cursor::new(bytes.to_vec()))
+        .map_err(|e| CodecError::NotMedia { source_name: source_name.clone(), detail: super::describe(&e) })?;
+    let input = ffmpeg::format::input_from_stream(io, None, None)
+        .map_err(|e| CodecError::NotMedia { source_name: source_name.clone(), detail: super::describe(&e) })?;
+    describe_input(&input, &source_name)
+}
+
+pub(crate) fn describe_input(input: &ffmpeg::format::context::Input, source_name: &str) -> Result<MediaInfo> {
+    let limit = |problem: String| CodecError::MediaLimit { source_name: source_name.into(), problem };
+    let container_duration = {
+        let d = input.duration();
+        if d == ffmpeg::ffi::AV_NOPTS_VALUE || d <= 0 {
+            0.0
+        } else {
+            d as f64 / f64::from(ffmpeg::ffi::AV_TIME_BASE)
+        }
+    };
+    let origin = origin_seconds(input);
+    let stream_duration = |s: &ffmpeg::format::stream::Stream| {
+        let d = s.duration();
+        if d == ffmpeg::ffi::AV_NOPTS_VALUE || d <= 0 {
+            container_duration
+        } else {
+            ticks_to_seconds(d, s.time_base())
+        }
+    };
+    let codec_name = |s: &ffmpeg::format::stream::Stream| format!("{:?}", s.parameters().id()).to_lowercase();
+    let decodable = |s: &ffmpeg::format::stream::Stream| ffmpeg::decoder::find(s.parameters().id()).is_some();
+
+    let video = match best_video_stream(input).and_then(|i| input.stream(i)) {
+        None => None,
+        Some(s) => {
+            // SAFETY: `parameters()` wraps the stream's live AVCodecParameters, valid while `input` lives.
+            let (width, height) = unsafe {
+                let p = s.parameters();
+                let raw = p.as_ptr();
+                ((*raw).width.max(0) as u32, (*raw).height.max(0) as u32)
+            };
+            if width == 0 || height == 0 {
+                return Err(limit(format!("video stream {} declares an empty frame size {width}x{height}", s.index())));
+            }
+            if width > super::MAX_FRAME_SIDE
+                || height > super::MAX_FRAME_SIDE
+                || u64::from(width) * u64::from(height) > super::MAX_FRAME_PIXELS
+            {
+                return Err(limit(format!(
+                    "video frame size {width}x{height} is beyond the supported {0}x{0} pixels",
+                    (super::MAX_FRAME_PIXELS as f64).sqrt() as u64
+                )));
+            }
+            let fps = [s.avg_frame_rate(), s.rate()]
+                .into_iter()
+                .filter(|r| r.numerator() > 0 && r.denominator() > 0)
+                .map(f64::from)
+                .find(|f| f.is_finite() && *f > 0.0)
+                .ok_or_else(|| limit(format!("video stream {} has no frame rate", s.index())))?;
+            if fps > super::MAX_FPS {
+                return Err(limit(format!("video frame rate {fps:.1} fps is beyond {} fps", super::MAX_FPS)));
+            }
+            let duration_s = stream_duration(&s);
+            let frames = if s.frames() > 0 { s.frames() as u64 } else { (duration_s * fps).round().max(0.0) as u64 };
+            Some(VideoInfo {
+                index: s.index(),
+                codec: codec_name(&s),
+                width,
+                height,
+                fps,
+                frames,
+                duration_s,
+                decodable: decodable(&s),
+            })
+        }
+    };
+    let audio = match best_audio_stream(input).and_then(|i| input.stream(i)) {
+        None => None,
+        Some(s) => {
+            // SAFETY: as above.
+            let (rate, channels) = unsafe {
+                let p = s.parameters();
+                let raw = p.as_ptr();
+                ((*raw).sample_rate.max(0) as u32, (*raw).ch_layout.nb_channels.max(0) as u16)
+            };
+            if rate == 0 || rate > 768_000 {
+                return Err(limit(format!("audio stream {} declares a sample rate of {rate} Hz", s.index())));
+            }
+            if channels == 0 || channels > 64 {
+                return Err(limit(format!("audio stream {} declares {channels} channels", s.index())));
+            }
+            Some(AudioInfo {
+                index: s.index(),
+                codec: codec_name(&s),
+                sample_rate_hz: rate,
+                channels,
+                start_s: ticks_to_seconds(stream_start(&s), s.time_base()) - origin,
+                duration_s: stream_duration(&s),
+                decodable: decodable(&s),
+            })
+        }
+    };
+    if video.is_none() && audio.is_none() {
+        return Err(CodecError::NotMedia {
+            source_name: source_name.into(),
+            detail: "holds no video or audio stream".into(),
+        });
+    }
+    let duration_s = [
+        container_duration,
+        video.as_ref().map_or(0.0, |v| v.duration_s),
+        audio.as_ref().map_or(0.0, |a| a.duration_s),
+    ]
+    .into_iter()
+    .fold(0.0, f64::max);
+    if !duration_s.is_finite() || duration_s > super::MAX_DURATION_S {
+        return Err(limit(format!(
+            "declared duration {duration_s:.0} s is beyond the supported {} hours",
+            super::MAX_DURATION_S / 3600.0
+        )));
+    }
+    Ok(MediaInfo { container: input.format().name().to_owned(), duration_s, video, audio })
+}
+
+impl MediaInfo {
+    /// The video stream, or a [`CodecError::NoStream`] naming the file.
+    pub fn require_video(&self, source_name: &str) -> Result<&VideoInfo> {
+        self.video
+            .as_ref()
+            .ok_or_else(|| CodecError::NoStream { source_name: source_name.into(), kind: StreamKind::Video })
+    }
+
+    /// The audio stream, or a [`CodecError::NoStream`] naming the file.
+    pub fn require_audio(&self, source_name: &str) -> Result<&AudioInfo> {
+        self.audio
+            .as_ref()
+            .ok_or_else(|| CodecError::NoStream { source_name: source_name.into(), kind: StreamKind::Audio })
+    }
+}
