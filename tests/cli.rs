@@ -505,3 +505,98 @@ fn template_args_reach_the_chat_template() {
     assert_ne!(with["prompt_tokens"], without["prompt_tokens"], "enable_thinking=false must change the prompt");
     assert_clean_error(&omnid(&["ask", "--template-arg", "novalue", "hi"]), &["KEY=VALUE"]);
 }
+
+#[test]
+fn capture_a_test_source_then_ask_about_the_frames() {
+    let out = std::env::temp_dir().join(format!("omnid-cli-capture-{}", std::process::id()));
+    let o = omnid(&[
+        "capture",
+        "lavfi:color=c=blue:size=64x48:rate=10",
+        "--out",
+        out.to_str().unwrap(),
+        "--seconds",
+        "1.5",
+        "--fps",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let meta: Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    let stamps: Vec<f64> =
+        meta["frames"].as_array().unwrap().iter().map(|f| f["timestamp"].as_f64().unwrap()).collect();
+    assert_eq!(stamps, [0.0, 0.5, 1.0]);
+    let frame = image::open(out.join("frame_00002.png")).unwrap().to_rgb8();
+    assert_eq!(frame.dimensions(), (64, 48));
+    assert!(frame.get_pixel(5, 5)[2] > 240 && frame.get_pixel(5, 5)[0] < 15);
+    let o = omnid(&["ask", "--json", "--max-tokens", "1", "--video", out.to_str().unwrap(), "what colour?"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn capture_from_absent_devices_is_named() {
+    let out = std::env::temp_dir().join(format!("omnid-cli-absent-{}", std::process::id()));
+    let o = omnid(&["capture", "camera:/dev/video97", "--out", out.to_str().unwrap(), "--seconds", "1"]);
+    assert_clean_error(&o, &["/dev/video97", "no camera"]);
+    let o = omnid(&["capture", "screen::93", "--out", out.to_str().unwrap(), "--seconds", "1"]);
+    assert_clean_error(&o, &["screen::93", "no X display"]);
+    let o = omnid(&["capture", "tape:deck", "--out", out.to_str().unwrap()]);
+    assert_clean_error(&o, &["tape:deck"]);
+    // A microphone with no sound server and no card: the PulseAudio host is named and absent.
+    let o = Command::new(env!("CARGO_BIN_EXE_omnid"))
+        .args(["capture", "mic", "--out", out.join("m.wav").to_str().unwrap(), "--seconds", "1"])
+        .env("PULSE_SERVER", "unix:/nonexistent/omnid-pulse")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("microphone"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn probe_prints_streams_and_names_bad_files() {
+    let dir = std::env::temp_dir().join(format!("omnid-cli-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("clip.webm");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=25:duration=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=2",
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-c:a",
+        "libopus",
+        clip.to_str().unwrap(),
+    ]);
+    let o = omnid(&["probe", clip.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["media"]["video"]["codec"], "vp8");
+    assert_eq!(j["media"]["video"]["width"], 160);
+    assert_eq!(j["media"]["audio"]["codec"], "opus");
+    assert!((j["media"]["duration_s"].as_f64().unwrap() - 2.0).abs() < 0.05);
+    let o = omnid(&["probe", &fixture("omni_a/config.json")]);
+    assert_clean_error(&o, &["config.json", "cannot open as media"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn devices_reports_every_kind_even_when_absent() {
+    let o = Command::new(env!("CARGO_BIN_EXE_omnid"))
+        .arg("devices")
+        .env_remove("DISPLAY")
+        .env("PULSE_SERVER", "unix:/nonexistent/omnid-pulse")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("PulseAudio: unavailable"), "{text}");
+    assert!(text.contains("screen: absent (no X display"), "{text}");
+    assert!(text.contains("camera:"), "{text}");
+}

@@ -4,9 +4,15 @@
 //! # Layout
 //! - [`wav`]: read WAV files or bytes (8/16/24/32-bit PCM, 32-bit float, any channel count) into mono `f32`.
 //! - [`resample`]: whole-buffer, delay-free sample-rate conversion of mono `f32` audio (rubato's FFT resampler).
+//! - [`stream_resample`]: the same conversion chunk by chunk, with state kept across chunks, for live audio.
+//! - [`wire`]: session wire audio formats (PCM16, G.711 µ-law / A-law, f32) to and from model-rate `f32`.
 //! - [`image_decode`]: decode any image format the `image` crate is built with into RGB8, honouring EXIF
 //!   orientation, taking the first frame of animations, compositing transparency onto white, and refusing
 //!   images over a pixel budget before the full decode.
+//! - `audio_io` (feature `audio-io`): live microphone capture and speaker playback through cpal, with
+//!   lock-free ring buffers between the real-time callbacks and the caller, and a device discovery report.
+//! - `av` (feature `ffmpeg`): media files (probe, frames at times with seeking, audio tracks on the file's
+//!   clock) and live camera / screen / test-source capture through the system FFmpeg libraries.
 //!
 //! Every fallible function returns [`CodecError`], whose messages name the input (file path or an in-memory
 //! description) and the problem.
@@ -18,6 +24,8 @@ pub mod av;
 pub mod image_decode;
 pub mod resample;
 pub mod stream_resample;
+#[cfg(test)]
+mod test_support;
 pub mod wav;
 pub mod wire;
 
@@ -98,6 +106,14 @@ pub enum CodecError {
         /// rubato's description of the problem.
         detail: String,
     },
+    /// A session's wire audio format is unknown or unsupported, or its byte stream is malformed.
+    #[error("wire audio format {format}: {problem}")]
+    WireFormat {
+        /// The format as given or as parsed (e.g. `audio/pcm;rate=24000`).
+        format: String,
+        /// What is wrong (unknown name, unsupported rate, a partial sample at the end of the stream).
+        problem: String,
+    },
     /// The content is not in any image format this build can decode.
     #[error("{source_name}: unrecognised or unsupported image format")]
     UnknownImageFormat {
@@ -135,6 +151,80 @@ pub enum CodecError {
         source_name: String,
         /// The `image` crate's description of the problem.
         detail: String,
+    },
+    /// An audio host, device or stream is missing or failed: no sound card, no sound server, an unknown device
+    /// name, a configuration the device refuses, or an error the running stream reported.
+    #[error("{device}: {problem}")]
+    AudioDevice {
+        /// The device as opened or asked for, with its role and host, e.g. `microphone (ALSA: default)`.
+        device: String,
+        /// What went wrong, ending with the backend's own words in parentheses where it gave any.
+        problem: String,
+    },
+    /// FFmpeg cannot open the file as media: empty, a directory, not a known container, truncated headers.
+    #[cfg(feature = "ffmpeg")]
+    #[error("{source_name}: cannot open as media: {detail}")]
+    NotMedia {
+        /// The file or device being opened.
+        source_name: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The media has no stream of the kind asked for (a video without sound, an audio file without samples).
+    #[cfg(feature = "ffmpeg")]
+    #[error("{source_name}: has no {kind} stream")]
+    NoStream {
+        /// The file being read.
+        source_name: String,
+        /// Video or audio.
+        kind: av::StreamKind,
+    },
+    /// The stream's codec has no decoder in the system FFmpeg.
+    #[cfg(feature = "ffmpeg")]
+    #[error("{source_name}: the {kind} codec '{codec}' is not supported by this FFmpeg build (no decoder)")]
+    UnsupportedCodec {
+        /// The file being read.
+        source_name: String,
+        /// Video or audio.
+        kind: av::StreamKind,
+        /// FFmpeg's codec id, lower case.
+        codec: String,
+    },
+    /// Decoding failed part way (corrupt or truncated stream data).
+    #[cfg(feature = "ffmpeg")]
+    #[error("{source_name}: cannot decode: {detail}")]
+    MediaDecode {
+        /// The file being read.
+        source_name: String,
+        /// What went wrong, with FFmpeg's description.
+        detail: String,
+    },
+    /// The media declares something no real recording has: absurd dimensions, duration or frame rate.
+    #[cfg(feature = "ffmpeg")]
+    #[error("{source_name}: {problem}")]
+    MediaLimit {
+        /// The file being read.
+        source_name: String,
+        /// Which value is out of range, and the range.
+        problem: String,
+    },
+    /// A time range or sampling request that the media cannot satisfy.
+    #[cfg(feature = "ffmpeg")]
+    #[error("{source_name}: {problem}")]
+    InvalidRequest {
+        /// The file being read.
+        source_name: String,
+        /// What was asked and why it cannot be done.
+        problem: String,
+    },
+    /// A camera, screen or test source cannot be opened or read.
+    #[cfg(feature = "ffmpeg")]
+    #[error("{device}: {problem}")]
+    VideoDevice {
+        /// The source as `av::live::LiveSource` writes it (e.g. `screen::99`, `camera:/dev/video0`, `lavfi:testsrc`).
+        device: String,
+        /// What is wrong.
+        problem: String,
     },
 }
 

@@ -13,7 +13,7 @@ use crate::{CodecError, Result};
 /// Input frames per FFT chunk. rubato rounds the internal block size up to a multiple of
 /// `from / gcd(from, to)`; 1024 keeps the delay (and the work done on padding) small for speech-length clips
 /// while giving sub-chunks of a few hundred frames, the size rubato recommends for quality.
-const CHUNK_FRAMES: usize = 1024;
+pub(crate) const CHUNK_FRAMES: usize = 1024;
 
 /// Resamples mono `samples` from `from_hz` to `to_hz`.
 ///

@@ -136,3 +136,45 @@ fn is_end_of_data(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::UnexpectedEof
         || (error.kind() == std::io::ErrorKind::Other && error.to_string().contains("enough bytes"))
 }
+
+/// Writes mono `samples` as a 16-bit PCM WAV file (rounded, saturated at full scale), the format every
+/// tool reads; used for microphone recordings.
+pub fn write_wav_pcm16(path: &Path, samples: &[f32], sample_rate_hz: u32) -> Result<()> {
+    let source_name = path.display().to_string();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: sample_rate_hz,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let fail = |e: hound::Error| match e {
+        hound::Error::IoError(e) => io_error(&source_name, e),
+        other => CodecError::NotWav { source_name: source_name.clone(), detail: other.to_string() },
+    };
+    let mut writer = hound::WavWriter::create(path, spec).map_err(fail)?;
+    for &s in samples {
+        writer.write_sample(crate::wire::pcm::f32_to_i16(s)).map_err(fail)?;
+    }
+    writer.finalize().map_err(fail)
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn pcm16_round_trip_is_within_half_a_step() {
+        let path = std::env::temp_dir().join(format!("omnid-wav-write-{}.wav", std::process::id()));
+        let samples: Vec<f32> =
+            (0..1000).map(|i| ((i as f32) * 0.01).sin() * 0.9).chain([1.5, -1.5, f32::NAN]).collect();
+        write_wav_pcm16(&path, &samples, 16_000).unwrap();
+        let back = read_wav(&path).unwrap();
+        assert_eq!(back.sample_rate_hz, 16_000);
+        assert_eq!(back.samples.len(), samples.len());
+        for (a, b) in samples[..1000].iter().zip(&back.samples) {
+            assert!((a - b).abs() <= 0.5 / 32768.0 + 1e-7, "{a} vs {b}");
+        }
+        assert_eq!(&back.samples[1000..], &[32767.0 / 32768.0, -1.0, 0.0]);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

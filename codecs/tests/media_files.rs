@@ -2,6 +2,7 @@
 //! `ffmpeg`): solid colours at known times and a tone at a known time, in every container and codec a user
 //! is likely to have, so decoded timestamps, frame choice, audio alignment and tone frequency are asserted
 //! with numbers.
+#![cfg(feature = "ffmpeg")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -6,10 +6,14 @@
 //! | `bench` | prefill/decode throughput and peak memory of a model |
 //! | `check` | open a model directory and report what was found, without generating |
 //! | `config-check` | validate `configs/*.toml` files |
+//! | `probe` | what a media file holds (container, streams, duration) |
+//! | `devices` | microphones, speakers, screens and cameras, and what is absent |
+//! | `capture` | record the microphone to WAV, or a screen / camera to a folder of frames |
 
 mod ask;
 mod bench;
 mod check;
+mod media;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -51,6 +55,12 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Open a model directory and print what omnid understood of it.
     Check(check::CheckArgs),
+    /// Print what media files hold (one JSON line per file).
+    Probe(media::ProbeArgs),
+    /// List audio devices, screens and cameras, and say which are absent.
+    Devices,
+    /// Record the microphone to a WAV file, or a screen / camera / test source to a folder of frames.
+    Capture(media::CaptureArgs),
     /// Validate configuration files.
     ConfigCheck {
         /// The TOML files.
@@ -74,6 +84,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
         Command::Bench(b) => bench::run(b, &cfg),
         Command::Check(c) => check::run(c, &cfg),
+        Command::Probe(p) => media::probe(&p),
+        Command::Devices => media::devices(),
+        Command::Capture(c) => media::capture(&c),
         Command::ConfigCheck { files } => {
             for f in &files {
                 OmnidConfig::from_file(f)?;

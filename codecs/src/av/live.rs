@@ -26,6 +26,8 @@
 //! too. An error on the thread (device gone, undecodable data) ends the stream: the consumer gets the
 //! frames already queued, then [`LiveRecvError::Failed`] with the [`CodecError`] once.
 
+mod clock;
+mod device;
 mod sampler;
 mod source;
 mod worker;
@@ -81,7 +83,7 @@ impl Default for LiveOptions {
 }
 
 /// One sampled frame.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LiveFrame {
     /// The pixels, at the device's size or [`LiveOptions::size`].
     pub image: RgbImage,
@@ -91,6 +93,18 @@ pub struct LiveFrame {
     pub wall: SystemTime,
     /// 0, 1, 2 … over the frames kept at the sampling rate, counting dropped ones: a jump means drops.
     pub index: u64,
+}
+
+/// Without the pixels, which would flood a log.
+impl std::fmt::Debug for LiveFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveFrame")
+            .field("size", &self.image.dimensions())
+            .field("t_s", &self.t_s)
+            .field("wall", &self.wall)
+            .field("index", &self.index)
+            .finish()
+    }
 }
 
 /// Why no frame was received.
@@ -130,7 +144,7 @@ impl LiveCapture {
         let (opened_tx, opened_rx) = mpsc::channel();
         let thread_source = source.clone();
         let thread_shared = Arc::clone(&shared);
-        let spawned = thread::Builder::new().name("omnid-live-capture".into()).spawn(move || {
+        let spawned = thread::Builder::new().name("omnid-live".into()).spawn(move || {
             let shared = thread_shared;
             match Worker::open(&thread_source, options, capture_fps, Arc::clone(&shared), tx) {
                 Ok(mut worker) => {
@@ -138,15 +152,16 @@ impl LiveCapture {
                     if let Err(e) = worker.run() {
                         *shared.error_slot() = Some(e);
                     }
+                    shared.finished.store(true, Ordering::Release);
                     // The worker, and with it the queue's sender, is dropped only now: a consumer that sees
-                    // the queue disconnect finds the error already stored.
+                    // the queue disconnect finds the error stored and the capture no longer running.
                     drop(worker);
                 }
                 Err(e) => {
+                    shared.finished.store(true, Ordering::Release);
                     let _ = opened_tx.send(Err(e));
                 }
             }
-            shared.finished.store(true, Ordering::Release);
         });
         let device_error = |problem: String| CodecError::VideoDevice { device: source.to_string(), problem };
         let handle = spawned.map_err(|e| device_error(format!("cannot start the capture thread: {e}")))?;

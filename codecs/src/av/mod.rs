@@ -177,6 +177,12 @@ pub(crate) fn open_decoder(
             codec: format!("{codec_id:?}").to_lowercase(),
         });
     }
+    // The decoder enforces the frame budget itself too, so a stream that switches to a huge size mid-way
+    // (the header only describes its start) fails instead of allocating it.
+    // SAFETY: `ctx` owns a valid AVCodecContext that is not opened yet; `max_pixels` is a plain field.
+    unsafe {
+        (*ctx.as_mut_ptr()).max_pixels = MAX_FRAME_PIXELS as i64;
+    }
     ctx.set_threading(ffmpeg::threading::Config {
         kind: ffmpeg::threading::Type::Frame,
         count: 0,

@@ -34,13 +34,13 @@ impl Sampler {
         // At most half a sampling interval, so one frame can never count for two due times.
         let tolerance = (0.5 * interval).clamp(0.0, 0.5 / self.fps);
         let due = self.next as f64 / self.fps;
-        // Written so that a NaN time is never kept.
-        if !(t + tolerance >= due) {
+        // A NaN time is never kept.
+        if t.is_nan() || t + tolerance < due {
             return false;
         }
         // The last due time at or before `t`: the next one is after it even when the source skipped several.
         let reached = (t * self.fps).floor();
-        let reached = if reached >= 0.0 && reached < 1e18 { reached as u64 } else { self.next };
+        let reached = if (0.0..1e18).contains(&reached) { reached as u64 } else { self.next };
         self.next = self.next.max(reached).saturating_add(1);
         true
     }

@@ -1,23 +1,5 @@
 //! Names of live sources, as a user or a config file writes them, parsed into [`LiveSource`] and turned
-//! into the FFmpeg input device, URL and options that open them.
-//!
-//! # Syntax
-//! | form | FFmpeg device | examples |
-//! |---|---|---|
-//! | `screen:<display>[+<x>,<y>,<w>x<h>]` | x11grab | `screen::0`, `screen:99`, `screen::99+100,200,640x480` |
-//! | `camera:<device>[@<w>x<h>]` | v4l2 | `camera:/dev/video0`, `camera:2`, `camera:/dev/video0@1280x720` |
-//! | `lavfi:<filtergraph>` | lavfi | `lavfi:testsrc=size=320x240:rate=30` |
-//!
-//! - The display is X's own name for it (`:0`, `:99.0`, `localhost:10.0`); a bare number `n` means `:n`,
-//!   so `screen:99` and `screen::99` are the same source. The optional region is a rectangle of the
-//!   screen, its top-left corner and then its size; without it the whole screen is captured.
-//! - A camera given as a bare number `n` means `/dev/video<n>`. The size asks the driver for that
-//!   resolution; without it the camera keeps its current one.
-//! - Everything after `lavfi:` is an FFmpeg filtergraph with one video output, as written after
-//!   `ffmpeg -f lavfi -i`.
-//!
-//! `Display` writes the canonical form (`screen::99`, `camera:/dev/video2`), which parses back to an
-//! equal value. (A device path that itself ends in `@<w>x<h>` cannot be written this way.)
+//! into the FFmpeg input device, URL and options that open them. The syntax is documented on [`LiveSource`].
 
 use std::fmt;
 use std::path::PathBuf;
@@ -28,10 +10,29 @@ use ffmpeg_next as ffmpeg;
 use crate::av::{MAX_FPS, MAX_FRAME_PIXELS, MAX_FRAME_SIDE};
 use crate::{CodecError, Result};
 
-/// What the forms above look like, for parse errors.
+/// The forms of [`LiveSource`] names, for parse errors.
 const SYNTAX: &str = "expected screen:<display>[+<x>,<y>,<w>x<h>], camera:<device>[@<w>x<h>] or lavfi:<filtergraph>";
 
 /// A screen, a camera or an FFmpeg test source to capture from.
+///
+/// # Names
+/// | form | FFmpeg device | examples |
+/// |---|---|---|
+/// | `screen:<display>[+<x>,<y>,<w>x<h>]` | x11grab | `screen::0`, `screen:99`, `screen::99+100,200,640x480` |
+/// | `camera:<device>[@<w>x<h>]` | v4l2 | `camera:/dev/video0`, `camera:2`, `camera:/dev/video0@1280x720` |
+/// | `lavfi:<filtergraph>` | lavfi | `lavfi:testsrc=size=320x240:rate=30` |
+///
+/// - The display is X's own name for it (`:0`, `:99.0`, `localhost:10.0`); a bare number `n` means `:n`,
+///   so `screen:99` and `screen::99` are the same source. The optional region is a rectangle of the
+///   screen (its top-left corner, then its size) and must lie within it; without it the whole screen is
+///   captured.
+/// - A camera given as a bare number `n` means `/dev/video<n>`. The size asks the driver for that
+///   resolution; without it the camera keeps its current one.
+/// - Everything after `lavfi:` is an FFmpeg filtergraph with one video output, as written after
+///   `ffmpeg -f lavfi -i`.
+///
+/// [`Display`](fmt::Display) writes the canonical form (`screen::99`, `camera:/dev/video2`), which parses
+/// back to an equal value. (A device path that itself ends in `@<w>x<h>` cannot be written this way.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LiveSource {
     /// An X11 screen through FFmpeg's x11grab device.
@@ -57,7 +58,7 @@ pub enum LiveSource {
 }
 
 impl LiveSource {
-    /// Parses the syntax described in the [module docs](self).
+    /// Parses a name written as described on [`LiveSource`].
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |problem: String| CodecError::VideoDevice { device: text.to_owned(), problem };
         let Some((scheme, rest)) = text.split_once(':') else {

@@ -4,8 +4,9 @@
 //!
 //! # Stopping
 //! The stop flag is checked between packets, so stopping takes as long as the read in progress:
-//! - x11grab sleeps until its next frame is due and then grabs it, so at most one capture interval (for a
-//!   screen the capture rate is at least [`super::MIN_SCREEN_CAPTURE_FPS`], hence at most 0.2 s).
+//! - x11grab sleeps until its next frame is due and then grabs it, so at most one capture interval: 0.2 s
+//!   at most, as screens are grabbed at [`super::MIN_SCREEN_CAPTURE_FPS`] or faster unless
+//!   `capture_fps` asks for less.
 //! - lavfi generates frames instantly; the thread itself paces them to real time in slices of
 //!   [`PACE_SLICE`], checking the flag in between.
 //! - v4l2 blocks in the driver until the camera fills a buffer, which a stalled or unplugged camera may
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ffmpeg_next as ffmpeg;
 
+use super::clock::Clock;
+use super::device::{check_camera_node, find_input_device};
 use super::sampler::Sampler;
 use super::source::{check_size, LiveSource};
 use super::{LiveFrame, LiveOptions};
@@ -78,6 +81,8 @@ enum Flow {
 pub(crate) struct Worker {
     device: String,
     ffmpeg_device: &'static str,
+    /// What it means when reading fails, in this source's terms.
+    read_failure: String,
     input: ffmpeg::format::context::Input,
     stream_index: usize,
     time_base: ffmpeg::Rational,
@@ -117,12 +122,11 @@ impl Worker {
             dict.set(key, &value);
         }
         if let LiveSource::Camera { device: path, .. } = source {
-            // FFmpeg would say "No such file or directory"; say which camera is missing.
-            if !path.exists() {
-                return Err(fail(format!("no camera at {}: the device does not exist", path.display())));
-            }
-            // Non-blocking reads keep stop prompt on a stalled camera (module docs).
-            dict.set("fflags", "nonblock");
+            // FFmpeg would say "No such file or directory" or "Invalid argument"; say what is wrong.
+            check_camera_node(path).map_err(fail)?;
+            // Non-blocking reads keep stop prompt on a stalled camera (module docs); the ffmpeg CLI opens
+            // every input this way. "+" adds the flag to FFmpeg's defaults instead of replacing them.
+            dict.set("fflags", "+nonblock");
         }
         // The URL was validated as UTF-8 without NUL bytes, on which ffmpeg-next would panic.
         let input = match ffmpeg::format::open_with(&source.url(), &format, dict) {
@@ -142,11 +146,18 @@ impl Worker {
             .video()
             .map_err(|e| fail(format!("cannot open the video decoder: {}", describe(&e))))?;
         let size = (decoder.width(), decoder.height());
-        check_size(size.0, size.1).map_err(|p| fail(format!("the device delivers frames of {p}")))?;
+        check_size(size.0, size.1).map_err(|p| fail(format!("unusable frame size: {p}")))?;
         let pace_from = matches!(source, LiveSource::TestPattern { .. }).then_some(None);
         Ok(Worker {
             device,
             ffmpeg_device,
+            read_failure: match source {
+                LiveSource::Screen { display, .. } => format!("lost the X display {display} (did the X server stop?)"),
+                LiveSource::Camera { device, .. } => {
+                    format!("the camera {} stopped delivering frames (unplugged?)", device.display())
+                }
+                LiveSource::TestPattern { .. } => "the filtergraph failed".into(),
+            },
             input,
             stream_index,
             time_base,
@@ -210,8 +221,10 @@ impl Worker {
                     return Ok(());
                 }
                 Err(e) => {
-                    let what = format!("reading from {} failed (unplugged?)", self.ffmpeg_device);
-                    self.tolerate(&e, &what)?;
+                    let what = std::mem::take(&mut self.read_failure);
+                    let tolerated = self.tolerate(&e, &what);
+                    self.read_failure = what;
+                    tolerated?;
                 }
             }
         }
@@ -308,81 +321,5 @@ impl Worker {
 
     fn fail(&self, problem: String) -> CodecError {
         CodecError::VideoDevice { device: self.device.clone(), problem }
-    }
-}
-
-/// Seconds since the first frame on the device's clock, kept moving forward.
-#[derive(Default)]
-struct Clock {
-    /// Device time of the first frame, in seconds.
-    origin: Option<f64>,
-    /// The last frame's time and when it was seen.
-    last: Option<(f64, Instant)>,
-}
-
-impl Clock {
-    /// The time of a frame with device time `device_s` (None when the frame has no timestamp), seen at `now`.
-    fn seconds(&mut self, device_s: Option<f64>, now: Instant) -> f64 {
-        // Without a device timestamp, the wall-clock time since the previous frame stands in.
-        let by_wall = self.last.map_or(0.0, |(t, seen)| t + now.saturating_duration_since(seen).as_secs_f64());
-        let mut t = match device_s.filter(|s| s.is_finite()) {
-            Some(s) => s - *self.origin.get_or_insert(s - by_wall),
-            None => by_wall,
-        };
-        if let Some((last, _)) = self.last {
-            // A clock that steps back (a driver restart, a wrapped timestamp) would stall sampling until it
-            // caught up: re-anchor it so this frame counts as simultaneous with the previous one.
-            if t < last {
-                if let (Some(s), Some(origin)) = (device_s, self.origin.as_mut()) {
-                    *origin = s - last;
-                }
-                t = last;
-            }
-        }
-        self.last = Some((t, now));
-        t
-    }
-}
-
-/// The input device called `name`, if this FFmpeg has it.
-fn find_input_device(name: &str) -> Option<ffmpeg::Format> {
-    let c_name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: `av_find_input_format` only reads the NUL-terminated name and returns a pointer to a static
-    // format description (or null), valid for the life of the process. ffmpeg-next's device iterator is
-    // avoided because it dereferences null on a build without any video input device.
-    let format = unsafe { ffmpeg::ffi::av_find_input_format(c_name.as_ptr()) };
-    if format.is_null() {
-        return None;
-    }
-    // SAFETY: non-null and static, as above; `wrap` only stores the pointer.
-    Some(ffmpeg::Format::Input(unsafe { ffmpeg::format::Input::wrap(format.cast_mut()) }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clock_starts_at_zero_and_never_steps_back() {
-        let start = Instant::now();
-        let at = |ms: u64| start + Duration::from_millis(ms);
-        let mut c = Clock::default();
-        assert_eq!(c.seconds(Some(1000.0), at(0)), 0.0);
-        assert!((c.seconds(Some(1000.5), at(500)) - 0.5).abs() < 1e-9);
-        // The device clock jumps back by 100 s: time stays put, then moves on from there.
-        assert!((c.seconds(Some(900.6), at(600)) - 0.5).abs() < 1e-9);
-        assert!((c.seconds(Some(901.1), at(1100)) - 1.0).abs() < 1e-9);
-        // No timestamp: the wall clock since the previous frame.
-        assert!((c.seconds(None, at(1350)) - 1.25).abs() < 1e-9);
-    }
-
-    #[test]
-    fn finds_the_devices_debian_builds() {
-        crate::av::init();
-        for name in ["lavfi", "x11grab", "v4l2"] {
-            assert!(find_input_device(name).is_some_and(|f| f.name().contains(name)), "{name}");
-        }
-        assert!(find_input_device("no-such-device").is_none());
-        assert!(find_input_device("nul\0byte").is_none());
     }
 }
