@@ -537,8 +537,8 @@ fn capture_from_absent_devices_is_named() {
     let out = std::env::temp_dir().join(format!("omnid-cli-absent-{}", std::process::id()));
     let o = omnid(&["capture", "camera:/dev/video97", "--out", out.to_str().unwrap(), "--seconds", "1"]);
     assert_clean_error(&o, &["/dev/video97", "no camera"]);
-    let o = omnid(&["capture", "screen::93", "--out", out.to_str().unwrap(), "--seconds", "1"]);
-    assert_clean_error(&o, &["screen::93", "no X display"]);
+    let o = omnid(&["capture", "screen::193", "--out", out.to_str().unwrap(), "--seconds", "1"]);
+    assert_clean_error(&o, &["screen::193", "no X display"]);
     let o = omnid(&["capture", "tape:deck", "--out", out.to_str().unwrap()]);
     assert_clean_error(&o, &["tape:deck"]);
     // A microphone with no sound server and no card: the PulseAudio host is named and absent.

@@ -1,21 +1,27 @@
 //! Black-box tests for `omnid_codecs::av::live`: sampling rate and timestamps on lavfi test patterns, an
 //! X11 screen captured through x11grab from an Xvfb server the test starts itself, clear errors for
-//! absent devices, prompt stop, and a slow consumer that never blocks the device.
+//! absent devices and for a display that never answers, prompt stop, and a slow consumer that never
+//! blocks the device and gets the freshest frames.
 //!
-//! The screen test needs Xvfb and xsetroot (Debian packages `xvfb` and `x11-xserver-utils`) and fails,
-//! rather than skipping, when they are missing.
+//! The screen tests need Xvfb and xsetroot (Debian packages `xvfb` and `x11-xserver-utils`) and fail,
+//! rather than skip, when they are missing. Every wait has a deadline: a test can fail, never hang.
 #![cfg(feature = "ffmpeg")]
 
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use omnid_codecs::av::live::{LiveCapture, LiveFrame, LiveOptions, LiveRecvError, LiveSource};
+use omnid_codecs::av::live::{LiveCapture, LiveFrame, LiveOptions, LiveRecvError, LiveSource, STOP_TIMEOUT};
 use omnid_codecs::CodecError;
 
 /// Generous per-frame wait: a loaded CI machine may be slow, a hang still fails the test.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a whole wait loop (a stream's end, an error after a stop) may take.
+const LOOP_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn source(text: &str) -> LiveSource {
     LiveSource::parse(text).unwrap_or_else(|e| panic!("{e}"))
@@ -99,7 +105,9 @@ fn a_finite_filtergraph_ends_without_an_error() {
     let options = LiveOptions { fps: 10.0, ..Default::default() };
     let capture = LiveCapture::start(source("lavfi:testsrc=size=32x32:rate=10:d=0.5"), options).unwrap();
     let mut times = Vec::new();
+    let deadline = Instant::now() + LOOP_TIMEOUT;
     loop {
+        assert!(Instant::now() < deadline, "no end after {LOOP_TIMEOUT:?}, frames at {times:?}");
         match capture.recv_timeout(FRAME_TIMEOUT) {
             Ok(frame) => times.push(frame.t_s),
             Err(LiveRecvError::Ended) => break,
@@ -113,8 +121,9 @@ fn a_finite_filtergraph_ends_without_an_error() {
 
 #[test]
 fn absent_devices_are_named() {
-    // A display number nobody runs: no socket and no lock file.
-    let free = (57..200).find(|&n| !display_in_use(n)).expect("a free display number");
+    // A display number nobody runs: no socket and no lock file. Xvfb started with -displayfd (below) takes
+    // the lowest free numbers, far below these.
+    let free = (457..600).find(|&n| !display_in_use(n)).expect("a free display number");
     let err = start_error(&format!("screen:{free}"));
     assert!(err.starts_with(&format!("screen::{free}: no X display is running at :{free}")), "{err}");
     assert!(err.contains("FFmpeg x11grab"), "{err}");
@@ -143,16 +152,14 @@ fn stop_is_prompt() {
     assert!(took < Duration::from_millis(500), "stop took {took:?}");
     assert!(!capture.is_running());
     // What was queued before the stop can still be taken, then the stream has ended.
-    let mut left = 0;
-    while capture.try_recv().is_ok() {
-        left += 1;
-    }
-    assert!(left <= LiveOptions::default().queue);
+    let queue = LiveOptions::default().queue;
+    let left = std::iter::from_fn(|| capture.try_recv().ok()).take(queue + 1).count();
+    assert!(left <= queue);
     assert!(matches!(capture.try_recv(), Err(LiveRecvError::Ended)));
 }
 
 #[test]
-fn a_consumer_that_never_reads_does_not_block_the_device() {
+fn a_consumer_that_never_reads_does_not_block_the_device_and_gets_the_freshest_frames() {
     let queue = 2;
     let options = LiveOptions { fps: 25.0, queue, ..Default::default() };
     let mut capture = LiveCapture::start(source("lavfi:color=c=blue:size=64x48:rate=25"), options).unwrap();
@@ -161,53 +168,90 @@ fn a_consumer_that_never_reads_does_not_block_the_device() {
     thread::sleep(Duration::from_millis(400));
     let second = capture.dropped_frames();
     assert!(first > 0 && second > first, "dropped {first} then {second}: the device should keep running");
-    assert_eq!(capture.sent_frames(), queue as u64);
     capture.stop();
-    let kept: Vec<LiveFrame> = std::iter::from_fn(|| capture.try_recv().ok()).collect();
-    assert_eq!(kept.len(), queue);
-    assert_eq!(kept.iter().map(|f| f.index).collect::<Vec<_>>(), [0, 1]);
-    // Frames kept after the queue emptied would have later indices; dropped ones count in them.
-    assert!(capture.dropped_frames() >= second);
+    // The thread has ended: the counts are final. Every kept frame went into the queue; all but the last
+    // `queue` were displaced by newer ones.
+    let sent = capture.sent_frames();
+    assert_eq!(capture.dropped_frames(), sent - queue as u64);
+    let kept: Vec<LiveFrame> = std::iter::from_fn(|| capture.try_recv().ok()).take(queue + 1).collect();
+    assert_eq!(kept.iter().map(|f| f.index).collect::<Vec<_>>(), [sent - 2, sent - 1], "the newest frames");
+    // About a second of frames at 25 fps: the last ones, not the first.
+    assert!(kept[1].t_s >= 0.9, "the newest frame is from {} s", kept[1].t_s);
+    assert!(matches!(capture.try_recv(), Err(LiveRecvError::Ended)));
 }
 
-/// An Xvfb server on a free display, killed on drop (also when the test panics).
+#[test]
+fn a_display_that_never_answers_times_out() {
+    // A TCP "X server" that accepts the connection (the kernel does, from the listen backlog) and never
+    // answers: libxcb waits for the reply to its setup request in a call FFmpeg's interrupt callback does
+    // not reach, so it is `start`'s own bounded wait that gives up.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Display n is TCP port 6000 + n; ephemeral ports are far above 6000.
+    let display = listener.local_addr().unwrap().port().checked_sub(6000).expect("a port above 6000");
+    let options = LiveOptions { open_timeout: Duration::from_secs(1), ..Default::default() };
+    let asked = Instant::now();
+    let err = match LiveCapture::start(source(&format!("screen:127.0.0.1:{display}")), options) {
+        Ok(_) => panic!("a silent display opened"),
+        Err(e) => e.to_string(),
+    };
+    let took = asked.elapsed();
+    eprintln!("x11grab on a silent display: gave up after {took:?}: {err}");
+    assert!(err.contains("did not deliver a frame within 1 s"), "{err}");
+    // The open timeout, plus the second `start` grants FFmpeg to give up by itself.
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(4), "took {took:?}");
+    // Dropping the listener resets the connection: the abandoned thread's connect fails and it ends.
+    drop(listener);
+}
+
+/// An Xvfb server on a display it chose itself, killed on drop (also when the test panics).
 struct Xvfb {
     child: Child,
     display: String,
 }
 
 impl Xvfb {
+    /// Starts Xvfb with `-displayfd 1`: the server takes the first free display number itself and writes
+    /// it to its stdout once it accepts connections. Choosing a number here and then starting the server
+    /// would race with the other screen test in this binary and with concurrent runs.
     fn start() -> Xvfb {
-        for n in 90..100 {
-            if display_in_use(n) {
-                continue;
+        // -noreset: an X server resets when its last client disconnects, and the reset would undo the root
+        // colour xsetroot sets before FFmpeg connects.
+        let spawned = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-noreset"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("Xvfb is not installed: install the Debian package `xvfb` (apt-get install xvfb)")
             }
-            let display = format!(":{n}");
-            // -noreset: an X server resets when its last client disconnects, and the reset would undo
-            // the root colour xsetroot sets before FFmpeg connects.
-            let spawned = Command::new("Xvfb")
-                .args([display.as_str(), "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-noreset"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let child = match spawned {
-                Ok(child) => child,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    panic!("Xvfb is not installed: install the Debian package `xvfb` (apt-get install xvfb)")
-                }
-                Err(e) => panic!("cannot run Xvfb: {e}"),
-            };
-            let mut server = Xvfb { child, display };
-            if server.wait_until_green() {
-                return server;
-            }
-        }
-        panic!("no free X display in :90..:99 for Xvfb");
+            Err(e) => panic!("cannot run Xvfb: {e}"),
+        };
+        let stdout = child.stdout.take().expect("Xvfb's stdout");
+        // From here on, a panic stops the server.
+        let mut server = Xvfb { child, display: String::new() };
+        // The read happens on a thread so that it can be given up on; it ends when Xvfb writes the number
+        // or exits (the pipe closes).
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = tx.send(BufReader::new(stdout).read_line(&mut line).map(|_| line));
+        });
+        let number = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(line)) if !line.trim().is_empty() && line.trim().bytes().all(|b| b.is_ascii_digit()) => line,
+            Ok(Ok(line)) => panic!("Xvfb wrote {line:?} instead of its display number (did it exit?)"),
+            Ok(Err(e)) => panic!("cannot read Xvfb's display number: {e}"),
+            Err(_) => panic!("Xvfb did not report its display number within 10 s"),
+        };
+        server.display = format!(":{}", number.trim());
+        assert!(server.wait_until_green(), "Xvfb on {} exited or did not answer within 10 s", server.display);
+        server
     }
 
-    /// Waits until the server answers, by setting its root window to green; false if it exited (the
-    /// display was taken after all) or did not answer in 10 s.
+    /// Waits until the server answers, by setting its root window to green; false if it exited or did not
+    /// answer in 10 s.
     fn wait_until_green(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -220,7 +264,6 @@ impl Xvfb {
                 .stderr(Stdio::null())
                 .status();
             match status {
-                // Still ours? Another server could have answered if ours died meanwhile.
                 Ok(s) if s.success() => return matches!(self.child.try_wait(), Ok(None)),
                 Ok(_) => thread::sleep(Duration::from_millis(50)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -259,9 +302,11 @@ impl Drop for Xvfb {
     }
 }
 
-/// Whether an X server runs at display `n`: its lock file names a live process. (A lock left by a server
-/// that was killed is stale; Xvfb replaces it.)
+/// Whether an X server may run at display `n`: its socket exists, or its lock file names a live process.
 fn display_in_use(n: u32) -> bool {
+    if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+        return true;
+    }
     match std::fs::read_to_string(format!("/tmp/.X{n}-lock")) {
         Ok(pid) => Path::new(&format!("/proc/{}", pid.trim())).exists(),
         Err(_) => false,
@@ -300,8 +345,10 @@ fn screen_capture_on_xvfb() {
     assert_colour(&frame, [0, 255, 0], |_, _| false);
     let asked = Instant::now();
     capture.stop();
-    eprintln!("x11grab: stop took {:?}", asked.elapsed());
-    assert!(asked.elapsed() < Duration::from_millis(500));
+    let took = asked.elapsed();
+    eprintln!("x11grab: stop took {took:?}");
+    assert!(took < Duration::from_millis(500), "stop took {took:?}");
+    assert!(!capture.is_running(), "stop gave up on the thread (after {STOP_TIMEOUT:?})");
 
     let err = start_error(&format!("screen:{}+1000,600,640x480", x.display));
     assert!(err.contains("does not fit on the screen"), "{err}");
@@ -316,6 +363,7 @@ fn a_vanished_display_ends_the_stream_with_an_error() {
     x.stop();
     let killed = Instant::now();
     let err = loop {
+        assert!(killed.elapsed() < LOOP_TIMEOUT, "frames still came {LOOP_TIMEOUT:?} after the X server stopped");
         match capture.recv_timeout(FRAME_TIMEOUT) {
             Ok(_) => continue,
             Err(LiveRecvError::Failed(e)) => break e.to_string(),

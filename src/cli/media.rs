@@ -33,8 +33,9 @@ pub struct CaptureArgs {
     /// Video frames per second to keep.
     #[arg(long, default_value_t = 2.0)]
     pub fps: f64,
-    /// Sample rate of the WAV file written from the microphone (the model's audio rate by default).
-    #[arg(long, default_value_t = 16_000)]
+    /// Sample rate of the WAV file written from the microphone (the model's audio rate by default),
+    /// 8000 to 192000 Hz.
+    #[arg(long, default_value_t = 16_000, value_parser = clap::value_parser!(u32).range(8_000..=192_000))]
     pub rate: u32,
 }
 
@@ -113,7 +114,6 @@ pub fn capture(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
 #[cfg(feature = "audio-io")]
 fn capture_mic(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     use omnid_codecs::audio_io::{Microphone, StreamOptions};
-    anyhow::ensure!(args.rate > 0, "--rate must be > 0");
     let mut options = StreamOptions::default();
     if let Some(name) = args.source.strip_prefix("mic:") {
         options = options.device(name);

@@ -21,6 +21,16 @@ use crate::{CodecError, Result};
 /// decode at hundreds of times real time, so short distances are cheaper to decode than to seek.
 const SEEK_AFTER_S: f64 = 2.0;
 
+/// How far before the range start a seek lands. Decoders need the packets before a point to produce it
+/// correctly (AAC's overlapped transform, Opus's 80 ms pre-roll, MP3's bit reservoir); the samples decoded
+/// from the pre-roll are cut by timestamp.
+const SEEK_PREROLL_S: f64 = 0.5;
+
+/// Largest jump forward in the audio timestamps filled with silence. Recordings paused for a moment have
+/// gaps of a second or two; a jump of hours is a broken or hostile file and must not become gigabytes of
+/// silence.
+const MAX_GAP_S: f64 = 10.0;
+
 /// Timestamp jitter we ignore when placing frames, in seconds: containers round timestamps to their
 /// time base (1 ms for Matroska), which must not insert or drop samples between contiguous frames.
 const PLACEMENT_TOLERANCE_S: f64 = 0.002;
@@ -83,16 +93,19 @@ pub fn decode_audio(path: &Path, req: &AudioRequest) -> Result<AudioTrack> {
         }
     }
     let mut input = super::open_file(path)?;
-    let info = super::probe::describe_input(&input, &source_name)?;
     let index = best_audio_stream(&input)
         .ok_or_else(|| CodecError::NoStream { source_name: source_name.clone(), kind: StreamKind::Audio })?;
-    let end_s = req.end_s.unwrap_or(info.duration_s.max(req.start_s)).min(MAX_DURATION_S);
-    if end_s - req.start_s > req.max_duration_s {
-        return Err(invalid(format!(
-            "audio range {:.1}-{end_s:.1} s is longer than the limit of {:.0} s; decode it in windows",
-            req.start_s, req.max_duration_s
-        )));
+    let info = super::probe::audio_info(&input, index, &source_name)?;
+    // With no end, decode to the end of the data (a declared duration may be missing or wrong), up to the
+    // limit; a range longer than the limit is refused before decoding when the length is known.
+    let limit_end = req.start_s + req.max_duration_s;
+    let known_end = req.end_s.or((info.duration_s > 0.0).then_some(info.duration_s));
+    if let Some(end) = known_end {
+        if end - req.start_s > req.max_duration_s {
+            return Err(too_long(&source_name, req.start_s, end, req.max_duration_s));
+        }
     }
+    let end_s = req.end_s.unwrap_or(limit_end);
     let origin = origin_seconds(&input);
     let time_base = input
         .stream(index)
@@ -109,13 +122,15 @@ pub fn decode_audio(path: &Path, req: &AudioRequest) -> Result<AudioTrack> {
         });
     }
     if req.start_s > SEEK_AFTER_S {
-        let target = seconds_to_ticks(origin + req.start_s, ffmpeg::Rational::new(1, ffmpeg::ffi::AV_TIME_BASE));
+        let at = origin + req.start_s - SEEK_PREROLL_S;
+        let target = seconds_to_ticks(at, ffmpeg::Rational::new(1, ffmpeg::ffi::AV_TIME_BASE));
         // Only an optimisation: on failure we decode from the start and cut by timestamps.
         if input.seek(target, ..target.saturating_add(1)).is_ok() {
             decoder.flush();
         }
     }
 
+    let decode_error = |detail: String| CodecError::MediaDecode { source_name: source_name.clone(), detail };
     let mut placer = Placer::new(source_rate, req.start_s, end_s);
     let mut resampler = StreamResampler::new(source_rate, req.rate_hz)?;
     let mut out = Vec::new();
@@ -123,31 +138,46 @@ pub fn decode_audio(path: &Path, req: &AudioRequest) -> Result<AudioTrack> {
     let mut frame = ffmpeg::frame::Audio::empty();
     let mut channels = 0u16;
     let mut decoded_any = false;
-    while !placer.full() {
+    let mut overflow = false;
+    loop {
         match decoder.receive_frame(&mut frame) {
             Ok(()) => {
                 decoded_any = true;
-                channels = to_mono(&frame, &mut mono).map_err(|problem| CodecError::MediaDecode {
-                    source_name: source_name.clone(),
-                    detail: format!("audio: {problem}"),
-                })?;
+                if frame.rate() != source_rate {
+                    return Err(decode_error(format!(
+                        "the audio sample rate changes from {source_rate} Hz to {} Hz mid-stream (joined files?)",
+                        frame.rate()
+                    )));
+                }
+                channels = to_mono(&frame, &mut mono).map_err(|problem| decode_error(format!("audio: {problem}")))?;
                 let ts = frame.timestamp().or(frame.pts());
                 // Frames without a timestamp continue where the previous one ended.
                 let frame_t = ts.map(|ts| ticks_to_seconds(ts, time_base) - origin);
-                let placed = placer.place(frame_t, &mono);
+                let near_s = placer.time_s();
+                let placed = placer.place(frame_t, &mono).map_err(|gap_s| {
+                    decode_error(format!(
+                        "the audio timestamps jump ahead by {gap_s:.1} s near {near_s:.3} s (more than {MAX_GAP_S} s: a broken or spliced file)"
+                    ))
+                })?;
                 resampler.push(placed, &mut out)?;
+                if placer.full() {
+                    // The range is complete; for an open range, more audio means it is over the limit.
+                    overflow = req.end_s.is_none() && placer.dropped_after_full > 0;
+                    if req.end_s.is_some() || overflow {
+                        break;
+                    }
+                }
             }
             Err(ffmpeg::Error::Eof) => break,
             Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
-                feed_decoder(&mut input, &mut decoder, index).map_err(|e| CodecError::MediaDecode {
-                    source_name: source_name.clone(),
-                    detail: format!("audio: {}", super::describe(&e)),
-                })?;
+                feed_decoder(&mut input, &mut decoder, index)
+                    .map_err(|e| decode_error(format!("audio: {}", super::describe(&e))))?;
             }
-            Err(e) => {
-                return Err(CodecError::MediaDecode { source_name, detail: format!("audio: {}", super::describe(&e)) })
-            }
+            Err(e) => return Err(decode_error(format!("audio: {}", super::describe(&e)))),
         }
+    }
+    if overflow {
+        return Err(too_long(&source_name, req.start_s, f64::INFINITY, req.max_duration_s));
     }
     if placer.written == 0 {
         return Err(if decoded_any || req.start_s == 0.0 {
@@ -167,6 +197,16 @@ pub fn decode_audio(path: &Path, req: &AudioRequest) -> Result<AudioTrack> {
     })
 }
 
+fn too_long(source_name: &str, start_s: f64, end_s: f64, limit_s: f64) -> CodecError {
+    let end = if end_s.is_finite() { format!("{end_s:.1} s") } else { "beyond".into() };
+    CodecError::InvalidRequest {
+        source_name: source_name.into(),
+        problem: format!(
+            "audio range {start_s:.1} s to {end} is longer than the limit of {limit_s:.0} s; decode it in windows"
+        ),
+    }
+}
+
 /// Places decoded frames on the range's sample grid at the source rate.
 struct Placer {
     rate: f64,
@@ -175,42 +215,55 @@ struct Placer {
     capacity: usize,
     /// Samples emitted so far (silence included).
     written: usize,
+    /// Samples that arrived after the range was full (non-zero means the audio goes on past its end).
+    dropped_after_full: usize,
     scratch: Vec<f32>,
 }
 
 impl Placer {
     fn new(rate: u32, start_s: f64, end_s: f64) -> Self {
-        let capacity = ((end_s - start_s) * f64::from(rate)).round().max(0.0) as usize;
-        Placer { rate: f64::from(rate), start_s, capacity, written: 0, scratch: Vec::new() }
+        let capacity = ((end_s - start_s) * f64::from(rate)).round().clamp(0.0, usize::MAX as f64 / 2.0) as usize;
+        Placer { rate: f64::from(rate), start_s, capacity, written: 0, dropped_after_full: 0, scratch: Vec::new() }
     }
 
     fn full(&self) -> bool {
         self.written >= self.capacity
     }
 
+    /// Time of the next sample to write, on the file's clock.
+    fn time_s(&self) -> f64 {
+        self.start_s + self.written as f64 / self.rate
+    }
+
     /// Returns the part of `samples` (a frame starting at `frame_t` seconds) that belongs in the range
-    /// after what was already written, preceded by silence for any gap.
-    fn place(&mut self, frame_t: Option<f64>, samples: &[f32]) -> &[f32] {
+    /// after what was already written, preceded by silence for any gap; `Err(gap seconds)` for a gap over
+    /// [`MAX_GAP_S`].
+    fn place(&mut self, frame_t: Option<f64>, samples: &[f32]) -> std::result::Result<&[f32], f64> {
         self.scratch.clear();
-        let expected = self.written as i64;
+        let expected = self.written as f64;
+        // In f64 sample units, so hostile timestamps cannot overflow integer arithmetic.
         let at = match frame_t {
-            Some(t) => ((t - self.start_s) * self.rate).round() as i64,
-            None => expected,
+            Some(t) if t.is_finite() => ((t - self.start_s) * self.rate).round(),
+            _ => expected,
         };
-        let jitter = (PLACEMENT_TOLERANCE_S * self.rate) as i64;
+        let jitter = (PLACEMENT_TOLERANCE_S * self.rate).floor();
         // Contiguous frames keep their place despite rounded timestamps; the first frame is placed exactly.
         let at = if self.written > 0 && (at - expected).abs() <= jitter { expected } else { at };
-        let skip = (expected - at).max(0) as usize;
-        let gap = (at - expected).max(0) as usize;
-        let room = self.capacity - self.written;
-        let silence = gap.min(room);
-        self.scratch.resize(silence, 0.0);
-        let take = samples.len().saturating_sub(skip).min(room - silence);
-        if take > 0 {
-            self.scratch.extend_from_slice(&samples[skip..skip + take]);
+        let gap = (at - expected).max(0.0);
+        if gap > MAX_GAP_S * self.rate && self.written > 0 {
+            return Err(gap / self.rate);
         }
+        let room = self.capacity - self.written.min(self.capacity);
+        // A late first frame (audio starting after the range start) is bounded by the range itself.
+        let silence = (gap.min(room as f64)) as usize;
+        let skip = ((expected - at).max(0.0)).min(samples.len() as f64) as usize;
+        self.scratch.resize(silence, 0.0);
+        let available = samples.len() - skip;
+        let take = available.min(room - silence);
+        self.dropped_after_full += available - take;
+        self.scratch.extend_from_slice(&samples[skip..skip + take]);
         self.written += self.scratch.len();
-        &self.scratch
+        Ok(&self.scratch)
     }
 }
 
@@ -280,19 +333,31 @@ mod tests {
         // Range 1.0 .. 1.01 s at 1 kHz: 10 samples.
         let mut p = Placer::new(1000, 1.0, 1.01);
         // A frame starting 3 samples before the range: the first 3 are cut.
-        assert_eq!(p.place(Some(0.997), &[1.0, 2.0, 3.0, 4.0, 5.0]), &[4.0, 5.0]);
+        assert_eq!(p.place(Some(0.997), &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap(), &[4.0, 5.0]);
         // Next frame 1 ms late (within tolerance): contiguous.
-        assert_eq!(p.place(Some(1.003), &[6.0, 7.0]), &[6.0, 7.0]);
+        assert_eq!(p.place(Some(1.003), &[6.0, 7.0]).unwrap(), &[6.0, 7.0]);
         // A 3 ms gap becomes silence, and the range end cuts the frame.
-        assert_eq!(p.place(Some(1.007), &[8.0, 9.0, 10.0, 11.0]), &[0.0, 0.0, 0.0, 8.0, 9.0, 10.0]);
+        assert_eq!(p.place(Some(1.007), &[8.0, 9.0, 10.0, 11.0]).unwrap(), &[0.0, 0.0, 0.0, 8.0, 9.0, 10.0]);
         assert!(p.full());
         assert_eq!(p.written, 10);
+        assert_eq!(p.dropped_after_full, 1);
     }
 
     #[test]
     fn placer_starts_with_silence_when_audio_starts_late() {
         let mut p = Placer::new(100, 0.0, 1.0);
-        assert_eq!(p.place(Some(0.05), &[1.0]), &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
-        assert_eq!(p.place(None, &[2.0]), &[2.0]);
+        assert_eq!(p.place(Some(0.05), &[1.0]).unwrap(), &[0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(p.place(None, &[2.0]).unwrap(), &[2.0]);
+    }
+
+    #[test]
+    fn placer_refuses_huge_jumps_and_survives_absurd_timestamps() {
+        let mut p = Placer::new(16_000, 0.0, 48.0 * 3600.0);
+        assert_eq!(p.place(Some(0.0), &[0.5; 4]).unwrap().len(), 4);
+        // A ten-hour jump is an error, not 576 M samples of silence.
+        assert_eq!(p.place(Some(36_000.0), &[0.5; 4]).unwrap_err().round(), 36_000.0);
+        // Timestamps far in the past or not finite do not overflow; they are cut or continue in place.
+        assert!(p.place(Some(-1e300), &[0.5; 4]).unwrap().is_empty());
+        assert_eq!(p.place(Some(f64::NAN), &[0.5; 4]).unwrap().len(), 4);
     }
 }

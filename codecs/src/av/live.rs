@@ -3,43 +3,66 @@
 //!
 //! [`LiveCapture::start`] opens the device on a named capture thread and returns once it delivers video
 //! (or with an error that names the device and says what is absent). The thread decodes every frame,
-//! keeps those due at the requested rate (module `sampler`), converts only the kept ones to RGB, and offers
-//! them to a bounded queue. The device is never made to wait: a kept frame that finds the queue full is
-//! dropped and counted ([`LiveCapture::dropped_frames`]), and [`LiveFrame::index`] then jumps.
+//! keeps those due at the requested rate (module `sampler`), converts only the kept ones to RGB, and puts
+//! them into a bounded queue (module `queue`). The device is never made to wait: when the queue is full,
+//! the new frame displaces the OLDEST queued one, which is counted ([`LiveCapture::dropped_frames`]), so
+//! a consumer that fell behind gets the freshest frames; [`LiveFrame::index`] then jumps.
 //!
 //! # How omnid uses it
 //! The realtime session watches a camera or a screen while it talks: it starts one capture at 1–2 fps
 //! (the rate Qwen3-Omni is given video at), takes the frames that arrived since its last turn with
 //! [`LiveCapture::try_recv`], and hands them to preprocessing with their `t_s`, which places them on the
-//! session's timeline next to the microphone audio. When the model runs behind, new frames are dropped
-//! at the device rather than queued without bound, so the session never sees frames older than the
-//! queue's length. Test patterns (`lavfi:testsrc…`) stand in for a camera in tests and demos.
+//! session's timeline next to the microphone audio. When the model runs behind, the oldest queued frames
+//! are dropped rather than queued without bound, so the session always sees the latest frames and never
+//! any older than the queue's length. Test patterns (`lavfi:testsrc…`) stand in for a camera in tests and
+//! demos.
+//!
+//! # Security: lavfi is for the local CLI only
+//! A `lavfi:` source is an arbitrary FFmpeg filtergraph, and filtergraphs can read files: `movie=` and
+//! `amovie=` open any path or URL FFmpeg can (`lavfi:movie=/home/me/.ssh/id_rsa`, `movie=http://…`), and
+//! other filters write files. [`LiveSource::parse`] accepts whatever it is given, so a source name must
+//! never come from a remote client (an HTTP or WebSocket request, a session config sent over the
+//! network): only the local CLI (`omnid capture`), run by the user who owns the files, takes one. A server
+//! that lets clients choose a device must map their choice to a fixed list of `screen:`/`camera:` sources.
 //!
 //! # Time
 //! [`LiveFrame::t_s`] is measured on the device's own clock (x11grab's capture time, the camera driver's
 //! buffer timestamps, the filtergraph's frame times) from the first frame, so scheduling delays on this
 //! machine do not show in it. [`LiveFrame::wall`] says when the frame left the decoder.
 //!
-//! # Stopping and errors
-//! [`LiveCapture::stop`] (also run on drop) sets a flag that the thread checks between packets, and
-//! joins it; module `worker` explains why that takes at most about one capture interval, for a stalled camera
-//! too. An error on the thread (device gone, undecodable data) ends the stream: the consumer gets the
-//! frames already queued, then [`LiveRecvError::Failed`] with the [`CodecError`] once.
+//! # Opening, stopping and errors
+//! Opening never blocks for good: FFmpeg's interrupt callback (module `open`) ends an open that has not
+//! described the video within [`LiveOptions::open_timeout`] ([`DEFAULT_OPEN_TIMEOUT`]), and
+//! [`LiveCapture::start`] itself gives up a second later on a device stuck where FFmpeg never looks at the
+//! callback (x11grab connecting to an X display over a network that drops packets), leaving the thread
+//! to end on its own once that call returns. Either way the error says that the device "did not deliver
+//! a frame within 10 s" (with the default timeout).
+//!
+//! [`LiveCapture::stop`] (also run on drop) sets a flag that the thread checks between packets and that the
+//! interrupt callback passes to FFmpeg inside reads, and joins the thread; module `worker` explains why that
+//! takes at most about one capture interval, for a stalled camera too. A thread still blocked after
+//! [`STOP_TIMEOUT`] is not waited for. An error on the thread (device gone, undecodable data) ends the
+//! stream: the consumer gets the frames already queued, then [`LiveRecvError::Failed`] with the
+//! [`CodecError`] once.
 
 mod clock;
 mod device;
+mod open;
+mod queue;
 mod sampler;
 mod source;
 mod worker;
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime};
 
 use image::RgbImage;
 
+use open::timed_out_problem;
+use queue::{FrameQueue, QueueEmpty};
 pub use source::LiveSource;
 use source::{check_fps, check_size};
 use worker::{Shared, Worker};
@@ -52,11 +75,26 @@ pub const DEFAULT_FPS: f64 = 2.0;
 /// model step that runs long, while a consumer that falls behind never gets frames more than two seconds
 /// old and memory stays bounded (4 × 6 MB for a 1080p screen).
 pub const DEFAULT_QUEUE: usize = 4;
-/// Longest queue accepted; the channel allocates its slots up front.
+/// Longest queue accepted; the queue reserves its slots up front.
 pub const MAX_QUEUE: usize = 1024;
 /// Lowest rate a screen is grabbed at unless [`LiveOptions::capture_fps`] says otherwise. x11grab sleeps
 /// between grabs, so this bounds the time to the first frame and to stop to 0.2 s even at 0.5 fps.
 pub const MIN_SCREEN_CAPTURE_FPS: f64 = 5.0;
+/// How long opening may take when none is asked for: until the device has delivered the first frame or
+/// two that FFmpeg reads to describe the video. x11grab and lavfi take a fraction of a second; a USB camera
+/// takes up to 2–3 s after power-up (format negotiation, exposure settling), more on a loaded machine. A
+/// device that has delivered nothing after 10 s is stalled, and the caller is better told so than kept
+/// waiting: the realtime session then goes on without video.
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest [`LiveOptions::open_timeout`] accepted.
+pub const MAX_OPEN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long [`LiveCapture::start`] waits beyond the open timeout for the thread to report, before it gives
+/// up on a device stuck where FFmpeg's interrupt callback does not reach.
+const OPEN_GRACE: Duration = Duration::from_secs(1);
+/// How long [`LiveCapture::stop`] waits for the capture thread. It normally ends within one capture
+/// interval (0.2 s for a screen); one still blocked after this is stuck in a call that FFmpeg cannot
+/// interrupt, and is left to end on its own when that call returns (keeping the device open until then).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How to sample a live source.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,18 +105,28 @@ pub struct LiveOptions {
     pub size: Option<(u32, u32)>,
     /// Capacity of the frame queue (at least 1, at most [`MAX_QUEUE`]); see [`DEFAULT_QUEUE`].
     pub queue: usize,
-    /// End the stream after delivering this many frames (dropped frames do not count).
+    /// End the stream after putting this many frames into the queue. Frames that a full queue displaced
+    /// still count (the consumer then receives fewer, the freshest ones); frames the sampler skipped do not.
     pub max_frames: Option<u64>,
     /// The device's own capture rate (its `framerate` option) for a screen or a camera. `None`: a
     /// camera keeps its driver's rate; a screen is grabbed at `fps` times the smallest whole number that
     /// reaches [`MIN_SCREEN_CAPTURE_FPS`], so that due times fall on grabs. Not allowed for lavfi, whose
     /// filtergraph sets its rate (`testsrc=rate=30`).
     pub capture_fps: Option<f64>,
+    /// How long opening may take (above 0, at most [`MAX_OPEN_TIMEOUT`]); see [`DEFAULT_OPEN_TIMEOUT`].
+    pub open_timeout: Duration,
 }
 
 impl Default for LiveOptions {
     fn default() -> Self {
-        LiveOptions { fps: DEFAULT_FPS, size: None, queue: DEFAULT_QUEUE, max_frames: None, capture_fps: None }
+        LiveOptions {
+            fps: DEFAULT_FPS,
+            size: None,
+            queue: DEFAULT_QUEUE,
+            max_frames: None,
+            capture_fps: None,
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
+        }
     }
 }
 
@@ -91,7 +139,8 @@ pub struct LiveFrame {
     pub t_s: f64,
     /// When the frame left the decoder.
     pub wall: SystemTime,
-    /// 0, 1, 2 … over the frames kept at the sampling rate, counting dropped ones: a jump means drops.
+    /// 0, 1, 2 … over the frames kept at the sampling rate, counting dropped ones: a jump means that the
+    /// frames in between were displaced from the full queue.
     pub index: u64,
 }
 
@@ -125,9 +174,11 @@ pub enum LiveRecvError {
 /// A running capture; see the module docs. Dropping it stops the capture.
 pub struct LiveCapture {
     source: LiveSource,
-    rx: Receiver<LiveFrame>,
+    queue: Arc<FrameQueue>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnects when the capture thread ends (nothing is ever sent on it).
+    exited: Receiver<()>,
     native_size: (u32, u32),
     native_fps: Option<f64>,
 }
@@ -135,26 +186,34 @@ pub struct LiveCapture {
 impl LiveCapture {
     /// Opens `source` and starts capturing. Returns once the device has opened and described its video,
     /// or with [`CodecError::VideoDevice`] naming the device (absent display, camera or FFmpeg device,
-    /// invalid filtergraph) or [`CodecError::InvalidRequest`] for options out of range.
+    /// invalid filtergraph, or a device that did not deliver a frame within [`LiveOptions::open_timeout`])
+    /// or [`CodecError::InvalidRequest`] for options out of range. Never waits longer than the open timeout
+    /// and one second (module docs).
+    ///
+    /// A `lavfi:` source can read files: never start one whose name came from a remote client (module docs).
     pub fn start(source: LiveSource, options: LiveOptions) -> Result<Self> {
         source.validate()?;
         let capture_fps = Self::check_options(&source, &options)?;
         let shared = Arc::new(Shared::default());
-        let (tx, rx) = mpsc::sync_channel(options.queue);
+        let (queue, writer) = FrameQueue::new(options.queue);
         let (opened_tx, opened_rx) = mpsc::channel();
+        let (exit_tx, exited) = mpsc::channel::<()>();
+        let open_timeout = options.open_timeout;
         let thread_source = source.clone();
         let thread_shared = Arc::clone(&shared);
         let spawned = thread::Builder::new().name("omnid-live".into()).spawn(move || {
+            // Dropped when this closure ends or unwinds: `exited` disconnects.
+            let _exit = exit_tx;
             let shared = thread_shared;
-            match Worker::open(&thread_source, options, capture_fps, Arc::clone(&shared), tx) {
+            match Worker::open(&thread_source, options, capture_fps, Arc::clone(&shared), writer) {
                 Ok(mut worker) => {
                     let _ = opened_tx.send(Ok(worker.opened()));
                     if let Err(e) = worker.run() {
                         *shared.error_slot() = Some(e);
                     }
                     shared.finished.store(true, Ordering::Release);
-                    // The worker, and with it the queue's sender, is dropped only now: a consumer that sees
-                    // the queue disconnect finds the error stored and the capture no longer running.
+                    // The worker, and with it the queue's writer, is dropped only now: a consumer that sees
+                    // the queue close finds the error stored and the capture no longer running.
                     drop(worker);
                 }
                 Err(e) => {
@@ -165,18 +224,35 @@ impl LiveCapture {
         });
         let device_error = |problem: String| CodecError::VideoDevice { device: source.to_string(), problem };
         let handle = spawned.map_err(|e| device_error(format!("cannot start the capture thread: {e}")))?;
-        let opened = match opened_rx.recv() {
+        // The thread's own open gives up at the open timeout through FFmpeg's interrupt callback; this wait
+        // is for a device stuck where the callback does not reach (module `open`).
+        let opened = match opened_rx.recv_timeout(open_timeout.saturating_add(OPEN_GRACE)) {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => {
                 let _ = handle.join();
                 return Err(e);
             }
-            Err(_) => {
+            Err(RecvTimeoutError::Disconnected) => {
                 let _ = handle.join();
                 return Err(device_error("the capture thread ended while opening the device".into()));
             }
+            Err(RecvTimeoutError::Timeout) => {
+                // The thread is left to end on its own when the blocked call returns; the stop flag makes it
+                // end there, whether that call fails or opens the device after all.
+                shared.stop.store(true, Ordering::Relaxed);
+                drop(handle);
+                return Err(device_error(timed_out_problem(open_timeout)));
+            }
         };
-        Ok(LiveCapture { source, rx, shared, thread: Some(handle), native_size: opened.size, native_fps: opened.fps })
+        Ok(LiveCapture {
+            source,
+            queue,
+            shared,
+            thread: Some(handle),
+            exited,
+            native_size: opened.size,
+            native_fps: opened.fps,
+        })
     }
 
     /// Checks the options and returns the capture rate to ask the device for.
@@ -195,6 +271,13 @@ impl LiveCapture {
         if let Some(fps) = options.capture_fps {
             check_fps(fps).map_err(|p| invalid(format!("capture rate: {p}")))?;
         }
+        if options.open_timeout.is_zero() || options.open_timeout > MAX_OPEN_TIMEOUT {
+            return Err(invalid(format!(
+                "open timeout of {:?}: must be above 0 and at most {} s",
+                options.open_timeout,
+                MAX_OPEN_TIMEOUT.as_secs()
+            )));
+        }
         Ok(match source {
             LiveSource::TestPattern { .. } if options.capture_fps.is_some() => {
                 return Err(invalid(
@@ -212,20 +295,12 @@ impl LiveCapture {
 
     /// The next frame, waiting at most `timeout` for one.
     pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<LiveFrame, LiveRecvError> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(frame) => Ok(self.took(frame)),
-            Err(RecvTimeoutError::Timeout) => Err(LiveRecvError::Empty),
-            Err(RecvTimeoutError::Disconnected) => Err(self.ended()),
-        }
+        self.queue.recv_timeout(timeout).map_err(|e| self.empty(e))
     }
 
     /// The next frame if one is queued.
     pub fn try_recv(&self) -> std::result::Result<LiveFrame, LiveRecvError> {
-        match self.rx.try_recv() {
-            Ok(frame) => Ok(self.took(frame)),
-            Err(TryRecvError::Empty) => Err(LiveRecvError::Empty),
-            Err(TryRecvError::Disconnected) => Err(self.ended()),
-        }
+        self.queue.try_recv().map_err(|e| self.empty(e))
     }
 
     /// The error that ended the capture, if it ended with one and the error has not been taken yet (by this
@@ -234,17 +309,18 @@ impl LiveCapture {
         self.shared.error_slot().take()
     }
 
-    /// Kept frames that were dropped because the queue was full.
+    /// Queued frames that newer ones displaced because the queue was full, before the consumer took them.
     pub fn dropped_frames(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
     }
 
-    /// Frames put into the queue so far.
+    /// Frames put into the queue so far, including those [displaced](Self::dropped_frames) later.
     pub fn sent_frames(&self) -> u64 {
         self.shared.sent.load(Ordering::Relaxed)
     }
 
-    /// Whether the capture thread is still reading the device.
+    /// Whether the capture thread is still reading the device (or blocked in it after a [`stop`](Self::stop)
+    /// that gave up waiting).
     pub fn is_running(&self) -> bool {
         !self.shared.finished.load(Ordering::Acquire)
     }
@@ -264,12 +340,13 @@ impl LiveCapture {
         self.native_fps
     }
 
-    /// Stops capturing and waits for the thread (at most about one capture interval). Frames already
-    /// queued can still be received afterwards. Calling it again does nothing.
+    /// Stops capturing and waits for the thread: normally at most about one capture interval, never more
+    /// than [`STOP_TIMEOUT`] (a thread stuck in a call FFmpeg cannot interrupt is left to end on its own).
+    /// Frames already queued can still be received afterwards. Calling it again does nothing.
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(handle) = self.thread.take() {
-            if handle.join().is_err() {
+            if let Some(Err(_)) = join_within(handle, &self.exited, STOP_TIMEOUT) {
                 let mut slot = self.shared.error_slot();
                 slot.get_or_insert_with(|| CodecError::VideoDevice {
                     device: self.source.to_string(),
@@ -279,13 +356,21 @@ impl LiveCapture {
         }
     }
 
-    fn took(&self, frame: LiveFrame) -> LiveFrame {
-        self.shared.received.fetch_add(1, Ordering::Relaxed);
-        frame
+    fn empty(&self, why: QueueEmpty) -> LiveRecvError {
+        match why {
+            QueueEmpty::Empty => LiveRecvError::Empty,
+            QueueEmpty::Closed => self.take_error().map_or(LiveRecvError::Ended, LiveRecvError::Failed),
+        }
     }
+}
 
-    fn ended(&self) -> LiveRecvError {
-        self.take_error().map_or(LiveRecvError::Ended, LiveRecvError::Failed)
+/// Joins `handle` if its thread ends within `timeout` (`exited` disconnects when it does); otherwise leaves
+/// it running, detached, and returns `None`.
+fn join_within(handle: JoinHandle<()>, exited: &Receiver<()>, timeout: Duration) -> Option<thread::Result<()>> {
+    match exited.recv_timeout(timeout) {
+        // Nothing is ever sent: a message would mean the same as the disconnect.
+        Ok(()) | Err(RecvTimeoutError::Disconnected) => Some(handle.join()),
+        Err(RecvTimeoutError::Timeout) => None,
     }
 }
 
@@ -326,6 +411,8 @@ mod tests {
             (LiveOptions { queue: 0, ..base.clone() }, "queue of 0 frames"),
             (LiveOptions { max_frames: Some(0), ..base.clone() }, "max_frames is 0"),
             (LiveOptions { capture_fps: Some(-1.0), ..base.clone() }, "capture rate: -1 fps"),
+            (LiveOptions { open_timeout: Duration::ZERO, ..base.clone() }, "open timeout of 0ns"),
+            (LiveOptions { open_timeout: Duration::from_secs(601), ..base.clone() }, "at most 600 s"),
         ];
         for (options, needle) in cases {
             let err = options_error("camera:/dev/video0", options);
@@ -346,5 +433,32 @@ mod tests {
         assert_eq!(rate(0.5, None), Some(5.0));
         assert_eq!(rate(10.0, None), Some(10.0));
         assert_eq!(rate(2.0, Some(30.0)), Some(30.0));
+    }
+
+    #[test]
+    fn join_within_gives_up_on_a_stuck_thread() {
+        let (exit_tx, exited) = mpsc::channel::<()>();
+        let stuck = thread::spawn(move || {
+            let _exit = exit_tx;
+            thread::sleep(Duration::from_secs(3));
+        });
+        let asked = std::time::Instant::now();
+        assert!(join_within(stuck, &exited, Duration::from_millis(100)).is_none());
+        let took = asked.elapsed();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+
+        let (exit_tx, exited) = mpsc::channel::<()>();
+        let quick = thread::spawn(move || {
+            let _exit = exit_tx;
+            thread::sleep(Duration::from_millis(50));
+        });
+        assert!(matches!(join_within(quick, &exited, Duration::from_secs(5)), Some(Ok(()))));
+
+        let (exit_tx, exited) = mpsc::channel::<()>();
+        let panics = thread::spawn(move || {
+            let _exit = exit_tx;
+            panic!("the capture thread's panic, expected by this test");
+        });
+        assert!(matches!(join_within(panics, &exited, Duration::from_secs(5)), Some(Err(_))));
     }
 }

@@ -92,7 +92,30 @@ pub(crate) fn open_file(path: &Path) -> Result<ffmpeg::format::context::Input> {
             })
         }
     }
-    ffmpeg::format::input(path).map_err(|e| CodecError::NotMedia { source_name, detail: describe(&e) })
+    ffmpeg::format::input_with_dictionary(path, demuxer_options(true)).map_err(|e| {
+        let detail = match e {
+            ffmpeg::Error::InvalidData | ffmpeg::Error::DemuxerNotFound => {
+                format!("{} (supported containers: {})", describe(&e), ALLOWED_DEMUXERS.replace(',', ", "))
+            }
+            other => describe(&other),
+        };
+        CodecError::NotMedia { source_name, detail }
+    })
+}
+
+/// The demuxers omnid opens, by FFmpeg name: recordings users have. Playlists and indirections (HLS, DASH,
+/// concat, image sequences, `tee`, …) are left out on purpose: a file that names other files or URLs would
+/// make an upload read whatever it points at on the server.
+pub const ALLOWED_DEMUXERS: &str = "mov,mp4,m4a,matroska,webm,avi,mpegts,mpeg,flv,asf,ogg,mp3,wav,w64,flac,aac,ac3,\
+eac3,amr,aiff,caf,ivf,obu,h264,hevc,m4v,yuv4mpegpipe";
+
+/// Options for opening untrusted media: only [`ALLOWED_DEMUXERS`], and only the `file` protocol for paths
+/// (nothing at all for in-memory input, which reads through our own I/O callbacks).
+pub(crate) fn demuxer_options(file: bool) -> ffmpeg::Dictionary<'static> {
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("format_whitelist", ALLOWED_DEMUXERS);
+    options.set("protocol_whitelist", if file { "file" } else { "" });
+    options
 }
 
 /// FFmpeg's error text, with the two codes users meet most spelled out.

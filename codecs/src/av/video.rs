@@ -59,6 +59,10 @@ pub struct FrameReader {
     seekable: bool,
     /// Frames decoded so far (converted or not), to show what seeking saves.
     decoded_frames: u64,
+    /// Seek when the next time is this far ahead. Starts at [`SEEK_GAP_S`]; a seek that lands no later than
+    /// what was already decoded (key frames are rarer than the gap) raises it to twice the distance it fell
+    /// back, so a file with one key frame per minute is not re-decoded from that key frame for every time.
+    seek_gap_s: f64,
 }
 
 impl FrameReader {
@@ -70,8 +74,7 @@ impl FrameReader {
         let input = super::open_file(path)?;
         let stream_index = best_video_stream(&input)
             .ok_or_else(|| CodecError::NoStream { source_name: source_name.clone(), kind: StreamKind::Video })?;
-        let info = super::probe::describe_input(&input, &source_name)?;
-        let fps = info.video.as_ref().map_or(30.0, |v| v.fps);
+        let fps = super::probe::video_info(&input, stream_index, &source_name)?.fps;
         let stream = input
             .stream(stream_index)
             .ok_or_else(|| CodecError::NoStream { source_name: source_name.clone(), kind: StreamKind::Video })?;
@@ -104,14 +107,15 @@ impl FrameReader {
             eof: false,
             seekable: true,
             decoded_frames: 0,
+            seek_gap_s: SEEK_GAP_S,
         })
     }
 
     /// The frame for the next requested time, `None` once every time has been answered.
     pub fn next_frame(&mut self) -> Result<Option<TimedFrame>> {
         let Some(&t) = self.pending.front() else { return Ok(None) };
-        if self.seekable && t - self.decoded_until_s > SEEK_GAP_S {
-            self.seek(t)?;
+        if self.seekable && t - self.decoded_until_s > self.seek_gap_s {
+            self.seek_before(t)?;
         }
         // Advance until the lookahead frame lies after `t` (or the stream ends).
         loop {
@@ -166,23 +170,52 @@ impl FrameReader {
         self.decoded_frames
     }
 
-    /// Seeks to the key frame at or before `t` and resets the decoder.
-    fn seek(&mut self, t: f64) -> Result<()> {
+    /// Repositions the decoder so that the first frame it returns is at or before `t`. Containers that seek
+    /// by byte position (MPEG-TS) may land after the key frame before `t`, and the decoder then skips to the
+    /// next key frame: such a landing is retried further back (1, 2, 4, … s before `t`, down to the start).
+    fn seek_before(&mut self, t: f64) -> Result<()> {
+        let decoded_before = self.decoded_until_s;
+        let mut back = 0.0;
+        loop {
+            let target = (t - back).max(0.0);
+            if !self.seek(target) {
+                return Ok(()); // not seekable: decode forward from where we are
+            }
+            let first = self.decode_one()?;
+            // Landing after `t`, or at the end of the data (a byte-position seek can overshoot), both mean
+            // the key frame before `t` lies further back.
+            let landed_after = first.as_ref().is_none_or(|(ft, _)| *ft > t + self.tolerance_s);
+            if landed_after && target > 0.0 {
+                back = if back == 0.0 { 1.0 } else { back * 2.0 };
+                continue;
+            }
+            if let Some((ft, _)) = &first {
+                if *ft <= decoded_before {
+                    self.seek_gap_s = self.seek_gap_s.max(2.0 * (t - ft));
+                }
+            }
+            self.lookahead = first;
+            return Ok(());
+        }
+    }
+
+    /// Seeks to the key frame at or before `t` and resets the decoder; `false` if the container refuses
+    /// (then this reader decodes forward only).
+    fn seek(&mut self, t: f64) -> bool {
         let target = self.origin_ticks.saturating_add(seconds_to_ticks(t, self.time_base));
         // `avformat_seek_file` with stream -1 takes AV_TIME_BASE units.
         let global = ticks_to_seconds(target, self.time_base) * f64::from(ffmpeg::ffi::AV_TIME_BASE);
         let global = global.floor() as i64;
         if self.input.seek(global, ..global.saturating_add(1)).is_err() {
-            // Seeking is only an optimisation: a container that refuses it is decoded forward instead.
             self.seekable = false;
-            return Ok(());
+            return false;
         }
         self.decoder.flush();
         self.current = None;
         self.lookahead = None;
         self.eof = false;
-        self.decoded_until_s = t - SEEK_GAP_S; // until a frame arrives, don't seek again for the same window
-        Ok(())
+        self.decoded_until_s = f64::NEG_INFINITY;
+        true
     }
 
     /// Decodes the next frame of the stream (in presentation order), `None` at the end.
@@ -192,7 +225,7 @@ impl FrameReader {
             match self.decoder.receive_frame(&mut frame) {
                 Ok(()) => {
                     let ts = frame.timestamp().or(frame.pts()).unwrap_or(self.origin_ticks);
-                    let t = ticks_to_seconds(ts - self.origin_ticks, self.time_base);
+                    let t = ticks_to_seconds(ts.saturating_sub(self.origin_ticks), self.time_base);
                     self.decoded_until_s = self.decoded_until_s.max(t);
                     self.decoded_frames += 1;
                     return Ok(Some((t, frame)));
@@ -212,10 +245,15 @@ impl FrameReader {
     }
 
     fn decode_error(&self, e: &ffmpeg::Error) -> CodecError {
-        CodecError::MediaDecode {
-            source_name: self.source_name.clone(),
-            detail: format!("video: {}", super::describe(e)),
-        }
+        let detail = match e {
+            // What the decoder says when a frame exceeds `max_pixels` (or the data is nonsense).
+            ffmpeg::Error::Other { errno } if *errno == ffmpeg::util::error::EINVAL => format!(
+                "video: a frame is larger than {0}x{0} pixels, or its data is corrupt",
+                (super::MAX_FRAME_PIXELS as f64).sqrt() as u64
+            ),
+            other => format!("video: {}", super::describe(other)),
+        };
+        CodecError::MediaDecode { source_name: self.source_name.clone(), detail }
     }
 }
 
@@ -229,15 +267,26 @@ impl Iterator for FrameReader {
 
 /// Sends the next packet of stream `index` to `decoder`, or end-of-stream when the container is exhausted.
 /// Damaged packets are skipped (FFmpeg conceals the damage in the frames that depend on them) until
-/// [`super::MAX_CONSECUTIVE_DECODE_ERRORS`] in a row say the rest of the stream is garbage.
+/// [`super::MAX_CONSECUTIVE_DECODE_ERRORS`] in a row say the rest of the stream is garbage. A read error
+/// (I/O failure, a file truncated while it is read) is an error, not the end of the stream.
 pub(crate) fn feed_decoder(
     input: &mut ffmpeg::format::context::Input,
     decoder: &mut ffmpeg::decoder::Opened,
     index: usize,
 ) -> std::result::Result<(), ffmpeg::Error> {
     let mut errors = 0usize;
-    for (stream, packet) in input.packets() {
-        if stream.index() != index {
+    let mut packet = ffmpeg::Packet::empty();
+    loop {
+        match packet.read(input) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Eof) => break,
+            Err(ffmpeg::Error::InvalidData) if errors < super::MAX_CONSECUTIVE_DECODE_ERRORS => {
+                errors += 1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        if packet.stream() != index {
             continue;
         }
         match decoder.send_packet(&packet) {

@@ -60,11 +60,19 @@ mod tests {
 
     #[test]
     fn camera_nodes_are_checked() {
-        let err = check_camera_node(Path::new("/dev/video99")).unwrap_err();
-        assert_eq!(err, "no camera at /dev/video99: the device does not exist");
-        for not_v4l2 in ["/dev/null", "/dev", "/etc/hostname"] {
-            let err = check_camera_node(Path::new(not_v4l2)).unwrap_err();
+        // Files of the test's own rather than system files that a machine may lack (/etc/hostname).
+        let dir = std::env::temp_dir().join(format!("omnid-live-device-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("not-a-camera");
+        std::fs::write(&file, b"plain file").unwrap();
+        let missing = dir.join("video99");
+        let err = check_camera_node(&missing).unwrap_err();
+        assert_eq!(err, format!("no camera at {}: the device does not exist", missing.display()));
+        // A character device of another driver (/dev/null is one on every Linux), a folder, a plain file.
+        for not_v4l2 in [Path::new("/dev/null"), dir.as_path(), file.as_path()] {
+            let err = check_camera_node(not_v4l2).unwrap_err();
             assert!(err.contains("is not a video capture device"), "{err}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

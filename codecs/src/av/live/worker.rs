@@ -1,9 +1,10 @@
 //! The capture thread: opens the device, reads and decodes packets, keeps frames at the requested rate,
-//! converts the kept ones to RGB and offers them to the bounded queue without ever waiting for the
-//! consumer.
+//! converts the kept ones to RGB and puts them into the bounded queue, displacing the oldest queued frame
+//! when it is full, so that it never waits for the consumer.
 //!
 //! # Stopping
-//! The stop flag is checked between packets, so stopping takes as long as the read in progress:
+//! The stop flag is checked between packets, and FFmpeg's interrupt callback (module `open`) checks it
+//! inside reads that wait in FFmpeg's own loops. Otherwise stopping takes as long as the read in progress:
 //! - x11grab sleeps until its next frame is due and then grabs it, so at most one capture interval: 0.2 s
 //!   at most, as screens are grabbed at [`super::MIN_SCREEN_CAPTURE_FPS`] or faster unless
 //!   `capture_fps` asks for less.
@@ -13,9 +14,11 @@
 //!   never do. The camera is therefore opened non-blocking (`fflags=nonblock`): a read with no frame ready
 //!   returns at once, the thread polls every [`POLL_INTERVAL`], and stop stays prompt whatever the camera
 //!   does. A camera that delivers nothing for [`STALL_TIMEOUT`] ends the stream with an error.
+//! - A read that blocks where FFmpeg never looks at the callback (libxcb waiting for an X server over a
+//!   network that lost the connection) is not waited for: [`super::LiveCapture::stop`] gives up on the
+//!   thread after [`super::STOP_TIMEOUT`] and leaves it to end when that read returns.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -24,6 +27,8 @@ use ffmpeg_next as ffmpeg;
 
 use super::clock::Clock;
 use super::device::{check_camera_node, find_input_device};
+use super::open::{open_input, timed_out_problem, OpenError};
+use super::queue::QueueWriter;
 use super::sampler::Sampler;
 use super::source::{check_size, LiveSource};
 use super::{LiveFrame, LiveOptions};
@@ -46,13 +51,11 @@ pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     pub(crate) finished: AtomicBool,
-    /// Kept frames that found the queue full.
+    /// Queued frames displaced by newer ones before the consumer took them.
     pub(crate) dropped: AtomicU64,
-    /// Frames put into the queue.
+    /// Frames put into the queue, including those displaced later.
     pub(crate) sent: AtomicU64,
-    /// Frames taken out of the queue by the consumer.
-    pub(crate) received: AtomicU64,
-    /// Why the stream ended, when it ended with an error; stored before the queue's sender is dropped.
+    /// Why the stream ended, when it ended with an error; stored before the queue's writer is dropped.
     pub(crate) error: Mutex<Option<CodecError>>,
 }
 
@@ -98,7 +101,7 @@ pub(crate) struct Worker {
     kept: u64,
     bad_in_a_row: usize,
     shared: Arc<Shared>,
-    tx: SyncSender<LiveFrame>,
+    queue: QueueWriter,
 }
 
 impl Worker {
@@ -108,7 +111,7 @@ impl Worker {
         options: LiveOptions,
         capture_fps: Option<f64>,
         shared: Arc<Shared>,
-        tx: SyncSender<LiveFrame>,
+        queue: QueueWriter,
     ) -> Result<Self> {
         crate::av::init();
         let device = source.to_string();
@@ -128,11 +131,14 @@ impl Worker {
             // every input this way. "+" adds the flag to FFmpeg's defaults instead of replacing them.
             dict.set("fflags", "+nonblock");
         }
-        // The URL was validated as UTF-8 without NUL bytes, on which ffmpeg-next would panic.
-        let input = match ffmpeg::format::open_with(&source.url(), &format, dict) {
-            Ok(ffmpeg::format::context::Context::Input(input)) => input,
-            Ok(_) => return Err(fail(format!("FFmpeg opened {ffmpeg_device} as an output"))),
-            Err(e) => return Err(fail(source.explain_open_error(&e))),
+        let ffmpeg::Format::Input(format) = format else {
+            return Err(fail(format!("FFmpeg's {ffmpeg_device} is not an input device")));
+        };
+        let input = match open_input(&source.url(), &format, dict, Arc::clone(&shared), options.open_timeout) {
+            Ok(input) => input,
+            Err(OpenError::TimedOut) => return Err(fail(timed_out_problem(options.open_timeout))),
+            Err(OpenError::Stopped) => return Err(fail("stopped while opening the device".into())),
+            Err(OpenError::Ffmpeg(e)) => return Err(fail(source.explain_open_error(&e))),
         };
         let stream_index = best_video_stream(&input)
             .ok_or_else(|| fail("delivers no video stream (an audio-only filtergraph?)".into()))?;
@@ -171,7 +177,7 @@ impl Worker {
             kept: 0,
             bad_in_a_row: 0,
             shared,
-            tx,
+            queue,
         })
     }
 
@@ -220,6 +226,9 @@ impl Worker {
                     self.drain()?;
                     return Ok(());
                 }
+                // Stop interrupted a waiting read (FFmpeg's AVERROR_EXIT), or the read failed as the device
+                // was being given up on: either way the capture was asked to end.
+                Err(_) if self.shared.stop.load(Ordering::Relaxed) => return Ok(()),
                 Err(e) => {
                     let what = std::mem::take(&mut self.read_failure);
                     let tolerated = self.tolerate(&e, &what);
@@ -263,7 +272,7 @@ impl Worker {
         }
     }
 
-    /// Timestamps one decoded frame and, if the sampler keeps it, converts and offers it to the queue.
+    /// Timestamps one decoded frame and, if the sampler keeps it, converts it and puts it into the queue.
     fn on_frame(&mut self, frame: &ffmpeg::frame::Video) -> Result<Flow> {
         let ticks = frame.timestamp().or(frame.pts());
         let t = self.clock.seconds(ticks.map(|ts| ticks_to_seconds(ts, self.time_base)), Instant::now());
@@ -275,27 +284,17 @@ impl Worker {
         }
         let index = self.kept;
         self.kept += 1;
-        let shared = Arc::clone(&self.shared);
-        // The queue is full as far as we can tell: drop now and save the conversion. (The consumer may
-        // free a slot meanwhile; `try_send` below stays the authority.)
-        let queued = shared.sent.load(Ordering::Relaxed).saturating_sub(shared.received.load(Ordering::Relaxed));
-        if queued >= self.options.queue as u64 {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return Ok(Flow::Continue);
-        }
+        // Every kept frame is converted: when the queue is full it displaces the oldest queued frame,
+        // which a realtime consumer needs less than this fresh one.
         let image = self.converter.convert(frame).map_err(|e| self.fail(format!("cannot convert a frame: {e}")))?;
         let live = LiveFrame { image, t_s: t, wall: SystemTime::now(), index };
-        match self.tx.try_send(live) {
-            Ok(()) => {
-                let sent = shared.sent.fetch_add(1, Ordering::Relaxed) + 1;
-                if self.options.max_frames.is_some_and(|max| sent >= max) {
-                    return Ok(Flow::Done);
-                }
-            }
-            Err(TrySendError::Full(_)) => {
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Disconnected(_)) => return Ok(Flow::Done),
+        if let Some(displaced) = self.queue.push(live) {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            drop(displaced);
+        }
+        let sent = self.shared.sent.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.options.max_frames.is_some_and(|max| sent >= max) {
+            return Ok(Flow::Done);
         }
         Ok(Flow::Continue)
     }
