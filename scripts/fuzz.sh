@@ -14,6 +14,7 @@ set -uo pipefail
 TARGETS=(
     wire_decode
     container_probe
+    media_decode
 )
 
 seconds="${1:-60}"
@@ -50,7 +51,7 @@ seed_containers() {
 # Per-target libFuzzer options: media seeds are a few kilobytes, above libFuzzer's default 4 KB input cap.
 options_for() {
     case $1 in
-    container_probe) echo "-max_len=65536 -rss_limit_mb=2048 -timeout=10" ;;
+    container_probe | media_decode) echo "-max_len=65536 -rss_limit_mb=2048 -timeout=10" ;;
     *) echo "" ;;
     esac
 }
@@ -60,6 +61,11 @@ summary=()
 for target in "${TARGETS[@]}"; do
     mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
     [ "$target" = container_probe ] && seed_containers
+    # The decoders start from the same real files as the container probe.
+    if [ "$target" = media_decode ] && [ -z "$(ls -A fuzz/corpus/media_decode 2>/dev/null)" ]; then
+        seed_containers
+        cp fuzz/corpus/container_probe/seed.* fuzz/corpus/media_decode/ 2>/dev/null
+    fi
     log="$logs/$target.log"
     echo "== $target: fuzzing for ${seconds}s (log: $log)"
     # shellcheck disable=SC2046

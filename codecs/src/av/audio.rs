@@ -188,6 +188,11 @@ pub fn decode_audio(path: &Path, req: &AudioRequest) -> Result<AudioTrack> {
     }
     resampler.finish(&mut out)?;
     out.truncate(crate::resample::output_len(placer.written, source_rate, req.rate_hz));
+    // Resampling a full-scale signal with sharp edges overshoots by a few percent (Gibbs ringing); the
+    // track promises samples in [-1, 1], as the WAV reader and the wire decoders deliver them.
+    for s in out.iter_mut() {
+        *s = s.clamp(-1.0, 1.0);
+    }
     Ok(AudioTrack {
         samples: out,
         sample_rate_hz: req.rate_hz,

@@ -275,8 +275,10 @@ pub(crate) fn feed_decoder(
     index: usize,
 ) -> std::result::Result<(), ffmpeg::Error> {
     let mut errors = 0usize;
-    let mut packet = ffmpeg::Packet::empty();
     loop {
+        // A fresh packet each time: `av_read_frame` does not release what the packet held, so reusing one
+        // would leak every skipped packet (found by LeakSanitizer through the `media_decode` fuzz target).
+        let mut packet = ffmpeg::Packet::empty();
         match packet.read(input) {
             Ok(()) => {}
             Err(ffmpeg::Error::Eof) => break,
