@@ -16,11 +16,11 @@ and the metadata (versions, total upsample, lengths, the length law) in the safe
 
 Why float64: omni_a's random code2wav weights have a large gain (the waveform before the clamp peaks at ~350 and
 93-99 % of the samples are clamped), so float32 rounding alone moves the output by ~1e-2 (torch float32 vs
-float64: 0.011 after the clamp, 0.046 before). A 1e-4 parity check is only meaningful in float64; the outputs are
-computed in float64 and stored rounded to f32 (error <= 6e-8 after the clamp, <= 2e-5 before).
-
-Usage (deterministic; CPU; a few seconds):
-    /work/pyref-fx/bin/python scripts/make_code2wav_fixture.py
+float64: 0.011 after the clamp). A 1e-4 parity check is only meaningful in float64, so the outputs are computed
+in float64 and stored rounded to f32 (error <= 6e-8 after the clamp, <= 2e-5 before). transformers keeps two
+float32 steps even in a float64 model -- RMSNorm statistics (`hidden_states.to(torch.float32)`) and the RoPE
+cos/sin tables -- whose rounding the gain turns into ~5e-3; `float64_throughout` lifts exactly those two casts
+for this run (same formulas, float64 arithmetic). omnid's f64 path computes them in f64 too.
 """
 
 from __future__ import annotations
@@ -67,6 +67,27 @@ def set_window(model, window):
         layer.self_attn.sliding_window = window
 
 
+def float64_throughout(model):
+    """Removes transformers' float32 casts inside RMSNorm and RoPE for a float64 model (see the docstring)."""
+    for module in model.modules():
+        if type(module).__name__.endswith("RMSNorm"):
+            def rms(x, m=module):
+                variance = x.pow(2).mean(-1, keepdim=True)
+                return m.weight * (x * torch.rsqrt(variance + m.variance_epsilon))
+            module.forward = rms
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    inv_freq = 1.0 / (cfg.rope_parameters["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+
+    def rope(x, position_ids):
+        freqs = position_ids[..., None].to(torch.float64) * inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+    model.pre_transformer.rotary_emb.forward = rope
+    return model
+
+
 def f32(x):
     return x.to(torch.float32).contiguous()
 
@@ -88,7 +109,7 @@ def main():
     # One thread: the float32 comparison run (metadata) would otherwise vary with the thread count.
     torch.set_num_threads(1)
     model32 = load_code2wav()
-    model = load_code2wav().double()
+    model = float64_throughout(load_code2wav().double())
     cfg = model.config
     total_upsample = int(np.prod(list(cfg.upsample_rates) + list(cfg.upsampling_ratios)))
     # Samples the last frame cannot produce without the next one (spec §8.8): one input frame of
@@ -138,7 +159,7 @@ def main():
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
         "attn_implementation": cfg._attn_implementation,
-        "compute_dtype": "float64 (stored as f32)",
+        "compute_dtype": "float64 throughout, RMSNorm and RoPE included (stored as f32)",
         "total_upsample": total_upsample,
         "lookahead_samples": lookahead,
         "length_law": f"len = {total_upsample}*T - {lookahead}",
