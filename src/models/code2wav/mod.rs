@@ -155,7 +155,7 @@ impl Code2Wav {
         if t == 0 {
             return Err(CodesError::NoFrames.into());
         }
-        Ok(codes.t()?.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()?)
+        codes.t()?.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()
     }
 
     /// Pre-transformer output `[1, T, hidden]` for frame-major codes.

@@ -219,3 +219,29 @@ pub fn segment_attention(q: &Tensor, k: &Tensor, v: &Tensor, segments: &[usize],
     }
     Tensor::cat(&outs, 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visible(first: usize, n: usize, total: usize, window: Option<usize>) -> Vec<Vec<bool>> {
+        match causal_mask(first, n, total, 1, window, &Device::Cpu).unwrap() {
+            None => vec![vec![true; total]; n],
+            Some(m) => m.to_vec2::<f32>().unwrap().iter().map(|r| r.iter().map(|v| *v == 0.0).collect()).collect(),
+        }
+    }
+
+    #[test]
+    fn sliding_window_sees_the_last_window_keys() {
+        // transformers: key j visible to query i iff i − window < j ≤ i.
+        let rows = visible(0, 6, 6, Some(3));
+        for (i, row) in rows.iter().enumerate() {
+            let want: Vec<bool> = (0..6).map(|j| j <= i && j + 3 > i).collect();
+            assert_eq!(row, &want, "query {i}");
+        }
+        // A single last query: nothing in the future, but the window still hides old keys.
+        assert_eq!(visible(5, 1, 6, Some(3))[0], vec![false, false, false, true, true, true]);
+        assert!(causal_mask(5, 1, 6, 1, None, &Device::Cpu).unwrap().is_none());
+        assert!(causal_mask(2, 1, 3, 1, Some(3), &Device::Cpu).unwrap().is_none());
+    }
+}
