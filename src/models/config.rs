@@ -272,6 +272,7 @@ impl TextConfigFields {
                 qk_norm: true,
                 rms_norm_eps: t.rms_norm_eps,
                 bias: t.attention_bias,
+                sliding_window: None,
             },
             rms_norm_eps: t.rms_norm_eps,
             rope_theta: rope.theta,

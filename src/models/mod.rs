@@ -7,12 +7,14 @@
 //! | [`config`] | config pieces shared by Omni and VL (RoPE, vision, text fields) |
 //! | [`text_decoder`] | the Qwen3 decoder used by the thinker, VL and the talker |
 //! | [`audio_encoder`], [`vision_encoder`] | the encoders |
+//! | [`code2wav`] | Qwen3-Omni's codec decoder (codes → 24 kHz waveform), full and streaming |
 //! | [`multimodal`] | prompt inputs and the merge of encoder features into the prompt |
 //! | [`qwen3_omni`], [`qwen3_vl`] | model assemblies and their position walks |
 //! | [`family`] | recognising a checkpoint and building the right model |
 
 pub mod audio_encoder;
 pub mod checkpoint;
+pub mod code2wav;
 pub mod config;
 pub mod family;
 pub mod layers;

@@ -3,7 +3,8 @@
 //! [`DecoderAttention`] is the causal grouped-query attention of the Qwen3 text decoders
 //! (thinker, Qwen3-VL; later the talker and code predictor): fused q/k/v projection, optional
 //! per-head RMSNorm of q and k *before* RoPE, a KV cache, softmax in f32 (spec §2.2), queries
-//! in blocks so memory stays bounded on long prompts.
+//! in blocks so memory stays bounded on long prompts. Code2Wav's pre-transformer uses the same
+//! layer without q/k norm and with a causal sliding window.
 //!
 //! [`segment_attention`] is the bidirectional attention of the audio and vision towers,
 //! blocked into independent segments (audio windows, vision frame groups).
@@ -28,6 +29,9 @@ pub struct AttentionConfig {
     pub rms_norm_eps: f64,
     /// Biases on q/k/v/o (`attention_bias`).
     pub bias: bool,
+    /// Causal sliding window (`sliding_window`, Code2Wav): query i sees keys j with
+    /// `i − window < j ≤ i`, as transformers' `sliding_window_overlay`. `None`: all past keys.
+    pub sliding_window: Option<usize>,
 }
 
 /// Causal self-attention with grouped KV heads.
@@ -43,11 +47,15 @@ pub struct DecoderAttention {
     num_kv_heads: usize,
     head_dim: usize,
     scale: f64,
+    sliding_window: Option<usize>,
 }
 
 impl DecoderAttention {
     /// Loads `{vb}.{q,k,v,o}_proj` and, with `qk_norm`, `{vb}.{q,k}_norm`.
     pub fn new(cfg: &AttentionConfig, vb: VarBuilder) -> Result<Self> {
+        if cfg.sliding_window == Some(0) {
+            candle_core::bail!("sliding_window 0 would hide every key")
+        }
         if cfg.num_kv_heads == 0 || !cfg.num_heads.is_multiple_of(cfg.num_kv_heads) {
             candle_core::bail!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
@@ -76,6 +84,7 @@ impl DecoderAttention {
             num_kv_heads: cfg.num_kv_heads,
             head_dim: d,
             scale: (d as f64).powf(-0.5),
+            sliding_window: cfg.sliding_window,
         })
     }
 
@@ -117,11 +126,12 @@ impl DecoderAttention {
             let n = block.min(s - q0);
             let qb = q.narrow(2, q0, n)?.reshape((b, self.num_kv_heads, group * n, d))?;
             let scores = (qb.matmul(&kt)? * self.scale)?; // b, Hkv, group·n, T
-            let scores = match causal_mask(past + q0, n, total, group, xs.device())? {
+            let mask = causal_mask(past + q0, n, total, group, self.sliding_window, xs.device())?;
+            let scores = match mask {
                 Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
                 None => scores,
             };
-            let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(xs.dtype())?;
+            let probs = softmax_at_least_f32(&scores)?;
             outs.push(probs.matmul(&v)?.reshape((b, self.num_heads, n, d))?); // b, Hq, n, d
         }
         let out = if outs.len() == 1 { outs.pop().expect("one block") } else { Tensor::cat(&outs, 2)? };
@@ -139,18 +149,41 @@ fn query_block(heads: usize, keys: usize) -> usize {
     (SCORE_BUDGET_BYTES / (4 * heads.max(1) * keys.max(1))).max(1)
 }
 
+/// Softmax over the last dim in f32 for half-precision scores (spec §11.3) and in the scores'
+/// own precision when that is wider (f64 runs stay f64 end to end), cast back to the input dtype.
+fn softmax_at_least_f32(scores: &Tensor) -> Result<Tensor> {
+    let dtype = scores.dtype();
+    if dtype == DType::F64 {
+        return candle_nn::ops::softmax_last_dim(scores);
+    }
+    candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)
+}
+
 /// Additive causal mask for `n` queries at absolute positions `first..first+n` over `total`
 /// keys, repeated for `group` query heads per KV head: `[group·n, total]`, 0 where visible
-/// (key j ≤ query position), −∞ elsewhere. `None` when nothing is masked.
-pub fn causal_mask(first: usize, n: usize, total: usize, group: usize, device: &Device) -> Result<Option<Tensor>> {
-    // Some key lies beyond some query iff the first query is not the last position.
-    if first + 1 >= total {
+/// (key j ≤ query position, and `j > position − window` with a sliding window), −∞
+/// elsewhere. `None` when nothing is masked.
+pub fn causal_mask(
+    first: usize,
+    n: usize,
+    total: usize,
+    group: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Option<Tensor>> {
+    // Some key lies beyond some query iff the first query is not the last position; some key
+    // lies before the window iff the last query's window does not reach key 0.
+    let last = first + n.max(1) - 1;
+    let future_hidden = first + 1 < total;
+    let past_hidden = window.is_some_and(|w| last >= w);
+    if !future_hidden && !past_hidden {
         return Ok(None);
     }
     let mut rows = Vec::with_capacity(n * total);
     for i in 0..n {
         let qi = first + i;
-        rows.extend((0..total).map(|j| if j <= qi { 0f32 } else { f32::NEG_INFINITY }));
+        let oldest = window.map_or(0, |w| (qi + 1).saturating_sub(w));
+        rows.extend((0..total).map(|j| if j <= qi && j >= oldest { 0f32 } else { f32::NEG_INFINITY }));
     }
     let m = Tensor::from_vec(rows, (n, total), device)?;
     Ok(Some(if group > 1 { m.repeat((group, 1))? } else { m }))
@@ -185,4 +218,30 @@ pub fn segment_attention(q: &Tensor, k: &Tensor, v: &Tensor, segments: &[usize],
         start += len;
     }
     Tensor::cat(&outs, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visible(first: usize, n: usize, total: usize, window: Option<usize>) -> Vec<Vec<bool>> {
+        match causal_mask(first, n, total, 1, window, &Device::Cpu).unwrap() {
+            None => vec![vec![true; total]; n],
+            Some(m) => m.to_vec2::<f32>().unwrap().iter().map(|r| r.iter().map(|v| *v == 0.0).collect()).collect(),
+        }
+    }
+
+    #[test]
+    fn sliding_window_sees_the_last_window_keys() {
+        // transformers: key j visible to query i iff i − window < j ≤ i.
+        let rows = visible(0, 6, 6, Some(3));
+        for (i, row) in rows.iter().enumerate() {
+            let want: Vec<bool> = (0..6).map(|j| j <= i && j + 3 > i).collect();
+            assert_eq!(row, &want, "query {i}");
+        }
+        // A single last query: nothing in the future, but the window still hides old keys.
+        assert_eq!(visible(5, 1, 6, Some(3))[0], vec![false, false, false, true, true, true]);
+        assert!(causal_mask(5, 1, 6, 1, None, &Device::Cpu).unwrap().is_none());
+        assert!(causal_mask(2, 1, 3, 1, Some(3), &Device::Cpu).unwrap().is_none());
+    }
 }

@@ -1,4 +1,6 @@
-//! Normalisation layers with the reference's numerics.
+//! Normalisation layers with the reference's numerics. Statistics are taken in f32 for f32 and
+//! half-precision activations (as transformers does) and in f64 for f64 activations, so an f64
+//! run (used to check ill-conditioned random fixtures) stays f64 end to end.
 
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -25,10 +27,19 @@ impl Module for RmsNorm {
             // Same arithmetic as the reference in f32, through candle's fused kernel.
             return candle_nn::ops::rms_norm(xs, &self.weight, self.eps as f32);
         }
-        let xs32 = xs.to_dtype(DType::F32)?;
-        let variance = xs32.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = xs32.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
+        let wide = xs.to_dtype(stats_dtype(dtype))?;
+        let variance = wide.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = wide.broadcast_div(&(variance + self.eps)?.sqrt()?)?;
         normed.to_dtype(dtype)?.broadcast_mul(&self.weight)
+    }
+}
+
+/// Precision of normalisation statistics for activations of `dtype`.
+fn stats_dtype(dtype: DType) -> DType {
+    if dtype == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
     }
 }
 
@@ -50,6 +61,9 @@ impl LayerNorm {
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let dtype = xs.dtype();
+        if dtype == DType::F64 {
+            return candle_nn::ops::layer_norm_slow(xs, &self.weight, &self.bias, self.eps as f32);
+        }
         // torch computes LayerNorm statistics in f32 for half inputs and returns the input dtype.
         let xs32 = xs.to_dtype(DType::F32)?.contiguous()?;
         let w = self.weight.to_dtype(DType::F32)?;

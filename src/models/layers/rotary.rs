@@ -9,7 +9,8 @@
 //!
 //! Tables are computed on the host in f32 exactly as transformers does
 //! (`angle = pos · inv_freq` in f32, then cos/sin) and applied with candle's rotate-half
-//! kernel, which matches `q·cos + rotate_half(q)·sin`.
+//! kernel, which matches `q·cos + rotate_half(q)·sin`. For f64 activations the tables are
+//! computed in f64 instead, so an f64 run (used to check ill-conditioned fixtures) has no f32 step.
 
 use candle_core::{DType, Device, Result, Tensor};
 
@@ -86,6 +87,8 @@ enum Axis {
 #[derive(Debug, Clone)]
 pub struct TextRotary {
     inv_freq: Vec<f32>,
+    /// The same frequencies in f64 (`1 / theta^(2j/dim)`), for f64 activations.
+    inv_freq_f64: Vec<f64>,
     axis: Vec<Axis>,
 }
 
@@ -113,12 +116,16 @@ impl TextRotary {
                     .collect()
             }
         };
-        Ok(Self { inv_freq, axis })
+        let inv_freq_f64 = (0..half).map(|j| 1.0 / theta.powf((2 * j) as f64 / head_dim as f64)).collect();
+        Ok(Self { inv_freq, inv_freq_f64, axis })
     }
 
     /// `(cos, sin)` of shape `[S, head_dim/2]` in `dtype` (the reference casts the tables to
     /// the activation dtype before the multiply).
     pub fn cos_sin(&self, pos: &Positions3d, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+        if dtype == DType::F64 {
+            return self.cos_sin_f64(pos, device);
+        }
         let half = self.inv_freq.len();
         let n = pos.len();
         let mut cos = Vec::with_capacity(n * half);
@@ -138,6 +145,31 @@ impl TextRotary {
         let cos = Tensor::from_vec(cos, (n, half), device)?.to_dtype(dtype)?;
         let sin = Tensor::from_vec(sin, (n, half), device)?.to_dtype(dtype)?;
         Ok((cos, sin))
+    }
+}
+
+impl TextRotary {
+    fn position(&self, pos: &Positions3d, i: usize, j: usize) -> f32 {
+        match self.axis[j] {
+            Axis::T => pos.t[i],
+            Axis::H => pos.h[i],
+            Axis::W => pos.w[i],
+        }
+    }
+
+    /// [`Self::cos_sin`] in f64 throughout.
+    fn cos_sin_f64(&self, pos: &Positions3d, device: &Device) -> Result<(Tensor, Tensor)> {
+        let (n, half) = (pos.len(), self.inv_freq_f64.len());
+        let mut cos = Vec::with_capacity(n * half);
+        let mut sin = Vec::with_capacity(n * half);
+        for i in 0..n {
+            for (j, &f) in self.inv_freq_f64.iter().enumerate() {
+                let angle = self.position(pos, i, j) as f64 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Ok((Tensor::from_vec(cos, (n, half), device)?, Tensor::from_vec(sin, (n, half), device)?))
     }
 }
 

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use crate::models::audio_encoder::AudioEncoderConfig;
+use crate::models::code2wav::Code2WavConfig;
 use crate::models::config::{TextConfigFields, VisionConfig};
 use crate::models::layers::moe::ExpertStorage;
 use crate::models::text_decoder::TextDecoderConfig;
@@ -17,8 +18,9 @@ pub struct Qwen3OmniMoeConfig {
     /// Parsed by the speech path; kept verbatim here.
     #[serde(default)]
     pub talker_config: Option<serde_json::Value>,
+    /// The codec decoder (present, with defaults, even in thinker-only checkpoints).
     #[serde(default)]
-    pub code2wav_config: Option<serde_json::Value>,
+    pub code2wav_config: Option<Code2WavConfig>,
     /// False for the Thinking and Captioner checkpoints (thinker weights only).
     #[serde(default = "yes")]
     pub enable_audio_output: bool,

@@ -1,0 +1,160 @@
+//! The waveform decoder (spec §8.5–8.6; `code2wav.decoder.*`): a causal conv into
+//! `decoder_dim` channels, one block per `upsample_rates` entry (SnakeBeta → causal transposed
+//! conv ×rate halving the channels → residual units with dilations 1, 3, 9), SnakeBeta and a
+//! causal conv down to one channel. The final clamp is left to the caller.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::config::Code2WavConfig;
+use crate::models::layers::conv::{CausalConv1d, CausalConvTranspose1d};
+
+/// Kernel of every non-transposed decoder conv except the 1×1 ones.
+const KERNEL: usize = 7;
+/// Dilations of the three residual units in each block.
+const DILATIONS: [usize; 3] = [1, 3, 9];
+/// Added to `exp(β)` before dividing (`no_div_by_zero` in the reference).
+const SNAKE_EPS: f64 = 1e-9;
+
+/// SnakeBeta: `x + sin²(x·e^α) / (e^β + 1e-9)` per channel. The checkpoint stores α and β as
+/// logarithms; the exponentials are taken once at load.
+#[derive(Debug, Clone)]
+struct SnakeBeta {
+    /// `e^α` as `[1, C, 1]`.
+    alpha: Tensor,
+    /// `1 / (e^β + 1e-9)` as `[1, C, 1]`.
+    inv_beta: Tensor,
+}
+
+impl SnakeBeta {
+    fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
+        let alpha = vb.get(ch, "alpha")?.exp()?.reshape((1, ch, 1))?;
+        let inv_beta = (vb.get(ch, "beta")?.exp()? + SNAKE_EPS)?.recip()?.reshape((1, ch, 1))?;
+        Ok(Self { alpha, inv_beta })
+    }
+}
+
+impl Module for SnakeBeta {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let s = xs.broadcast_mul(&self.alpha)?.sin()?.sqr()?;
+        xs + s.broadcast_mul(&self.inv_beta)?
+    }
+}
+
+/// `x + conv2(snake2(conv1(snake1(x))))`, conv1 k=7 dilated, conv2 1×1.
+#[derive(Debug, Clone)]
+struct ResidualUnit {
+    act1: SnakeBeta,
+    conv1: CausalConv1d,
+    act2: SnakeBeta,
+    conv2: CausalConv1d,
+}
+
+impl ResidualUnit {
+    fn new(ch: usize, dilation: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            act1: SnakeBeta::new(ch, vb.pp("act1"))?,
+            conv1: CausalConv1d::new(ch, ch, KERNEL, dilation, 1, vb.pp("conv1").pp("conv"))?,
+            act2: SnakeBeta::new(ch, vb.pp("act2"))?,
+            conv2: CausalConv1d::new(ch, ch, 1, 1, 1, vb.pp("conv2").pp("conv"))?,
+        })
+    }
+}
+
+impl Module for ResidualUnit {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let h = self.conv1.forward(&self.act1.forward(xs)?)?;
+        xs + self.conv2.forward(&self.act2.forward(&h)?)?
+    }
+}
+
+/// `decoder.{i+1}.block`: SnakeBeta, transposed conv (k = 2·rate, stride rate), 3 residual units.
+#[derive(Debug, Clone)]
+struct DecoderBlock {
+    snake: SnakeBeta,
+    up: CausalConvTranspose1d,
+    units: Vec<ResidualUnit>,
+}
+
+impl DecoderBlock {
+    fn new(in_ch: usize, out_ch: usize, rate: usize, vb: VarBuilder) -> Result<Self> {
+        let vb = vb.pp("block");
+        let units = DILATIONS
+            .iter()
+            .enumerate()
+            .map(|(j, &d)| ResidualUnit::new(out_ch, d, vb.pp(2 + j)))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            snake: SnakeBeta::new(in_ch, vb.pp(0))?,
+            up: CausalConvTranspose1d::new(in_ch, out_ch, 2 * rate, rate, vb.pp(1).pp("conv"))?,
+            units,
+        })
+    }
+}
+
+impl Module for DecoderBlock {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut xs = self.up.forward(&self.snake.forward(xs)?)?;
+        for unit in &self.units {
+            xs = unit.forward(&xs)?;
+        }
+        Ok(xs)
+    }
+}
+
+/// The decoder weights.
+#[derive(Debug, Clone)]
+pub struct WaveDecoder {
+    conv_in: CausalConv1d,
+    blocks: Vec<DecoderBlock>,
+    snake_out: SnakeBeta,
+    conv_out: CausalConv1d,
+}
+
+impl WaveDecoder {
+    /// `vb` points at `code2wav.decoder` (a flat list: 0 conv, 1..=n blocks, n+1 SnakeBeta, n+2 conv).
+    pub fn new(cfg: &Code2WavConfig, vb: VarBuilder) -> Result<Self> {
+        let n = cfg.upsample_rates.len();
+        let conv_in = CausalConv1d::new(cfg.hidden_size, cfg.decoder_dim, KERNEL, 1, 1, vb.pp(0).pp("conv"))?;
+        let blocks = cfg
+            .upsample_rates
+            .iter()
+            .enumerate()
+            .map(|(i, &rate)| {
+                let (c_in, c_out) = (cfg.decoder_dim >> i, cfg.decoder_dim >> (i + 1));
+                DecoderBlock::new(c_in, c_out, rate, vb.pp(i + 1))
+            })
+            .collect::<Result<_>>()?;
+        let out_ch = cfg.decoder_dim >> n;
+        Ok(Self {
+            conv_in,
+            blocks,
+            snake_out: SnakeBeta::new(out_ch, vb.pp(n + 1))?,
+            conv_out: CausalConv1d::new(out_ch, 1, KERNEL, 1, 1, vb.pp(n + 2).pp("conv"))?,
+        })
+    }
+
+    /// Left receptive field in codec frames, for input at `in_rate` samples per frame.
+    /// The transposed convs reach forward (one frame of look-ahead), never back.
+    pub fn left_reach_frames(&self, in_rate: usize, rates: &[usize]) -> f64 {
+        let mut rate = in_rate;
+        let mut reach = self.conv_in.left_reach() as f64 / rate as f64;
+        for (block, &r) in self.blocks.iter().zip(rates) {
+            rate *= r;
+            reach += block.units.iter().map(|u| (u.conv1.left_reach() + u.conv2.left_reach()) as f64).sum::<f64>()
+                / rate as f64;
+        }
+        reach + self.conv_out.left_reach() as f64 / rate as f64
+    }
+}
+
+impl Module for WaveDecoder {
+    /// `[B, hidden, L]` → `[B, 1, L·Π rates − look-ahead]`, before the clamp.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut xs = self.conv_in.forward(xs)?;
+        for block in &self.blocks {
+            xs = block.forward(&xs)?;
+        }
+        self.conv_out.forward(&self.snake_out.forward(&xs)?)
+    }
+}
