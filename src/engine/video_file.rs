@@ -63,6 +63,12 @@ mod with_ffmpeg {
         Ok(MediaItem::Video(VideoClip { frames, fps: req.fps, audio }))
     }
 
+    /// Longest audio one request decodes: an hour is 230 MB of 16 kHz `f32` and 90,000 audio tokens,
+    /// beyond any model's context; longer recordings go through windows (`--video-start`/`--video-end`,
+    /// video jobs). Longer tracks are refused before decoding when their length is declared, and as soon
+    /// as the hour is passed when it is not.
+    pub const MAX_AUDIO_S: f64 = 3600.0;
+
     /// Decodes the audio of `path` from `start_s` to `end_s` (or the end) as mono at `rate_hz`.
     pub fn load_audio_track(
         path: &Path,
@@ -70,7 +76,7 @@ mod with_ffmpeg {
         start_s: f64,
         end_s: Option<f64>,
     ) -> Result<Vec<f32>, MediaError> {
-        let req = AudioRequest { rate_hz, start_s, end_s, ..AudioRequest::whole(rate_hz) };
+        let req = AudioRequest { rate_hz, start_s, end_s, max_duration_s: MAX_AUDIO_S };
         Ok(decode_audio(path, &req)?.samples)
     }
 
