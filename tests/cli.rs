@@ -373,41 +373,14 @@ fn ask_on_a_video_file_matches_the_reference_for_its_frames_and_sound() {
 
     // A window of the file: the second half holds 3 frames, so fewer prompt tokens; a window past the
     // end is refused with the file's length.
-    let half = json_of(&omnid(&[
-        "ask",
-        "--json",
-        "--greedy",
-        "--model",
-        &dir,
-        "--max-tokens",
-        "1",
-        "--video",
-        file_str,
-        "--video-start",
-        "1",
-        "--video-min-pixels",
-        "1024",
-        "--video-max-pixels",
-        "4096",
-        "x",
-    ]));
-    let whole = json_of(&omnid(&[
-        "ask",
-        "--json",
-        "--greedy",
-        "--model",
-        &dir,
-        "--max-tokens",
-        "1",
-        "--video",
-        file_str,
-        "--video-min-pixels",
-        "1024",
-        "--video-max-pixels",
-        "4096",
-        "x",
-    ]));
-    assert!(half["prompt_tokens"].as_u64() < whole["prompt_tokens"].as_u64(), "{half} vs {whole}");
+    let prompt_tokens = |window: &[&str]| {
+        let mut args = vec!["ask", "--json", "--greedy", "--model", &dir, "--max-tokens", "1", "--video", file_str];
+        args.extend_from_slice(window);
+        args.extend_from_slice(&["--video-min-pixels", "1024", "--video-max-pixels", "4096", "x"]);
+        json_of(&omnid(&args))["prompt_tokens"].as_u64().unwrap()
+    };
+    let (half, whole) = (prompt_tokens(&["--video-start", "1"]), prompt_tokens(&[]));
+    assert!(half < whole, "{half} vs {whole} prompt tokens");
     let o = omnid(&["ask", "--model", &dir, "--video", file_str, "--video-start", "5", "x"]);
     assert_clean_error(&o, &["vid_0.mkv", "window starts at 5.000 s but the video is 2.000 s long"]);
     let _ = std::fs::remove_file(file);
