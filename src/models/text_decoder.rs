@@ -2,7 +2,8 @@
 //! its own config — the talker: token embedding, pre-norm decoder layers (GQA attention with
 //! q/k norm and interleaved MRoPE; dense SwiGLU or sparse MoE FFN), final RMSNorm, lm_head
 //! (spec §2). DeepStack visual features are added to the visual positions after the first
-//! layers (spec §5.7).
+//! layers (spec §5.7). [`DecoderStack`] is the same decoder without embedding and head, for
+//! the code predictor (dense layers, plain 1-D RoPE, its own embeddings and heads).
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -97,9 +98,17 @@ pub struct DeepStack {
 #[derive(Debug, Clone)]
 pub struct TextDecoder {
     embed_tokens: Tensor,
+    stack: DecoderStack,
+    lm_head: Linear,
+}
+
+/// The decoder layers, final RMSNorm and rotary tables without the token embedding and the
+/// head: what [`TextDecoder`] wraps, and what the code predictor runs directly (it embeds its
+/// inputs from several codec tables and has one head per codebook, spec §7.5).
+#[derive(Debug, Clone)]
+pub struct DecoderStack {
     layers: Vec<DecoderLayer>,
     norm: RmsNorm,
-    lm_head: Linear,
     rotary: TextRotary,
     cfg: TextDecoderConfig,
 }
@@ -110,6 +119,68 @@ impl TextDecoder {
     pub fn new(cfg: &TextDecoderConfig, vb: VarBuilder, vb_head: VarBuilder) -> Result<Self> {
         let h = cfg.hidden_size;
         let embed_tokens = vb.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?;
+        let stack = DecoderStack::new(cfg, vb)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::from_weights(embed_tokens.clone(), None)
+        } else {
+            Linear::new(h, cfg.vocab_size, false, vb_head)?
+        };
+        Ok(Self { embed_tokens, stack, lm_head })
+    }
+
+    /// The config this decoder was built from.
+    pub fn config(&self) -> &TextDecoderConfig {
+        &self.stack.cfg
+    }
+
+    /// A fresh cache for one sequence of up to `positions` tokens (it grows past that if needed).
+    pub fn new_cache(&self, positions: usize) -> DecoderCache {
+        self.stack.new_cache(positions)
+    }
+
+    /// Activation dtype (that of the weights).
+    pub fn dtype(&self) -> DType {
+        self.embed_tokens.dtype()
+    }
+
+    /// Device of the weights.
+    pub fn device(&self) -> &Device {
+        self.embed_tokens.device()
+    }
+
+    /// Embeds token ids `[S]` → `[S, hidden]`. Ids must be below `vocab_size`.
+    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        let vocab = self.stack.cfg.vocab_size;
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
+            candle_core::bail!("token id {bad} is outside the model's vocabulary of {vocab}")
+        }
+        let idx = Tensor::new(ids, self.embed_tokens.device())?;
+        self.embed_tokens.index_select(&idx, 0)
+    }
+
+    /// Runs the layers over `embeds: [1, S, hidden]` at positions `pos` (S entries),
+    /// appending to `cache`; returns the final-norm hidden states `[1, S, hidden]`.
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        pos: &Positions3d,
+        cache: &mut DecoderCache,
+        deepstack: Option<&DeepStack>,
+    ) -> Result<Tensor> {
+        self.stack.forward(embeds, pos, cache, deepstack)
+    }
+
+    /// Logits `[.., vocab]` of final-norm hidden states.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        self.lm_head.forward(hidden)
+    }
+}
+
+impl DecoderStack {
+    /// `vb` points at the module holding `layers.{i}` and `norm` (`cfg.vocab_size` and
+    /// `cfg.tie_word_embeddings` are not used here).
+    pub fn new(cfg: &TextDecoderConfig, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
         let mut layers = Vec::with_capacity(cfg.layers.len());
         for (i, ffn) in cfg.layers.iter().enumerate() {
             let lv = vb.pp("layers").pp(i);
@@ -126,22 +197,15 @@ impl TextDecoder {
                 mlp,
             });
         }
-        let lm_head = if cfg.tie_word_embeddings {
-            Linear::from_weights(embed_tokens.clone(), None)
-        } else {
-            Linear::new(h, cfg.vocab_size, false, vb_head)?
-        };
         Ok(Self {
-            embed_tokens,
             layers,
             norm: RmsNorm::new(h, cfg.rms_norm_eps, vb.pp("norm"))?,
-            lm_head,
             rotary: TextRotary::new(cfg.attention.head_dim, cfg.rope_theta, cfg.mrope_section.as_deref())?,
             cfg: cfg.clone(),
         })
     }
 
-    /// The config this decoder was built from.
+    /// The config this stack was built from.
     pub fn config(&self) -> &TextDecoderConfig {
         &self.cfg
     }
@@ -149,25 +213,6 @@ impl TextDecoder {
     /// A fresh cache for one sequence of up to `positions` tokens (it grows past that if needed).
     pub fn new_cache(&self, positions: usize) -> DecoderCache {
         DecoderCache { layers: (0..self.layers.len()).map(|_| KvCache::with_capacity(positions)).collect() }
-    }
-
-    /// Activation dtype (that of the weights).
-    pub fn dtype(&self) -> DType {
-        self.embed_tokens.dtype()
-    }
-
-    /// Device of the weights.
-    pub fn device(&self) -> &Device {
-        self.embed_tokens.device()
-    }
-
-    /// Embeds token ids `[S]` → `[S, hidden]`. Ids must be below `vocab_size`.
-    pub fn embed(&self, ids: &[u32]) -> Result<Tensor> {
-        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.cfg.vocab_size) {
-            candle_core::bail!("token id {bad} is outside the model's vocabulary of {}", self.cfg.vocab_size)
-        }
-        let idx = Tensor::new(ids, self.embed_tokens.device())?;
-        self.embed_tokens.index_select(&idx, 0)
     }
 
     /// Runs the layers over `embeds: [1, S, hidden]` at positions `pos` (S entries),
@@ -209,10 +254,5 @@ impl TextDecoder {
             }
         }
         self.norm.forward(&xs)
-    }
-
-    /// Logits `[.., vocab]` of final-norm hidden states.
-    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        self.lm_head.forward(hidden)
     }
 }

@@ -1,6 +1,7 @@
-//! Qwen3-Omni (`Qwen3OmniMoeForConditionalGeneration`): config mirror, the thinker, and its
-//! TMRoPE position walk. The talker, code predictor and Code2Wav join here with speech output.
+//! Qwen3-Omni (`Qwen3OmniMoeForConditionalGeneration`): config mirror, the thinker, its TMRoPE
+//! position walk, and the talker's code predictor. The talker LM joins here with speech output.
 
+pub mod code_predictor;
 pub mod config;
 pub mod positions;
 pub mod thinker;
