@@ -71,8 +71,7 @@ fn greedy_parity(m: &CodePredictor) -> f32 {
             })
             .unwrap();
         assert_eq!(groups, (1..=m.num_residual_codes()).collect::<Vec<_>>(), "sampler called per codebook in order");
-        let want: Vec<u32> = want_tokens[case].iter().map(|&t| t as u32).collect();
-        assert_eq!(tokens, want, "case {case} (c0 {c0}): greedy tokens");
+        // Logits first: a wrong token changes every later step, and the logit difference says more.
         for (step, got) in logits.iter().enumerate() {
             let want: Vec<f32> = want_logits.get(case).unwrap().get(step).unwrap().to_vec1().unwrap();
             assert_eq!(got.len(), want.len());
@@ -80,6 +79,8 @@ fn greedy_parity(m: &CodePredictor) -> f32 {
             worst = worst.max(d);
             assert!(d <= TOL, "case {case} (c0 {c0}) step {step}: max |Δ logits| {d:.3e}");
         }
+        let want: Vec<u32> = want_tokens[case].iter().map(|&t| t as u32).collect();
+        assert_eq!(tokens, want, "case {case} (c0 {c0}): greedy tokens");
     }
     worst
 }
