@@ -18,6 +18,9 @@ G - 1 = 3 residual codes per frame; 15 in the real model):
   tokens        int64 [N, G - 1]         greedy c1 .. c_{G-1}
   logits        f32   [N, G - 1, vocab]  raw logits of each step (step g - 1 produces c_g)
   e_talker_c0   f32   [N, hidden]        E_talker(c0), the second prefill row (a weight lookup, for debugging)
+  codec_sum     f32   [N, hidden]        the codec part of the talker's next input row (spec §7.5 step 3),
+                                         built as the talker builds it: E_talker(c0) + the predictor's step
+                                         inputs (`hidden_states[1:][0]`) + codec_embedding[G-2](c_{G-1})
 
 and the metadata (versions, margins, planted-bug effects) in the safetensors header.
 
@@ -116,6 +119,16 @@ def generate(model, emb, h_last, c0, groups):
     return tokens, logits
 
 
+def codec_sum(model, emb, h_last, c0, groups):
+    """The codec rows of the talker's next input, as `prepare_inputs_for_generation` sums them."""
+    rows = torch.cat([h_last[None, None, :], emb[c0][None, None, :]], dim=1)
+    res = model.generate(inputs_embeds=rows, max_new_tokens=groups - 1, do_sample=False, output_hidden_states=True,
+                         return_dict_in_generate=True)
+    mid = [hid[0] for hid in res.hidden_states[1:]]
+    last = model.get_input_embeddings()[-1](res.sequences[..., -1:])
+    return torch.cat([emb[c0][None, None, :]] + mid + [last], dim=1).sum(1)[0]
+
+
 def manual(model, emb, h_last, c0, groups):
     """The per-frame procedure written out (spec §7.5), with a fresh cache."""
     cache = DynamicCache(config=model.config)
@@ -145,7 +158,7 @@ def main():
     h_all = torch.from_numpy(rng.standard_normal((CASES, hidden))).to(torch.float32)
     c0_all = [0, codebook - 1] + [int(c) for c in rng.integers(0, codebook, size=CASES - 2)]
 
-    out_tokens, out_logits, margins, f64_diff, planted = [], [], [], 0.0, {}
+    out_tokens, out_logits, out_sums, margins, f64_diff, planted = [], [], [], [], 0.0, {}
     with torch.no_grad():
         for h_last, c0 in zip(h_all, c0_all):
             tokens, logits = generate(model, emb, h_last, c0, groups)
@@ -159,6 +172,7 @@ def main():
             margins.append([round(float(v), 6) for v in top2[:, 0] - top2[:, 1]])
             out_tokens.append(tokens)
             out_logits.append(logits)
+            out_sums.append(codec_sum(model, emb, h_last, c0, groups))
 
         # Planted bugs: how far each would move the recorded logits (the Rust test tolerance is 1e-4).
         def effect(run):
@@ -184,6 +198,7 @@ def main():
         "tokens": torch.stack(out_tokens).to(torch.int64).contiguous(),
         "logits": torch.stack(out_logits).to(torch.float32).contiguous(),
         "e_talker_c0": emb[torch.tensor(c0_all)].contiguous(),
+        "codec_sum": torch.stack(out_sums).contiguous(),
     }
     metadata = {
         "transformers_version": transformers.__version__,

@@ -140,6 +140,27 @@ fn bad_inputs_are_clear_errors() {
 }
 
 #[test]
+fn frame_codec_sum_matches_the_talkers_next_input() {
+    let m = model_f32();
+    let r = reference();
+    let c0_all: Vec<i64> = r["c0"].to_vec1().unwrap();
+    let tokens: Vec<Vec<i64>> = r["tokens"].to_vec2().unwrap();
+    let mut worst = 0f32;
+    for (case, &c0) in c0_all.iter().enumerate() {
+        let codes: Vec<u32> = tokens[case].iter().map(|&t| t as u32).collect();
+        let got: Vec<f32> = m.frame_codec_sum(c0 as u32, &codes).unwrap().to_vec1().unwrap();
+        let want: Vec<f32> = r["codec_sum"].get(case).unwrap().to_vec1().unwrap();
+        let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        worst = worst.max(d);
+        assert!(d <= TOL, "case {case}: max |Δ| {d:.3e}");
+    }
+    eprintln!("frame codec sum: max |Δ| {worst:.3e}");
+    let e = m.frame_codec_sum(0, &[1]).unwrap_err().to_string();
+    assert!(e.contains("residual codes"), "{e}");
+    assert!(m.frame_codec_sum(m.codebook_size() as u32, &[0; 3]).is_err());
+}
+
+#[test]
 fn residual_embeddings_for_the_talker() {
     let m = model_f32();
     let last = m.num_residual_codes();

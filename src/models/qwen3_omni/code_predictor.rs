@@ -11,7 +11,7 @@
 //! * for g = 2..G−1: one row `codec_embedding.{g−2}(c_{g−1})` → `lm_head.{g−1}` → `c_g`.
 //!
 //! The last table, `codec_embedding.{G−2}`, is never an input here: the talker uses it to embed
-//! `c_{G−1}` for its next input row ([`CodePredictor::residual_embedding`]).
+//! `c_{G−1}` for its next input row ([`CodePredictor::frame_codec_sum`]).
 //!
 //! Tokens are chosen by a caller-supplied function of the logits (the engine's sampler: greedy
 //! when the talker is greedy, else top-k 50, top-p 0.8, temperature 1, spec §7.6), so this
@@ -146,6 +146,23 @@ impl CodePredictor {
             .into());
         }
         self.codec_embedding[group - 1].get(code as usize)
+    }
+
+    /// The codec part of the talker's next input row for a finished frame (spec §7.5 step 3):
+    /// `E_talker(c0) + Σ_g codec_embedding.{g−1}(c_g)` over `codes = [c1 .. c_{G−1}]`, `[hidden]`.
+    /// The talker adds its text-track row to this.
+    pub fn frame_codec_sum(&self, c0: u32, codes: &[u32]) -> Result<Tensor> {
+        if c0 as usize >= self.codebook_size {
+            return Err(CodePredictorError::C0OutOfRange { c0, codebook_size: self.codebook_size }.into());
+        }
+        if codes.len() != self.num_residual_codes() {
+            candle_core::bail!("a frame has {} residual codes, got {}", self.num_residual_codes(), codes.len())
+        }
+        let mut sum = self.talker_codec_embedding.get(c0 as usize)?;
+        for (i, &code) in codes.iter().enumerate() {
+            sum = (sum + self.residual_embedding(i + 1, code)?)?;
+        }
+        Ok(sum)
     }
 
     /// Predicts codes `c1 .. c_{G−1}` of one frame from the talker's final-norm hidden state
