@@ -1,7 +1,7 @@
 //! Attention layers.
 //!
 //! [`DecoderAttention`] is the causal grouped-query attention of the Qwen3 text decoders
-//! (thinker, Qwen3-VL; later the talker and code predictor): fused q/k/v projection, optional
+//! (thinker, Qwen3-VL, the code predictor; later the talker): fused q/k/v projection, optional
 //! per-head RMSNorm of q and k *before* RoPE, a KV cache, softmax in f32 (spec §2.2), queries
 //! in blocks so memory stays bounded on long prompts. Code2Wav's pre-transformer uses the same
 //! layer without q/k norm and with a causal sliding window.
