@@ -21,64 +21,34 @@ use super::layers::norm::LayerNorm;
 /// `thinker_config.audio_config` (`qwen3_omni_moe_audio_encoder`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct AudioEncoderConfig {
-    #[serde(default = "d128")]
+    #[serde(default = "crate::models::config::default_usize::<128>")]
     pub num_mel_bins: usize,
-    #[serde(default = "d32", alias = "num_hidden_layers")]
+    #[serde(default = "crate::models::config::default_usize::<32>", alias = "num_hidden_layers")]
     pub encoder_layers: usize,
-    #[serde(default = "d20", alias = "num_attention_heads")]
+    #[serde(default = "crate::models::config::default_usize::<20>", alias = "num_attention_heads")]
     pub encoder_attention_heads: usize,
-    #[serde(default = "d5120", alias = "intermediate_size")]
+    #[serde(default = "crate::models::config::default_usize::<5120>", alias = "intermediate_size")]
     pub encoder_ffn_dim: usize,
-    #[serde(default = "d1280", alias = "hidden_size")]
+    #[serde(default = "crate::models::config::default_usize::<1280>", alias = "hidden_size")]
     pub d_model: usize,
     #[serde(default = "gelu")]
     pub activation_function: Activation,
     #[serde(default)]
     pub scale_embedding: bool,
-    #[serde(default = "d1500")]
+    #[serde(default = "crate::models::config::default_usize::<1500>")]
     pub max_source_positions: usize,
     /// Half a chunk, in mel frames (chunks are `2·n_window` = 100 frames = 1 s).
-    #[serde(default = "d50")]
+    #[serde(default = "crate::models::config::default_usize::<50>")]
     pub n_window: usize,
-    #[serde(default = "d3584")]
+    #[serde(default = "crate::models::config::default_usize::<3584>")]
     pub output_dim: usize,
     /// Attention window in mel frames (800 = 8 s in the real model).
-    #[serde(default = "d800")]
+    #[serde(default = "crate::models::config::default_usize::<800>")]
     pub n_window_infer: usize,
-    #[serde(default = "d480")]
+    #[serde(default = "crate::models::config::default_usize::<480>")]
     pub downsample_hidden_size: usize,
 }
 
-fn d20() -> usize {
-    20
-}
-fn d32() -> usize {
-    32
-}
-fn d50() -> usize {
-    50
-}
-fn d128() -> usize {
-    128
-}
-fn d480() -> usize {
-    480
-}
-fn d800() -> usize {
-    800
-}
-fn d1280() -> usize {
-    1280
-}
-fn d1500() -> usize {
-    1500
-}
-fn d3584() -> usize {
-    3584
-}
-fn d5120() -> usize {
-    5120
-}
 fn gelu() -> Activation {
     Activation::GeluErf
 }

@@ -63,27 +63,27 @@ impl RopeFields {
 /// The vision tower config (`thinker_config.vision_config` in Omni, `vision_config` in VL).
 #[derive(Debug, Clone, Deserialize)]
 pub struct VisionConfig {
-    #[serde(default = "d27", alias = "num_hidden_layers")]
+    #[serde(default = "crate::models::config::default_usize::<27>", alias = "num_hidden_layers")]
     pub depth: usize,
-    #[serde(default = "d1152")]
+    #[serde(default = "crate::models::config::default_usize::<1152>")]
     pub hidden_size: usize,
     #[serde(default = "gelu_tanh")]
     pub hidden_act: Activation,
-    #[serde(default = "d4304")]
+    #[serde(default = "crate::models::config::default_usize::<4304>")]
     pub intermediate_size: usize,
-    #[serde(default = "d16", alias = "num_attention_heads")]
+    #[serde(default = "crate::models::config::default_usize::<16>", alias = "num_attention_heads")]
     pub num_heads: usize,
-    #[serde(default = "d3")]
+    #[serde(default = "crate::models::config::default_usize::<3>")]
     pub in_channels: usize,
-    #[serde(default = "d16")]
+    #[serde(default = "crate::models::config::default_usize::<16>")]
     pub patch_size: usize,
-    #[serde(default = "d2")]
+    #[serde(default = "crate::models::config::default_usize::<2>")]
     pub spatial_merge_size: usize,
-    #[serde(default = "d2")]
+    #[serde(default = "crate::models::config::default_usize::<2>")]
     pub temporal_patch_size: usize,
-    #[serde(default = "d3584")]
+    #[serde(default = "crate::models::config::default_usize::<3584>")]
     pub out_hidden_size: usize,
-    #[serde(default = "d2304")]
+    #[serde(default = "crate::models::config::default_usize::<2304>")]
     pub num_position_embeddings: usize,
     #[serde(default = "deepstack_default")]
     pub deepstack_visual_indexes: Vec<usize>,
@@ -125,33 +125,15 @@ impl VisionConfig {
     }
 }
 
-fn d2() -> usize {
-    2
-}
-fn d3() -> usize {
-    3
-}
-fn d16() -> usize {
-    16
-}
-fn d27() -> usize {
-    27
-}
-fn d1152() -> usize {
-    1152
-}
-fn d2304() -> usize {
-    2304
-}
-fn d3584() -> usize {
-    3584
-}
-fn d4304() -> usize {
-    4304
-}
 fn gelu_tanh() -> Activation {
     Activation::GeluTanh
 }
+/// Serde default for a `usize` field of a config mirror, written in place of one function per value:
+/// `#[serde(default = "crate::models::config::default_usize::<16>")]`.
+pub(crate) const fn default_usize<const N: usize>() -> usize {
+    N
+}
+
 fn deepstack_default() -> Vec<usize> {
     vec![8, 16, 24]
 }

@@ -12,18 +12,18 @@ use crate::models::layers::attention::AttentionConfig;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Code2WavConfig {
     /// Entries per codebook; codes must be below this.
-    #[serde(default = "d2048")]
+    #[serde(default = "crate::models::config::default_usize::<2048>")]
     pub codebook_size: usize,
     /// Codebooks per frame (the talker's code groups).
-    #[serde(default = "d16")]
+    #[serde(default = "crate::models::config::default_usize::<16>")]
     pub num_quantizers: usize,
-    #[serde(default = "d1024")]
+    #[serde(default = "crate::models::config::default_usize::<1024>")]
     pub hidden_size: usize,
-    #[serde(default = "d8")]
+    #[serde(default = "crate::models::config::default_usize::<8>")]
     pub num_hidden_layers: usize,
-    #[serde(default = "d16")]
+    #[serde(default = "crate::models::config::default_usize::<16>")]
     pub num_attention_heads: usize,
-    #[serde(default = "d16")]
+    #[serde(default = "crate::models::config::default_usize::<16>")]
     pub num_key_value_heads: usize,
     /// Not a declared field; transformers falls back to `hidden_size / num_attention_heads`.
     #[serde(default)]
@@ -31,9 +31,9 @@ pub struct Code2WavConfig {
     #[serde(default)]
     pub attention_bias: bool,
     /// Causal attention window of the pre-transformer, in frames.
-    #[serde(default = "d72")]
+    #[serde(default = "crate::models::config::default_usize::<72>")]
     pub sliding_window: usize,
-    #[serde(default = "d3072")]
+    #[serde(default = "crate::models::config::default_usize::<3072>")]
     pub intermediate_size: usize,
     #[serde(default = "silu")]
     pub hidden_act: Activation,
@@ -42,7 +42,7 @@ pub struct Code2WavConfig {
     pub layer_scale_initial_scale: f64,
     #[serde(default = "eps")]
     pub rms_norm_eps: f64,
-    #[serde(default = "d8000")]
+    #[serde(default = "crate::models::config::default_usize::<8000>")]
     pub max_position_embeddings: usize,
     /// Decoder-block upsampling factors (transposed conv stride; kernel 2·rate).
     #[serde(default = "rates")]
@@ -51,7 +51,7 @@ pub struct Code2WavConfig {
     #[serde(default = "ratios")]
     pub upsampling_ratios: Vec<usize>,
     /// Channels entering the first decoder block; halved by every block.
-    #[serde(default = "d1536")]
+    #[serde(default = "crate::models::config::default_usize::<1536>")]
     pub decoder_dim: usize,
     #[serde(flatten)]
     pub rope: RopeFields,
@@ -142,30 +142,6 @@ impl Code2WavConfig {
 /// transformers' default RoPE base when a config names none.
 const DEFAULT_ROPE_THETA: f64 = 10_000.0;
 
-fn d8() -> usize {
-    8
-}
-fn d16() -> usize {
-    16
-}
-fn d72() -> usize {
-    72
-}
-fn d1024() -> usize {
-    1024
-}
-fn d1536() -> usize {
-    1536
-}
-fn d2048() -> usize {
-    2048
-}
-fn d3072() -> usize {
-    3072
-}
-fn d8000() -> usize {
-    8000
-}
 fn silu() -> Activation {
     Activation::Silu
 }

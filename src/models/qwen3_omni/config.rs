@@ -121,7 +121,7 @@ pub struct TalkerConfig {
     pub code_predictor_config: CodePredictorConfig,
     /// Codebooks per 80 ms frame: codebook 0 from the talker, the rest from the code predictor
     /// (16 in the real model; the class default is 32).
-    #[serde(default = "d32")]
+    #[serde(default = "crate::models::config::default_usize::<32>")]
     pub num_code_groups: usize,
     /// The talker LM (`Qwen3OmniMoeTalkerTextConfig`), verbatim.
     #[serde(default)]
@@ -150,16 +150,16 @@ impl TalkerConfig {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CodePredictorConfig {
     /// Entries per residual codebook (2048; equals Code2Wav's `codebook_size`).
-    #[serde(default = "d2048")]
+    #[serde(default = "crate::models::config::default_usize::<2048>")]
     pub vocab_size: usize,
     /// Must equal the talker's hidden size: the talker's hidden state is its first input row.
-    #[serde(default = "d1024")]
+    #[serde(default = "crate::models::config::default_usize::<1024>")]
     pub hidden_size: usize,
-    #[serde(default = "d3072")]
+    #[serde(default = "crate::models::config::default_usize::<3072>")]
     pub intermediate_size: usize,
-    #[serde(default = "d5")]
+    #[serde(default = "crate::models::config::default_usize::<5>")]
     pub num_hidden_layers: usize,
-    #[serde(default = "d16")]
+    #[serde(default = "crate::models::config::default_usize::<16>")]
     pub num_attention_heads: usize,
     /// `None` means `num_attention_heads` (transformers' `__post_init__`).
     #[serde(default = "some8")]
@@ -175,14 +175,14 @@ pub struct CodePredictorConfig {
     /// Only consulted for `sliding_attention` layers, which omnid does not support.
     #[serde(default)]
     pub sliding_window: Option<usize>,
-    #[serde(default = "d28")]
+    #[serde(default = "crate::models::config::default_usize::<28>")]
     pub max_window_layers: usize,
     /// `full_attention` / `sliding_attention` per layer; derived from `sliding_window` and
     /// `max_window_layers` when absent, as transformers does.
     #[serde(default)]
     pub layer_types: Option<Vec<String>>,
     /// Codebooks per frame including codebook 0 (heads and tables: `num_code_groups − 1`).
-    #[serde(default = "d32")]
+    #[serde(default = "crate::models::config::default_usize::<32>")]
     pub num_code_groups: usize,
     #[serde(default)]
     pub tie_word_embeddings: bool,
@@ -312,27 +312,6 @@ impl CodePredictorConfig {
     }
 }
 
-fn d5() -> usize {
-    5
-}
-fn d16() -> usize {
-    16
-}
-fn d28() -> usize {
-    28
-}
-fn d32() -> usize {
-    32
-}
-fn d1024() -> usize {
-    1024
-}
-fn d2048() -> usize {
-    2048
-}
-fn d3072() -> usize {
-    3072
-}
 fn some8() -> Option<usize> {
     Some(8)
 }
