@@ -267,10 +267,12 @@ impl TextConfigFields {
     }
 }
 
-fn silu() -> Activation {
+/// Serde default `hidden_act`, shared by every config mirror.
+pub(crate) fn silu() -> Activation {
     Activation::Silu
 }
-fn eps6() -> f64 {
+/// Serde default `rms_norm_eps` of the text decoders, shared by every config mirror.
+pub(crate) fn eps6() -> f64 {
     1e-6
 }
 

@@ -35,7 +35,7 @@ pub struct Code2WavConfig {
     pub sliding_window: usize,
     #[serde(default = "crate::models::config::default_usize::<3072>")]
     pub intermediate_size: usize,
-    #[serde(default = "silu")]
+    #[serde(default = "crate::models::config::silu")]
     pub hidden_act: Activation,
     /// Initial value of the layer-scale vectors (the checkpoint holds the trained ones).
     #[serde(default = "ls_init")]
@@ -142,9 +142,6 @@ impl Code2WavConfig {
 /// transformers' default RoPE base when a config names none.
 const DEFAULT_ROPE_THETA: f64 = 10_000.0;
 
-fn silu() -> Activation {
-    Activation::Silu
-}
 fn ls_init() -> f64 {
     0.01
 }

@@ -166,9 +166,9 @@ pub struct CodePredictorConfig {
     pub num_key_value_heads: Option<usize>,
     #[serde(default = "some128")]
     pub head_dim: Option<usize>,
-    #[serde(default = "silu")]
+    #[serde(default = "crate::models::config::silu")]
     pub hidden_act: Activation,
-    #[serde(default = "eps6")]
+    #[serde(default = "crate::models::config::eps6")]
     pub rms_norm_eps: f64,
     #[serde(default)]
     pub attention_bias: bool,
@@ -317,12 +317,6 @@ fn some8() -> Option<usize> {
 }
 fn some128() -> Option<usize> {
     Some(128)
-}
-fn silu() -> Activation {
-    Activation::Silu
-}
-fn eps6() -> f64 {
-    1e-6
 }
 fn yes() -> bool {
     true
