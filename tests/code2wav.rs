@@ -139,7 +139,12 @@ fn stream_equals_full_decode_with_enough_context() {
     // 100 frames: longer than the context, so later windows really are truncated.
     assert!(exact < 100, "exact left context {exact}");
     for (push, min_new) in [(1, 1), (3, 1), (8, 1), (3, 8)] {
-        let got = stream(m, &frames, push, StreamConfig { left_context: exact, min_new_frames: min_new });
+        let got = stream(
+            m,
+            &frames,
+            push,
+            StreamConfig { left_context: exact, min_new_frames: min_new, first_new_frames: 1 },
+        );
         assert_eq!(got.len(), full.len(), "push {push}: total length");
         let d = max_diff_vec(&got, &full);
         eprintln!("stream push {push}, decode every {min_new}, left context {exact}: max |diff| {d:.3e}");
@@ -148,7 +153,7 @@ fn stream_equals_full_decode_with_enough_context() {
     // Shorter contexts: still gap-free and the right length, but not equal (reported; this
     // fixture's gain turns the truncated history into full-scale differences).
     for left in [8, 25, 72] {
-        let got = stream(m, &frames, 8, StreamConfig { left_context: left, min_new_frames: 1 });
+        let got = stream(m, &frames, 8, StreamConfig { left_context: left, min_new_frames: 1, first_new_frames: 1 });
         assert_eq!(got.len(), full.len());
         let off = got.iter().zip(&full).filter(|(a, b)| (*a - *b).abs() > TOL).count();
         eprintln!(
@@ -181,13 +186,16 @@ fn bad_codes_are_clear_errors() {
     let e = err(Tensor::zeros((2, 4, 2), DType::I64, &dev).unwrap());
     assert!(e.contains("expected integers"), "{e}");
 
-    let mut s = Code2WavStream::new(m, StreamConfig { left_context: 4, min_new_frames: 1 }).unwrap();
+    let mut s =
+        Code2WavStream::new(m, StreamConfig { left_context: 4, min_new_frames: 1, first_new_frames: 1 }).unwrap();
     let e = s.push(m, &[0, 1, 2]).unwrap_err().to_string();
     assert!(e.contains("whole frames of 4"), "{e}");
     let e = s.push(m, &[0, 1, 2, 99]).unwrap_err().to_string();
     assert!(e.contains("code 99") && e.contains("quantizer 3"), "{e}");
     assert!(s.finish(m).unwrap_err().to_string().contains("no codec frames"));
-    let e = Code2WavStream::new(m, StreamConfig { left_context: 0, min_new_frames: 1 }).unwrap_err().to_string();
+    let e = Code2WavStream::new(m, StreamConfig { left_context: 0, min_new_frames: 1, first_new_frames: 1 })
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("left context"), "{e}");
 }
 

@@ -14,18 +14,17 @@
 //! Every failure of a model is collected and reported together with the measured maxima.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use omnid::engine::generate::{generate, prompt_forward, GenerateParams, StopReason};
-use omnid::engine::media::MediaItem;
-use omnid::engine::media::{frame_rule, load_audio, load_video, VideoRequest};
 use omnid::engine::model_dir::{DTypeChoice, LoadedModel};
-use omnid::engine::processor::{build_prompt, media_parts, PromptOptions};
 use omnid::engine::sampling::SamplingParams;
 use omnid::models::family::MultimodalModel;
 use omnid::models::multimodal::VisualInput;
 use serde_json::Value;
+
+mod common;
+use common::{build_case, fixture_dir, ids_of};
 
 /// Absolute tolerance for f32 tensors compared with the reference.
 const TOL: f32 = 1e-4;
@@ -34,10 +33,6 @@ const TOL: f32 = 1e-4;
 const MEL_TOL: f32 = 1e-6;
 /// Pixel rows are computed the same way (PIL-exact resize, f32 normalisation).
 const PIXEL_TOL: f32 = 1e-6;
-
-fn fixture_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
 
 struct Report {
     model: String,
@@ -76,61 +71,6 @@ impl Report {
         }
         assert!(self.failures.is_empty(), "{} parity failures:\n{}", self.failures.len(), self.failures.join("\n"));
     }
-}
-
-fn ids_of(v: &Value) -> Vec<u32> {
-    v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
-}
-
-/// Loads the media of a case the way the engine does for a request.
-fn load_media(lm: &LoadedModel, dir: &Path, case: &Value) -> Vec<MediaItem> {
-    let rule = frame_rule(lm.family);
-    let fps = case["processor_call"]["videos_kwargs"]["fps"].as_f64().or(case["video_fps"].as_f64()).unwrap_or(2.0);
-    let video = VideoRequest {
-        fps,
-        rule,
-        processor: &lm.processor.video,
-        max_tokens: None,
-        audio_rate_hz: case["use_audio_in_video"].as_bool().unwrap_or(false).then_some(16_000),
-        window: (0.0, None),
-    };
-    media_parts(&case["messages"])
-        .into_iter()
-        .map(|(kind, src)| {
-            let path = dir.join(&src);
-            match kind {
-                "image" => MediaItem::Image(omnid_codecs::image_decode::decode_image_file(&path, u64::MAX).unwrap()),
-                "audio" => MediaItem::Audio(load_audio(&path, 16_000).unwrap()),
-                _ => load_video(&path, &video).unwrap(),
-            }
-        })
-        .collect()
-}
-
-/// Applies the reference call's processor kwargs to `lm` (the video size it passed), loads the
-/// case's media and builds the prompt the way the engine does for a request.
-fn build_case(
-    lm: &mut LoadedModel,
-    default_video: &omnid::preprocess::VideoProcessorConfig,
-    dir: &Path,
-    case: &Value,
-) -> Result<omnid::engine::processor::BuiltPrompt, omnid::engine::processor::ProcessError> {
-    lm.processor.video = default_video.clone();
-    if let Some(size) = case["processor_call"]["videos_kwargs"].get("size") {
-        lm.processor.video.pixels.min_pixels = size["shortest_edge"].as_u64().unwrap();
-        lm.processor.video.pixels.max_pixels = size["longest_edge"].as_u64().unwrap();
-    }
-    let mut template_vars = case["chat_template_kwargs"].as_object().cloned().unwrap_or_default();
-    if !case["tools"].is_null() {
-        template_vars.insert("tools".into(), case["tools"].clone());
-    }
-    let opts = PromptOptions {
-        add_generation_prompt: true,
-        use_audio_in_video: case["use_audio_in_video"].as_bool().unwrap_or(false),
-        template_vars,
-    };
-    let media = load_media(lm, dir, case);
-    build_prompt(lm, &case["messages"], &media, &opts)
 }
 
 fn run_model(name: &str) {

@@ -9,7 +9,7 @@ use super::generate::{generate, GenerateParams, GenerationOutput};
 use super::media::MediaItem;
 use super::media::{frame_rule, load_audio, load_image, load_video, VideoRequest};
 use super::model_dir::LoadedModel;
-use super::processor::{build_prompt, PromptOptions};
+use super::processor::{build_prompt, BuiltPrompt, PromptOptions};
 use super::sampling::SamplingParams;
 use crate::prompt::messages::{ContentPart, Message};
 use crate::prompt::tokenizer::StreamDecoder;
@@ -48,6 +48,39 @@ pub struct AskOutput {
 /// Runs one request; `on_text` receives decoded text as it is generated and returns `false`
 /// to stop.
 pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> bool) -> anyhow::Result<AskOutput> {
+    let built = request_prompt(lm, req)?;
+    let params = generate_params(lm, req);
+    let mut decoder = StreamDecoder::new(&lm.tokenizer);
+    let mut text = String::new();
+    let mut failure = None;
+    let generation = generate(&lm.model, &built.inputs, &params, |id| match decoder.push(id) {
+        Ok(Some(chunk)) => {
+            text.push_str(&chunk);
+            on_text(&chunk)
+        }
+        Ok(None) => true,
+        Err(e) => {
+            failure = Some(e);
+            false
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    if let Some(rest) = decoder.finish()? {
+        text.push_str(&rest);
+        on_text(&rest);
+    }
+    Ok(AskOutput { text, generation })
+}
+
+/// The thinker's generation settings for a request.
+pub fn generate_params(lm: &LoadedModel, req: &AskRequest) -> GenerateParams {
+    GenerateParams { sampling: req.sampling.clone(), max_new_tokens: req.max_new_tokens, stop_ids: lm.stop_ids() }
+}
+
+/// Loads the request's media and builds its prompt (conversation, template, processor).
+pub fn request_prompt(lm: &LoadedModel, req: &AskRequest) -> anyhow::Result<BuiltPrompt> {
     let rule = frame_rule(lm.family);
     let max_pixels = lm.processor.image.max_input_pixels;
     let audio_rate = lm.processor.audio.as_ref().map(|a| a.sampling_rate as u32);
@@ -92,29 +125,5 @@ pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> 
         use_audio_in_video: req.use_audio_in_video,
         template_vars: req.template_vars.clone(),
     };
-    let built = build_prompt(lm, &serde_json::to_value(&messages)?, &media, &opts)?;
-    let params =
-        GenerateParams { sampling: req.sampling.clone(), max_new_tokens: req.max_new_tokens, stop_ids: lm.stop_ids() };
-    let mut decoder = StreamDecoder::new(&lm.tokenizer);
-    let mut text = String::new();
-    let mut failure = None;
-    let generation = generate(&lm.model, &built.inputs, &params, |id| match decoder.push(id) {
-        Ok(Some(chunk)) => {
-            text.push_str(&chunk);
-            on_text(&chunk)
-        }
-        Ok(None) => true,
-        Err(e) => {
-            failure = Some(e);
-            false
-        }
-    })?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
-    if let Some(rest) = decoder.finish()? {
-        text.push_str(&rest);
-        on_text(&rest);
-    }
-    Ok(AskOutput { text, generation })
+    Ok(build_prompt(lm, &serde_json::to_value(&messages)?, &media, &opts)?)
 }

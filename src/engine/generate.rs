@@ -55,6 +55,21 @@ pub fn generate(
     model: &MultimodalModel,
     inputs: &MultimodalInputs,
     params: &GenerateParams,
+    on_token: impl FnMut(u32) -> bool,
+) -> Result<GenerationOutput> {
+    generate_observed(model, inputs, params, None, |_| true, on_token)
+}
+
+/// [`generate`] that also hands out, right after the prompt pass, `hidden_states[capture]`
+/// of every prompt row `[S, hidden]` (transformers' numbering, see
+/// `DecoderStack::forward_capturing`): what the talker needs from the thinker. `on_prefill`
+/// returns `false` to stop before the first token.
+pub fn generate_observed(
+    model: &MultimodalModel,
+    inputs: &MultimodalInputs,
+    params: &GenerateParams,
+    capture: Option<usize>,
+    mut on_prefill: impl FnMut(Option<Tensor>) -> bool,
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationOutput> {
     params.sampling.validate().map_err(candle_core::Error::msg)?;
@@ -79,19 +94,27 @@ pub fn generate(
     let start = Instant::now();
     let prepared = model.prepare(inputs)?;
     let mut cache = dec.new_cache(inputs.ids.len() + budget);
-    let hidden = dec.forward(&prepared.embeds, &prepared.positions, &mut cache, prepared.deepstack.as_ref())?;
+    let deepstack = prepared.deepstack.as_ref();
+    let (hidden, captured) = match capture {
+        Some(k) => {
+            let (h, c) = dec.forward_capturing(&prepared.embeds, &prepared.positions, &mut cache, deepstack, k)?;
+            (h, Some(c.squeeze(0)?))
+        }
+        None => (dec.forward(&prepared.embeds, &prepared.positions, &mut cache, deepstack)?, None),
+    };
     let s = prepared.positions.len();
     let mut logits = last_logits(model, &hidden.narrow(1, s - 1, 1)?)?;
     let prefill_ms = start.elapsed().as_secs_f64() * 1e3;
     let first_step_top5 = top_n(&logits, 5);
+    let go_on = on_prefill(captured);
 
     let mut sampler = Sampler::new(params.sampling.clone());
     let mut seen: Vec<u32> = inputs.ids.clone();
     let mut token_ids = Vec::new();
     let mut first_token_ms = 0.0;
     let mut decode_start = None;
-    let mut stop_reason = StopReason::Length;
-    while token_ids.len() < budget {
+    let mut stop_reason = if go_on { StopReason::Length } else { StopReason::Cancelled };
+    while go_on && token_ids.len() < budget {
         let next = sampler.sample(&logits, &seen);
         if token_ids.is_empty() {
             first_token_ms = start.elapsed().as_secs_f64() * 1e3;

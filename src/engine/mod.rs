@@ -14,6 +14,7 @@
 //! | [`rng`] | deterministic random streams (sampling, embedded weights) |
 //! | [`generate`] | the prefill + decode loop with timings |
 //! | [`ask`] | one question → streamed answer |
+//! | [`speech`] | spoken answers: thinker, talker and Code2Wav streaming on their own threads |
 
 pub mod ask;
 pub mod embedded;
@@ -25,4 +26,5 @@ pub mod processor;
 pub mod processor_settings;
 pub mod rng;
 pub mod sampling;
+pub mod speech;
 pub mod video_file;

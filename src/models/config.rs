@@ -134,6 +134,11 @@ pub(crate) const fn default_usize<const N: usize>() -> usize {
     N
 }
 
+/// Serde default for a `u32` field (token ids), as [`default_usize`].
+pub(crate) const fn default_u32<const N: u32>() -> u32 {
+    N
+}
+
 fn deepstack_default() -> Vec<usize> {
     vec![8, 16, 24]
 }
@@ -236,6 +241,7 @@ impl TextConfigFields {
                     norm_topk_prob: t.norm_topk_prob.unwrap_or(moe_default_renorm),
                     act: t.hidden_act,
                     storage,
+                    shared_expert_intermediate_size: None,
                 })
             } else {
                 FfnConfig::Dense {

@@ -170,6 +170,25 @@ impl TextDecoder {
         self.stack.forward(embeds, pos, cache, deepstack)
     }
 
+    /// [`TextDecoder::forward`] that also returns `hidden_states[capture]` in transformers'
+    /// numbering (see [`DecoderStack::forward_capturing`]).
+    pub fn forward_capturing(
+        &self,
+        embeds: &Tensor,
+        pos: &Positions3d,
+        cache: &mut DecoderCache,
+        deepstack: Option<&DeepStack>,
+        capture: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let (out, captured) = self.stack.run(embeds, pos, cache, deepstack, Some(capture))?;
+        Ok((out, captured.expect("run returns the capture it was asked for; this is a bug")))
+    }
+
+    /// Number of decoder layers.
+    pub fn num_layers(&self) -> usize {
+        self.stack.layers.len()
+    }
+
     /// Logits `[.., vocab]` of final-norm hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         self.lm_head.forward(hidden)
@@ -224,6 +243,40 @@ impl DecoderStack {
         cache: &mut DecoderCache,
         deepstack: Option<&DeepStack>,
     ) -> Result<Tensor> {
+        Ok(self.run(embeds, pos, cache, deepstack, None)?.0)
+    }
+
+    /// [`DecoderStack::forward`] that also returns one intermediate state, numbered as
+    /// transformers' `output_hidden_states` tuple: 0 = the input embeddings, k in 1..L = the
+    /// output of layer k−1 *as the layer returned it* (before that layer's DeepStack addition,
+    /// which the model loop applies afterwards), L = the final-norm output (transformers
+    /// overwrites its last entry with `last_hidden_state`). The talker reads
+    /// `hidden_states[accept_hidden_layer]` (spec §7.2).
+    pub fn forward_capturing(
+        &self,
+        embeds: &Tensor,
+        pos: &Positions3d,
+        cache: &mut DecoderCache,
+        deepstack: Option<&DeepStack>,
+        capture: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        let (out, captured) = self.run(embeds, pos, cache, deepstack, Some(capture))?;
+        Ok((out, captured.expect("run returns the capture it was asked for; this is a bug")))
+    }
+
+    fn run(
+        &self,
+        embeds: &Tensor,
+        pos: &Positions3d,
+        cache: &mut DecoderCache,
+        deepstack: Option<&DeepStack>,
+        capture: Option<usize>,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let n_layers = self.layers.len();
+        if let Some(k) = capture.filter(|&k| k > n_layers) {
+            candle_core::bail!("hidden state {k} requested from a decoder of {n_layers} layers")
+        }
+        let mut captured = (capture == Some(0)).then(|| embeds.clone());
         let (_, s, _) = embeds.dims3()?;
         if pos.len() != s {
             candle_core::bail!("{} positions for {s} tokens", pos.len())
@@ -244,6 +297,9 @@ impl DecoderStack {
             let h = layer.self_attn.forward(&layer.input_layernorm.forward(&xs)?, &cos, &sin, kv)?;
             let h = (residual + h)?;
             let out = (&h + layer.mlp.forward(&layer.post_attention_layernorm.forward(&h)?)?)?;
+            if capture == Some(i + 1) && i + 1 < n_layers {
+                captured = Some(out.clone());
+            }
             xs = out;
             if let (Some(ds), Some(rows)) = (deepstack, &ds_rows) {
                 if let Some(feat) = ds.features.get(i) {
@@ -253,6 +309,10 @@ impl DecoderStack {
                 }
             }
         }
-        self.norm.forward(&xs)
+        let out = self.norm.forward(&xs)?;
+        if capture == Some(n_layers) {
+            captured = Some(out.clone());
+        }
+        Ok((out, captured))
     }
 }

@@ -21,12 +21,15 @@ pub struct StreamConfig {
     pub left_context: usize,
     /// Decode once this many new frames are pending (1: on every push). `finish` decodes the rest.
     pub min_new_frames: usize,
+    /// The same for the first decode of the stream: small, so the first audio comes early
+    /// (one frame yields 80 ms minus the look-ahead tail).
+    pub first_new_frames: usize,
 }
 
 impl Default for StreamConfig {
     /// vLLM-Omni's defaults: 25 frames (2 s) per decode, 25 frames of left context.
     fn default() -> Self {
-        Self { left_context: 25, min_new_frames: 25 }
+        Self { left_context: 25, min_new_frames: 25, first_new_frames: 25 }
     }
 }
 
@@ -58,10 +61,15 @@ impl Code2WavStream {
                 c.lookahead_samples()
             )
         }
-        if cfg.min_new_frames == 0 {
-            candle_core::bail!("min_new_frames must be at least 1")
+        if cfg.min_new_frames == 0 || cfg.first_new_frames == 0 {
+            candle_core::bail!("min_new_frames and first_new_frames must be at least 1")
         }
         Ok(Self { cfg, frames: Vec::new(), first_kept: 0, decoded: 0, pushed: 0, emitted: 0 })
+    }
+
+    /// Frames pushed so far.
+    pub fn pushed_frames(&self) -> usize {
+        self.pushed
     }
 
     /// Samples emitted so far.
@@ -82,7 +90,8 @@ impl Code2WavStream {
         }
         self.frames.extend_from_slice(frames);
         self.pushed += frames.len() / q;
-        if self.pushed - self.decoded >= self.cfg.min_new_frames {
+        let due = if self.decoded == 0 { self.cfg.first_new_frames } else { self.cfg.min_new_frames };
+        if self.pushed - self.decoded >= due {
             return self.decode_pending(model);
         }
         Ok(Vec::new())

@@ -9,6 +9,9 @@
 //!
 //! Routing (softmax in f32 → top-k → optional renormalisation) is the CPU reference op
 //! of `omnid-kernels`; each expert then runs once over all the tokens routed to it.
+//!
+//! The talker adds a gated shared expert to every layer (spec §7.3):
+//! `out = routed + sigmoid(x·w_sgᵀ) · SwiGLU_shared(x)`.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
@@ -17,6 +20,7 @@ use omnid_kernels::moe_routing;
 
 use super::activation::Activation;
 use super::linear::{matmul_wt, Linear};
+use super::mlp::GatedMlp;
 
 /// How a checkpoint stores its experts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,14 +41,26 @@ pub struct MoeConfig {
     pub norm_topk_prob: bool,
     pub act: Activation,
     pub storage: ExpertStorage,
+    /// Width of the gated shared expert (`shared_expert_intermediate_size`, the talker's 768);
+    /// `None` for blocks without one (thinker, Qwen3-VL-MoE).
+    pub shared_expert_intermediate_size: Option<usize>,
 }
 
-/// Router + experts.
+/// The talker's always-on expert and its scalar sigmoid gate.
+#[derive(Debug, Clone)]
+struct SharedExpert {
+    mlp: GatedMlp,
+    /// `shared_expert_gate.weight` `[1, hidden]`.
+    gate: Linear,
+}
+
+/// Router + experts (+ an optional gated shared expert).
 #[derive(Debug, Clone)]
 pub struct SparseMoe {
     router: Linear,
     gate_up: Tensor,
     down: Tensor,
+    shared: Option<SharedExpert>,
     cfg: MoeConfig,
 }
 
@@ -92,7 +108,14 @@ impl SparseMoe {
                 (gu, dn)
             }
         };
-        Ok(Self { router, gate_up, down, cfg: cfg.clone() })
+        let shared = match cfg.shared_expert_intermediate_size {
+            Some(width) => Some(SharedExpert {
+                mlp: GatedMlp::new(h, width, cfg.act, vb.pp("shared_expert"))?,
+                gate: Linear::new(h, 1, false, vb.pp("shared_expert_gate"))?,
+            }),
+            None => None,
+        };
+        Ok(Self { router, gate_up, down, shared, cfg: cfg.clone() })
     }
 }
 
@@ -112,6 +135,14 @@ impl Module for SparseMoe {
             flat.contiguous()?.apply_op3_no_bwd(&self.gate_up, &self.down, &ExpertFfn { groups, cfg: &self.cfg })?
         } else {
             self.experts_one_by_one(&flat, groups)?
+        };
+        // Added after the routed experts, as the reference does (`expert_output + shared`).
+        let out = match &self.shared {
+            Some(s) => {
+                let gate = candle_nn::ops::sigmoid(&s.gate.forward(&flat)?)?;
+                (out + s.mlp.forward(&flat)?.broadcast_mul(&gate)?)?
+            }
+            None => out,
         };
         out.reshape(dims)
     }

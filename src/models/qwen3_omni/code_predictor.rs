@@ -69,8 +69,7 @@ impl CodePredictor {
     /// `talker.model.codec_embedding`.
     pub fn new(cfg: &TalkerConfig, vb: VarBuilder) -> Result<Self> {
         let cp = &cfg.code_predictor_config;
-        let talker_hidden = cfg.text_usize("hidden_size").map_err(candle_core::Error::msg)?;
-        let talker_vocab = cfg.text_usize("vocab_size").map_err(candle_core::Error::msg)?;
+        let (talker_hidden, talker_vocab) = (cfg.hidden_size(), cfg.vocab_size());
         cp.validate(talker_hidden, cfg.num_code_groups).map_err(candle_core::Error::msg)?;
         let dec_cfg = cp.decoder_config().map_err(candle_core::Error::msg)?;
         let (h, v, tables) = (cp.hidden_size, cp.vocab_size, cp.num_code_groups - 1);
@@ -98,8 +97,13 @@ impl CodePredictor {
             .map_err(|e| candle_core::Error::msg(format!("{}: cannot read: {e}", path.display())))?;
         let cfg: Qwen3OmniMoeConfig = serde_json::from_str(&text)
             .map_err(|e| candle_core::Error::msg(format!("{}: not a Qwen3-Omni config: {e}", path.display())))?;
-        let Some(talker) = cfg.talker_config.filter(|_| cfg.enable_audio_output) else {
-            candle_core::bail!("{}: this checkpoint has no speech output (no talker_config)", path.display())
+        let Some((talker, _)) =
+            cfg.speech().map_err(|e| candle_core::Error::msg(format!("{}: {e}", path.display())))?
+        else {
+            candle_core::bail!(
+                "{}: this checkpoint has no speech output (enable_audio_output is false)",
+                path.display()
+            )
         };
         let ckpt = Arc::new(Checkpoint::open_dir(dir).map_err(candle_core::Error::wrap)?);
         Self::new(&talker, ckpt.var_builder(dtype, device))

@@ -17,9 +17,11 @@ use crate::models::text_decoder::{FfnConfig, TextDecoderConfig};
 #[derive(Debug, Clone, Deserialize)]
 pub struct Qwen3OmniMoeConfig {
     pub thinker_config: ThinkerConfig,
-    /// The speech-token generator (talker LM + code predictor); `None` in configs without one.
+    /// The speech-token generator (talker LM + code predictor), kept verbatim: thinker-only
+    /// checkpoints may carry an incomplete one, and it is parsed only when speech is loaded
+    /// ([`Qwen3OmniMoeConfig::speech`]).
     #[serde(default)]
-    pub talker_config: Option<TalkerConfig>,
+    pub talker_config: Option<serde_json::Value>,
     /// The codec decoder (present, with defaults, even in thinker-only checkpoints).
     #[serde(default)]
     pub code2wav_config: Option<Code2WavConfig>,
@@ -42,6 +44,33 @@ pub struct Qwen3OmniMoeConfig {
     pub user_token_id: u32,
     #[serde(default = "assistant_id")]
     pub assistant_token_id: u32,
+}
+
+impl Qwen3OmniMoeConfig {
+    /// The talker and Code2Wav configs, checked against the thinker; `Ok(None)` for checkpoints
+    /// without speech output (`enable_audio_output: false`: Thinking, Captioner).
+    pub fn speech(&self) -> Result<Option<(TalkerConfig, Code2WavConfig)>, String> {
+        if !self.enable_audio_output {
+            return Ok(None);
+        }
+        let raw = self.talker_config.clone().ok_or("enable_audio_output is true but talker_config is missing")?;
+        let talker: TalkerConfig = serde_json::from_value(raw).map_err(|e| format!("talker_config: {e}"))?;
+        let code2wav =
+            self.code2wav_config.clone().ok_or("enable_audio_output is true but code2wav_config is missing")?;
+        let t = &self.thinker_config.text_config.fields;
+        talker.validate(t.hidden_size, t.num_hidden_layers)?;
+        code2wav.validate()?;
+        if code2wav.num_quantizers != talker.num_code_groups || code2wav.codebook_size != talker.codebook_size() {
+            return Err(format!(
+                "code2wav_config ({} quantizers × {}) does not fit the talker's frames ({} codebooks × {})",
+                code2wav.num_quantizers,
+                code2wav.codebook_size,
+                talker.num_code_groups,
+                talker.codebook_size()
+            ));
+        }
+        Ok(Some((talker, code2wav)))
+    }
 }
 
 /// `thinker_config`.
@@ -111,37 +140,185 @@ impl ThinkerConfig {
     }
 }
 
-/// `talker_config` (`Qwen3OmniMoeTalkerConfig`). Typed where the speech path reads it so far
-/// (the code predictor, the code-group count); the talker LM's own fields stay verbatim in
-/// `text_config` and `rest` until the talker is built.
+/// `talker_config` (`Qwen3OmniMoeTalkerConfig`, transformers 5.23): the speech-token generator.
+/// Defaults are the class defaults (Qwen2.5-Omni-era ids, spec §1.4); real checkpoints carry
+/// their own values. `initializer_range` and `seconds_per_chunk` are not read by inference.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TalkerConfig {
     /// The MTP that turns each talker token into a full codec frame (spec §7.5).
     #[serde(default)]
     pub code_predictor_config: CodePredictorConfig,
+    /// The talker LM (`Qwen3OmniMoeTalkerTextConfig`).
+    pub text_config: TalkerTextConfig,
     /// Codebooks per 80 ms frame: codebook 0 from the talker, the rest from the code predictor
     /// (16 in the real model; the class default is 32).
     #[serde(default = "crate::models::config::default_usize::<32>")]
     pub num_code_groups: usize,
-    /// The talker LM (`Qwen3OmniMoeTalkerTextConfig`), verbatim.
+    /// Which thinker hidden state feeds the multimodal rows: `hidden_states[k]` in transformers'
+    /// numbering (0 = embeddings, k = output of layer k−1, the layer count = the final-norm state).
+    #[serde(default = "crate::models::config::default_usize::<18>")]
+    pub accept_hidden_layer: usize,
+    /// Width of the thinker's hidden states (input of the two resize MLPs).
+    #[serde(default = "crate::models::config::default_usize::<2048>")]
+    pub thinker_hidden_size: usize,
+    #[serde(default = "crate::models::config::default_u32::<4196>")]
+    pub codec_pad_id: u32,
+    #[serde(default = "crate::models::config::default_u32::<4197>")]
+    pub codec_bos_id: u32,
+    #[serde(default = "crate::models::config::default_u32::<4198>")]
+    pub codec_eos_token_id: u32,
+    #[serde(default = "crate::models::config::default_u32::<4203>")]
+    pub codec_nothink_id: u32,
+    #[serde(default = "crate::models::config::default_u32::<4204>")]
+    pub codec_think_bos_id: u32,
+    #[serde(default = "crate::models::config::default_u32::<4205>")]
+    pub codec_think_eos_id: u32,
+    /// Speaker name (lower case) → codec id of its voice token.
     #[serde(default)]
-    pub text_config: Option<serde_json::Value>,
-    /// Every other field, verbatim.
+    pub speaker_id: std::collections::BTreeMap<String, u32>,
+    // The talker's own TMRoPE walk (spec §7.4 step 5) reads these, not the thinker's.
+    #[serde(default = "audio_pad")]
+    pub audio_token_id: u32,
+    #[serde(default = "image_pad")]
+    pub image_token_id: u32,
+    #[serde(default = "video_pad")]
+    pub video_token_id: u32,
+    #[serde(default)]
+    pub vision_start_token_id: Option<u32>,
+    #[serde(default = "audio_start")]
+    pub audio_start_token_id: u32,
+    #[serde(default = "pos_per_s")]
+    pub position_id_per_seconds: f32,
+    /// Required: the talker module reads it, and transformers has no default for it (spec §10.2).
+    #[serde(default)]
+    pub spatial_merge_size: Option<usize>,
+}
+
+/// `talker_config.text_config` (`qwen3_omni_moe_talker_text`): a Qwen3 MoE decoder whose every
+/// layer also has a gated shared expert (transformers builds a thinker-style block and then
+/// overwrites it, so `mlp_only_layers` / `decoder_sparse_step` have no effect, spec §7.3).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TalkerTextConfig {
     #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
+    pub fields: TextConfigFields,
+    /// Required: the module reads it although transformers declares no default (spec §1.4).
+    #[serde(default)]
+    pub shared_expert_intermediate_size: Option<usize>,
 }
 
 impl TalkerConfig {
-    /// `text_config.{key}` of the talker LM as an integer.
-    pub fn text_usize(&self, key: &str) -> Result<usize, String> {
-        self.text_config
-            .as_ref()
-            .and_then(|t| t.get(key))
-            .and_then(|v| v.as_u64())
-            .map(|v| v as usize)
-            .ok_or_else(|| format!("talker_config.text_config.{key} is missing or not a non-negative integer"))
+    /// The talker LM's decoder: every layer sparse MoE + shared expert, per-expert tensors.
+    pub fn decoder_config(&self) -> Result<TextDecoderConfig, String> {
+        let t = &self.text_config;
+        let shared = t.shared_expert_intermediate_size.filter(|&w| w > 0).ok_or(
+            "talker_config.text_config.shared_expert_intermediate_size is missing (the talker's shared expert width)",
+        )?;
+        let mut fields = t.fields.clone();
+        // Every talker layer is sparse, whatever these say (see the type's doc).
+        fields.mlp_only_layers = None;
+        fields.decoder_sparse_step = Some(1);
+        if fields.num_experts.unwrap_or(0) == 0 {
+            return Err("talker_config.text_config.num_experts must be positive (every talker layer is MoE)".into());
+        }
+        let mut cfg = fields
+            .decoder_config(ExpertStorage::PerExpert, 1e6, false, true)
+            .map_err(|e| format!("talker_config.{e}"))?;
+        for layer in &mut cfg.layers {
+            if let FfnConfig::Moe(m) = layer {
+                m.shared_expert_intermediate_size = Some(shared);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Talker LM hidden size.
+    pub fn hidden_size(&self) -> usize {
+        self.text_config.fields.hidden_size
+    }
+
+    /// Talker vocabulary (codebook 0 + the control tokens).
+    pub fn vocab_size(&self) -> usize {
+        self.text_config.fields.vocab_size
+    }
+
+    /// Entries of codebook 0: the talker vocabulary minus the 1024 control slots at its top
+    /// (transformers suppresses `[vocab − 1024, vocab)` except codec_eos while sampling).
+    pub fn codebook_size(&self) -> usize {
+        self.vocab_size().saturating_sub(CONTROL_SLOTS)
+    }
+
+    /// The codec id of a speaker, looked up case-insensitively as transformers does.
+    pub fn speaker(&self, name: &str) -> Result<u32, String> {
+        self.speaker_id.get(&name.to_lowercase()).copied().ok_or_else(|| {
+            let names: Vec<&str> = self.speaker_id.keys().map(String::as_str).collect();
+            format!("unknown speaker {name:?}: this checkpoint has {}", names.join(", "))
+        })
+    }
+
+    /// Checks the relations the speech path relies on (spec §10.2); `thinker_hidden` is the
+    /// thinker text hidden size, `thinker_layers` its layer count.
+    pub fn validate(&self, thinker_hidden: usize, thinker_layers: usize) -> Result<(), String> {
+        let cfg = self.decoder_config()?;
+        if self.thinker_hidden_size != thinker_hidden {
+            return Err(format!(
+                "talker_config.thinker_hidden_size {} differs from the thinker's hidden_size {thinker_hidden}",
+                self.thinker_hidden_size
+            ));
+        }
+        if self.accept_hidden_layer > thinker_layers {
+            return Err(format!(
+                "talker_config.accept_hidden_layer {} is past the thinker's {thinker_layers} layers",
+                self.accept_hidden_layer
+            ));
+        }
+        if self.text_config.fields.intermediate_size.unwrap_or(0) == 0 {
+            return Err("talker_config.text_config.intermediate_size (the resize MLPs' width) is missing".into());
+        }
+        if self.vocab_size() <= CONTROL_SLOTS {
+            return Err(format!(
+                "talker_config.text_config.vocab_size {} leaves no codebook below the {CONTROL_SLOTS} control slots",
+                self.vocab_size()
+            ));
+        }
+        let lo = self.codebook_size() as u32;
+        let mut ids = vec![
+            ("codec_pad_id", self.codec_pad_id),
+            ("codec_bos_id", self.codec_bos_id),
+            ("codec_eos_token_id", self.codec_eos_token_id),
+            ("codec_nothink_id", self.codec_nothink_id),
+            ("codec_think_bos_id", self.codec_think_bos_id),
+            ("codec_think_eos_id", self.codec_think_eos_id),
+        ];
+        ids.extend(self.speaker_id.iter().map(|(_, &id)| ("speaker_id", id)));
+        if let Some((name, id)) = ids.iter().find(|(_, id)| *id < lo || *id as usize >= cfg.vocab_size) {
+            return Err(format!(
+                "talker_config.{name} {id} is not a control token (expected {lo}..{})",
+                cfg.vocab_size
+            ));
+        }
+        if self.speaker_id.is_empty() {
+            return Err("talker_config.speaker_id lists no speakers".into());
+        }
+        if self.vision_start_token_id.is_none() {
+            return Err("talker_config.vision_start_token_id is missing".into());
+        }
+        if self.spatial_merge_size.unwrap_or(0) == 0 {
+            return Err("talker_config.spatial_merge_size is missing".into());
+        }
+        self.code_predictor_config.validate(self.hidden_size(), self.num_code_groups)?;
+        if self.code_predictor_config.vocab_size != self.codebook_size() {
+            return Err(format!(
+                "code_predictor_config.vocab_size {} differs from the talker's codebook ({} = vocab − {CONTROL_SLOTS})",
+                self.code_predictor_config.vocab_size,
+                self.codebook_size()
+            ));
+        }
+        Ok(())
     }
 }
+
+/// Control-token slots at the top of the talker vocabulary.
+pub const CONTROL_SLOTS: usize = 1024;
 
 /// `talker_config.code_predictor_config` (`Qwen3OmniMoeTalkerCodePredictorConfig`, transformers
 /// 5.23): a small dense Qwen3 decoder with q/k norm and plain 1-D RoPE. Defaults are the class

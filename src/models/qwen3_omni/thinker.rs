@@ -7,6 +7,7 @@ use candle_nn::VarBuilder;
 
 use super::config::Qwen3OmniMoeConfig;
 use super::positions::{rope_index, OmniMediaLayout, OmniPositionIds};
+use super::speech::OmniSpeech;
 use crate::models::audio_encoder::AudioEncoder;
 use crate::models::multimodal::{merge_visual, rows_of, scatter_rows, MultimodalInputs, PreparedPrompt};
 use crate::models::text_decoder::TextDecoder;
@@ -18,6 +19,9 @@ pub struct Thinker {
     pub audio: AudioEncoder,
     pub vision: VisionEncoder,
     pub decoder: TextDecoder,
+    /// The talker and Code2Wav that speak the answers; `None` for checkpoints without speech
+    /// output (Thinking, Captioner).
+    pub speech: Option<OmniSpeech>,
     cfg: Qwen3OmniMoeConfig,
 }
 
@@ -27,11 +31,16 @@ impl Thinker {
         let t = &cfg.thinker_config;
         t.validate().map_err(candle_core::Error::msg)?;
         let dec_cfg = t.decoder_config().map_err(candle_core::Error::msg)?;
+        let speech = match cfg.speech().map_err(candle_core::Error::msg)? {
+            Some((talker, code2wav)) => Some(OmniSpeech::new(&talker, &code2wav, vb.clone())?),
+            None => None,
+        };
         let vb = vb.pp("thinker");
         Ok(Self {
             audio: AudioEncoder::new(&t.audio_config, vb.pp("audio_tower"))?,
             vision: VisionEncoder::new(&t.vision_config, MergerNaming::Omni, vb.pp("visual"))?,
             decoder: TextDecoder::new(&dec_cfg, vb.pp("model"), vb.pp("lm_head"))?,
+            speech,
             cfg: cfg.clone(),
         })
     }
@@ -58,8 +67,17 @@ impl Thinker {
             embeds = scatter_rows(&embeds, &audio_rows, &feats, "audio")?;
         }
         let (embeds, deepstack) = merge_visual(&self.vision, inp, embeds, t.image_token_id, t.video_token_id)?;
+        let layout = self.media_layout(inp)?;
+        let (positions, rope_delta) =
+            rope_index(&inp.ids, &layout, &self.position_ids()).map_err(candle_core::Error::msg)?;
+        Ok(PreparedPrompt { embeds: embeds.unsqueeze(0)?, positions, rope_delta, deepstack })
+    }
+
+    /// The prompt's media as the TMRoPE walk sees them (grids, audio token counts).
+    pub fn media_layout(&self, inp: &MultimodalInputs) -> Result<OmniMediaLayout> {
+        let t = &self.cfg.thinker_config;
         let frames_per_audio: Vec<usize> = inp.audios.iter().map(|a| a.dim(1)).collect::<Result<_>>()?;
-        let layout = OmniMediaLayout {
+        Ok(OmniMediaLayout {
             image_grids: inp.images.iter().map(|i| i.grid_thw).collect(),
             video_grids: inp.videos.iter().map(|v| v.visual.grid_thw).collect(),
             video_second_per_grid: inp.videos.iter().map(|v| v.second_per_grid).collect(),
@@ -68,10 +86,7 @@ impl Thinker {
                 .map(|&f| crate::models::audio_encoder::audio_token_count(f, t.audio_config.n_window))
                 .collect(),
             use_audio_in_video: inp.use_audio_in_video,
-        };
-        let (positions, rope_delta) =
-            rope_index(&inp.ids, &layout, &self.position_ids()).map_err(candle_core::Error::msg)?;
-        Ok(PreparedPrompt { embeds: embeds.unsqueeze(0)?, positions, rope_delta, deepstack })
+        })
     }
 
     fn position_ids(&self) -> OmniPositionIds {

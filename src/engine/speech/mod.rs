@@ -1,0 +1,347 @@
+//! Spoken answers, streamed (spec §9): the thinker, the talker (with its code predictor) and
+//! Code2Wav run at the same time, each on its own thread, joined by bounded channels:
+//!
+//! ```text
+//! thinker ──tokens──▶ talker ──frames──▶ Code2Wav
+//!    │                                      │
+//!    └──────text──────▶ caller ◀──audio─────┘
+//! ```
+//!
+//! The talker starts as soon as the thinker has its prompt pass and first token, and then takes
+//! one text token per 80 ms frame; Code2Wav decodes the first frame alone and then chunks of a
+//! few frames. The caller's callback runs on the calling thread and sees text and audio in the
+//! order they are produced. Returning `false` from it cancels: a shared flag stops every stage
+//! at its next step, and every channel closes, so no stage can wait forever. All threads are
+//! scoped: when this returns, they have ended.
+//!
+//! Channel bounds:
+//! * thinker → talker: `max_new_tokens + 2` messages, the most a request can produce, so the
+//!   thinker never waits for speech (text streams at full speed; speech follows at 12.5 tokens/s);
+//! * talker → Code2Wav: [`FRAME_QUEUE`] frames, so the talker runs at most that far ahead of
+//!   the decoder and its memory stays fixed;
+//! * stages → caller: [`EVENT_QUEUE`] events; a slow caller slows the stages down (backpressure)
+//!   instead of growing a queue.
+
+mod code2wav_stage;
+mod options;
+mod talker_stage;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::Instant;
+
+use candle_core::Tensor;
+
+pub use self::options::SpeechOptions;
+use super::ask::{generate_params, request_prompt, AskRequest};
+use super::generate::{generate_observed, GenerateParams, GenerationOutput};
+use super::model_dir::LoadedModel;
+use crate::models::family::MultimodalModel;
+use crate::models::multimodal::MultimodalInputs;
+use crate::models::qwen3_omni::speech::OmniSpeech;
+use crate::models::qwen3_omni::thinker::Thinker;
+use crate::prompt::tokenizer::StreamDecoder;
+
+/// Frames the talker may run ahead of Code2Wav (16 frames = 1.28 s of audio).
+pub const FRAME_QUEUE: usize = 16;
+/// Events waiting for the caller (text pieces and audio chunks).
+pub const EVENT_QUEUE: usize = 64;
+
+/// What the caller receives while the answer is produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseEvent {
+    /// Decoded text.
+    Text(String),
+    /// 24 kHz mono samples in [−1, 1], in order, gap-free.
+    Audio(Vec<f32>),
+}
+
+/// How speech ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeechStop {
+    /// The talker emitted codec_eos.
+    Eos,
+    /// `max_frames` reached.
+    Length,
+    /// The caller cancelled.
+    Cancelled,
+    /// The answer had no text to speak (the thinker ended at once).
+    NoText,
+}
+
+/// Measurements of the speech side.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpeechReport {
+    pub speaker: String,
+    pub frames: usize,
+    pub samples: usize,
+    pub sample_rate: u32,
+    pub stop: SpeechStop,
+    /// The codes, frame-major (`frames × num_code_groups`).
+    #[serde(skip)]
+    pub codes: Vec<Vec<u32>>,
+    /// From the start of the request to the first audio chunk reaching the caller.
+    pub first_audio_ms: Option<f64>,
+    /// From the start of the request to the talker's first frame (codebook 0 + code predictor).
+    pub talker_first_frame_ms: Option<f64>,
+    /// Talker prefill (prompt rows → first codec logits).
+    pub talker_prefill_ms: f64,
+    /// Mean code-predictor time per frame.
+    pub code_predictor_ms_per_frame: f64,
+    /// Mean talker step (one codec token) time.
+    pub talker_step_ms: f64,
+    /// Code2Wav decodes and their mean time.
+    pub code2wav_chunks: usize,
+    pub code2wav_ms_per_chunk: f64,
+    /// Request wall time over audio duration (below 1: faster than real time).
+    pub audio_rtf: f64,
+}
+
+/// A spoken answer.
+#[derive(Debug, Clone)]
+pub struct SpokenAnswer {
+    pub text: String,
+    pub generation: GenerationOutput,
+    pub speech: SpeechReport,
+}
+
+/// Messages from the thinker to the talker.
+enum ThinkerMsg {
+    /// `hidden_states[accept_hidden_layer]` of the prompt rows `[S, thinker_hidden]`.
+    Prompt(Tensor),
+    Token(u32),
+    /// The thinker has finished.
+    End,
+}
+
+/// Messages from the stages to the caller's thread.
+enum StageMsg {
+    Event(ResponseEvent),
+    Thinker(anyhow::Result<(String, GenerationOutput)>),
+    Talker(anyhow::Result<talker_stage::TalkerReport>),
+    Code2Wav(anyhow::Result<code2wav_stage::Code2WavReport>),
+}
+
+/// The speech models of a loaded checkpoint, or the error a user should see.
+pub fn speech_models(lm: &LoadedModel) -> anyhow::Result<(&Thinker, &OmniSpeech)> {
+    match &lm.model {
+        MultimodalModel::Omni(t) => match &t.speech {
+            Some(s) => Ok((t, s)),
+            None => anyhow::bail!(
+                "this Qwen3-Omni checkpoint has no speech output (enable_audio_output is false: a Thinking or \
+                 Captioner model); use an Instruct checkpoint to get spoken answers"
+            ),
+        },
+        MultimodalModel::Vl(_) => {
+            anyhow::bail!(
+                "{} has no speech output (no talker); spoken answers need a Qwen3-Omni Instruct checkpoint",
+                lm.family.name()
+            )
+        }
+    }
+}
+
+/// Answers `req` in text and speech; `on_event` sees text and audio as they are produced and
+/// returns `false` to cancel (the answer so far is then returned with `SpeechStop::Cancelled`).
+pub fn ask_spoken(
+    lm: &LoadedModel,
+    req: &AskRequest,
+    opts: &SpeechOptions,
+    on_event: impl FnMut(ResponseEvent) -> bool,
+) -> anyhow::Result<SpokenAnswer> {
+    let start = Instant::now();
+    // Refuse what cannot be spoken before any media is decoded.
+    let (_, speech) = speech_models(lm)?;
+    opts.validate().map_err(anyhow::Error::msg)?;
+    speech.talker.config().speaker(&opts.speaker).map_err(anyhow::Error::msg)?;
+    let built = request_prompt(lm, req)?;
+    respond_spoken(lm, &built.inputs, &generate_params(lm, req), opts, start, on_event)
+}
+
+/// Answers a prepared prompt (any conversation) in text and speech; `start` is when the
+/// request arrived (the origin of the reported latencies).
+pub fn respond_spoken(
+    lm: &LoadedModel,
+    inputs: &MultimodalInputs,
+    params: &GenerateParams,
+    opts: &SpeechOptions,
+    start: Instant,
+    mut on_event: impl FnMut(ResponseEvent) -> bool,
+) -> anyhow::Result<SpokenAnswer> {
+    let (thinker, speech) = speech_models(lm)?;
+    opts.validate().map_err(anyhow::Error::msg)?;
+    let speaker_id = speech.talker.config().speaker(&opts.speaker).map_err(anyhow::Error::msg)?;
+    let cancel = AtomicBool::new(false);
+    let cancel = &cancel;
+
+    let (tok_tx, tok_rx) = sync_channel::<ThinkerMsg>(params.max_new_tokens + 2);
+    let (frame_tx, frame_rx) = sync_channel::<Vec<u32>>(FRAME_QUEUE);
+    let (ev_tx, ev_rx) = sync_channel::<StageMsg>(EVENT_QUEUE);
+
+    std::thread::scope(|scope| {
+        let talker_job =
+            talker_stage::TalkerJob { thinker, speech, inputs, speaker_id, opts, stop_ids: &params.stop_ids, start };
+        let tx = ev_tx.clone();
+        std::thread::Builder::new()
+            .name("omnid-talker".into())
+            .spawn_scoped(scope, move || {
+                let r = talker_job.run(tok_rx, frame_tx, cancel);
+                if r.is_err() {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                let _ = tx.send(StageMsg::Talker(r));
+            })
+            .expect("spawning a thread");
+        let tx = ev_tx.clone();
+        std::thread::Builder::new()
+            .name("omnid-code2wav".into())
+            .spawn_scoped(scope, move || {
+                let r = code2wav_stage::run(&speech.code2wav, opts, frame_rx, &tx, cancel);
+                if r.is_err() {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                let _ = tx.send(StageMsg::Code2Wav(r));
+            })
+            .expect("spawning a thread");
+        let tx = ev_tx;
+        std::thread::Builder::new()
+            .name("omnid-thinker".into())
+            .spawn_scoped(scope, move || {
+                let r = run_thinker(lm, thinker, inputs, params, tok_tx, &tx, cancel);
+                if r.is_err() {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                let _ = tx.send(StageMsg::Thinker(r));
+            })
+            .expect("spawning a thread");
+        collect(ev_rx, cancel, start, opts, &mut on_event)
+    })
+}
+
+/// The caller's side: forwards events, gathers the stage reports, cancels on request. Returns
+/// once every stage has reported (their senders are all gone).
+fn collect(
+    ev_rx: Receiver<StageMsg>,
+    cancel: &AtomicBool,
+    start: Instant,
+    opts: &SpeechOptions,
+    on_event: &mut impl FnMut(ResponseEvent) -> bool,
+) -> anyhow::Result<SpokenAnswer> {
+    let mut first_audio_ms = None;
+    let mut samples = 0usize;
+    let (mut thinker, mut talker, mut code2wav) = (None, None, None);
+    let mut cancelled = false;
+    let mut last_audio = start.elapsed();
+    for msg in ev_rx.iter() {
+        match msg {
+            StageMsg::Event(ev) => {
+                if let ResponseEvent::Audio(a) = &ev {
+                    first_audio_ms.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
+                    samples += a.len();
+                    last_audio = start.elapsed();
+                }
+                if !cancelled && !on_event(ev) {
+                    cancelled = true;
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            StageMsg::Thinker(r) => thinker = Some(r),
+            StageMsg::Talker(r) => talker = Some(r),
+            StageMsg::Code2Wav(r) => code2wav = Some(r),
+        }
+    }
+    // Report the first real failure (a stage that stopped because another failed reports
+    // that too, as a closed channel; the original error is what the user needs).
+    let (text, generation) = thinker.expect("the thinker stage always reports; this is a bug")?;
+    let talker = talker.expect("the talker stage always reports; this is a bug")?;
+    let code2wav = code2wav.expect("the Code2Wav stage always reports; this is a bug")?;
+    let stop = if cancelled || (cancel.load(Ordering::Relaxed) && talker.stop == SpeechStop::Cancelled) {
+        SpeechStop::Cancelled
+    } else {
+        talker.stop
+    };
+    let sample_rate = 24_000;
+    let audio_s = samples as f64 / sample_rate as f64;
+    Ok(SpokenAnswer {
+        text,
+        generation,
+        speech: SpeechReport {
+            speaker: opts.speaker.clone(),
+            frames: talker.codes.len(),
+            samples,
+            sample_rate,
+            stop,
+            codes: talker.codes,
+            first_audio_ms,
+            talker_first_frame_ms: talker.first_frame_ms,
+            talker_prefill_ms: talker.prefill_ms,
+            code_predictor_ms_per_frame: talker.code_predictor_ms_per_frame,
+            talker_step_ms: talker.step_ms,
+            code2wav_chunks: code2wav.chunks,
+            code2wav_ms_per_chunk: code2wav.ms_per_chunk,
+            audio_rtf: if audio_s > 0.0 { last_audio.as_secs_f64() / audio_s } else { 0.0 },
+        },
+    })
+}
+
+/// The thinker stage: generation with the talker's hidden state captured, text to the caller,
+/// tokens to the talker.
+fn run_thinker(
+    lm: &LoadedModel,
+    thinker: &Thinker,
+    inputs: &MultimodalInputs,
+    params: &GenerateParams,
+    tok_tx: SyncSender<ThinkerMsg>,
+    ev_tx: &SyncSender<StageMsg>,
+    cancel: &AtomicBool,
+) -> anyhow::Result<(String, GenerationOutput)> {
+    let accept = speech_accept_layer(thinker);
+    let mut decoder = StreamDecoder::new(&lm.tokenizer);
+    let mut text = String::new();
+    let mut failure = None;
+    let send_text = |chunk: String| ev_tx.send(StageMsg::Event(ResponseEvent::Text(chunk))).is_ok();
+    let generation = generate_observed(
+        &lm.model,
+        inputs,
+        params,
+        Some(accept),
+        |hidden| {
+            let hidden = hidden.expect("a capture was asked for; this is a bug");
+            // A closed channel means the talker has stopped; text goes on.
+            let _ = tok_tx.send(ThinkerMsg::Prompt(hidden));
+            !cancel.load(Ordering::Relaxed)
+        },
+        |id| {
+            let _ = tok_tx.send(ThinkerMsg::Token(id));
+            if cancel.load(Ordering::Relaxed) {
+                return false;
+            }
+            match decoder.push(id) {
+                Ok(Some(chunk)) => {
+                    text.push_str(&chunk);
+                    send_text(chunk)
+                }
+                Ok(None) => true,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        },
+    );
+    let _ = tok_tx.send(ThinkerMsg::End);
+    let generation = generation?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    if let Some(rest) = decoder.finish()? {
+        text.push_str(&rest);
+        send_text(rest);
+    }
+    Ok((text, generation))
+}
+
+fn speech_accept_layer(thinker: &Thinker) -> usize {
+    thinker.speech.as_ref().map_or(0, |s| s.talker.config().accept_hidden_layer)
+}
