@@ -573,3 +573,104 @@ fn devices_reports_every_kind_even_when_absent() {
     assert!(text.contains("screen: absent (no X display"), "{text}");
     assert!(text.contains("camera:"), "{text}");
 }
+
+/// Reads a WAV file omnid wrote: (rate, bits, float?, samples as f32).
+fn read_wav(path: &Path) -> (u32, u16, bool, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    let float = spec.sample_format == hound::SampleFormat::Float;
+    let samples = if float {
+        r.samples::<f32>().map(|s| s.unwrap()).collect()
+    } else {
+        r.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect()
+    };
+    (spec.sample_rate, spec.bits_per_sample, float, samples)
+}
+
+#[test]
+fn ask_speak_writes_the_streamed_speech_and_reports_it() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let (f32_path, s16_path) = (dir.join("speak-omni_c-f32.wav"), dir.join("speak-omni_c-s16.wav"));
+    let (model, image) = (fixture("omni_c"), fixture("omni_a/inputs/img_0.png"));
+    let run = |path: &Path, format: &str| {
+        let p = path.display().to_string();
+        let args = [
+            "ask",
+            "--model",
+            &model,
+            "--greedy",
+            "--max-tokens",
+            "8",
+            "--speak",
+            &p,
+            "--speak-format",
+            format,
+            "--speaker",
+            "SERENA",
+            "--speak-context",
+            "exact",
+            "--speak-max-frames",
+            "40",
+            "--json",
+            "--image",
+            &image,
+            "Describe the image.",
+        ];
+        json_of(&omnid(&args))
+    };
+    let j = run(&f32_path, "f32");
+    let a = &j["audio"];
+    let frames = a["frames"].as_u64().unwrap() as usize;
+    assert!(frames > 0, "{j}");
+    assert_eq!(a["samples"].as_u64().unwrap() as usize, 1920 * frames - 555, "the length law of Code2Wav");
+    assert_eq!(
+        (a["sample_rate"].as_u64(), a["speaker"].as_str(), a["format"].as_str()),
+        (Some(24000), Some("SERENA"), Some("f32"))
+    );
+    assert!(matches!(a["stop_reason"].as_str(), Some("eos" | "length")), "{j}");
+    let first_audio = j["first_audio_ms"].as_f64().unwrap();
+    assert!(first_audio > 0.0 && first_audio >= j["first_token_ms"].as_f64().unwrap(), "{j}");
+    assert!(j["audio_rtf"].as_f64().unwrap() > 0.0);
+    for k in [
+        "talker_prefill_ms",
+        "talker_first_frame_ms",
+        "talker_step_ms",
+        "code_predictor_ms_per_frame",
+        "code2wav_ms_per_chunk",
+    ] {
+        assert!(j["speech_timings"][k].as_f64().is_some_and(|v| v >= 0.0), "{k}: {j}");
+    }
+    let (rate, bits, float, samples) = read_wav(&f32_path);
+    assert_eq!((rate, bits, float, samples.len()), (24000, 32, true, 1920 * frames - 555));
+    assert!(samples.iter().all(|s| s.is_finite() && s.abs() <= 1.0));
+    assert!(samples.iter().any(|s| s.abs() > 1e-3), "silence");
+    // Greedy is deterministic: the s16 file holds the same speech, quantised.
+    let j16 = run(&s16_path, "s16");
+    assert_eq!(j16["audio"]["frames"], j["audio"]["frames"]);
+    let (_, bits16, float16, s16) = read_wav(&s16_path);
+    assert_eq!((bits16, float16, s16.len()), (16, false, samples.len()));
+    let worst = samples.iter().zip(&s16).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1.0 / 32768.0, "s16 differs from f32 by {worst}");
+}
+
+#[test]
+fn ask_speak_refuses_what_cannot_be_spoken() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("speak-refused.wav");
+    let p = out.display().to_string();
+    // An unknown voice names the ones the checkpoint has.
+    let o = omnid(&["ask", "--model", &fixture("omni_c"), "--speak", &p, "--speaker", "Nobody", "Hi"]);
+    assert_clean_error(&o, &["unknown speaker \"Nobody\"", "aiden, chelsie, ethan, serena"]);
+    // A thinker-only checkpoint (Thinking/Captioner style) and Qwen3-VL have no talker.
+    let o = omnid(&["ask", "--model", &fixture("omni_b"), "--speak", &p, "Hi"]);
+    assert_clean_error(&o, &["no speech output", "enable_audio_output is false"]);
+    let o = omnid(&["ask", "--model", &fixture("vl_dense_a"), "--speak", &p, "Hi"]);
+    assert_clean_error(&o, &["Qwen3-VL has no speech output"]);
+    assert!(!out.exists(), "no file is written for a refused request");
+    // Options that cannot work.
+    let o = omnid(&["ask", "--speak", &p, "--speak-context", "lots", "Hi"]);
+    assert_clean_error(&o, &["--speak-context \"lots\""]);
+    let o = omnid(&["ask", "--speak", &p, "--speak-max-frames", "0", "Hi"]);
+    assert_clean_error(&o, &["max_frames must be at least 1"]);
+    let o = omnid(&["ask", "--speak", "/nonexistent-dir/x.wav", "Hi"]);
+    assert_clean_error(&o, &["/nonexistent-dir/x.wav"]);
+}

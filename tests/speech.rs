@@ -185,3 +185,79 @@ fn omni_a_speech_matches_the_reference() {
 fn omni_c_speech_matches_the_reference() {
     run_model("omni_c", TOL);
 }
+
+/// Builds a reference case of omni_a's `reference.json` for `model`.
+fn case_inputs(model: &str, case: &str) -> (LoadedModel, omnid::engine::processor::BuiltPrompt, GenerateParams) {
+    let media_dir = fixture_dir("omni_a");
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(media_dir.join("reference.json")).unwrap()).unwrap();
+    let rc = cases["cases"].as_array().unwrap().iter().find(|c| c["name"] == case).unwrap().clone();
+    let mut lm = LoadedModel::open(&fixture_dir(model), DTypeChoice::Exact(DType::F32), &Device::Cpu).unwrap();
+    let default_video = lm.processor.video.clone();
+    let built = build_case(&mut lm, &default_video, &media_dir, &rc).unwrap();
+    let params = GenerateParams {
+        sampling: SamplingParams { greedy: true, ..Default::default() },
+        max_new_tokens: 10,
+        stop_ids: ids_of(&cases["eos_token_ids"]),
+    };
+    (lm, built, params)
+}
+
+#[test]
+fn cancelling_mid_speech_stops_every_stage_cleanly() {
+    // omni_c's audio_text speaks 59 frames when left alone; cancel at the second audio chunk.
+    let (lm, built, params) = case_inputs("omni_c", "audio_text");
+    let mut opts = SpeechOptions::new("serena", true, 0);
+    opts.chunk_frames = 1;
+    let (mut chunks, mut text_after_cancel) = (0, 0);
+    let started = Instant::now();
+    let ans = respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), |ev| match ev {
+        ResponseEvent::Audio(_) => {
+            chunks += 1;
+            chunks < 2
+        }
+        ResponseEvent::Text(_) => {
+            text_after_cancel += usize::from(chunks >= 2);
+            true
+        }
+    })
+    .unwrap();
+    assert_eq!(ans.speech.stop, SpeechStop::Cancelled);
+    assert!(ans.speech.frames < 59, "{} frames after a cancel", ans.speech.frames);
+    assert_eq!(text_after_cancel, 0, "no event reaches the caller after it cancelled");
+    // Every stage has ended (the threads are scoped): the call returned, quickly.
+    assert!(started.elapsed().as_secs() < 30);
+}
+
+#[test]
+fn an_answer_that_is_only_its_end_token_is_not_spoken() {
+    // omni_a's text_system case: the thinker's first token is <|im_end|> (transformers 5.23's
+    // generate() crashes on this; omnid answers with no speech).
+    let (lm, built, params) = case_inputs("omni_a", "text_system");
+    let opts = SpeechOptions::new("ethan", true, 0);
+    let mut audio = 0;
+    let ans = respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), |ev| {
+        audio += usize::from(matches!(ev, ResponseEvent::Audio(_)));
+        true
+    })
+    .unwrap();
+    assert_eq!((ans.speech.stop, ans.speech.frames, ans.speech.samples, audio), (SpeechStop::NoText, 0, 0, 0));
+    assert_eq!(ans.generation.token_ids.len(), 1);
+}
+
+#[test]
+fn sampled_speech_is_seeded_and_stays_in_the_codebooks() {
+    let (lm, built, params) = case_inputs("omni_c", "video");
+    let run = |seed| {
+        let mut opts = SpeechOptions::new("aiden", false, seed);
+        opts.max_frames = 12;
+        respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), |_| true).unwrap().speech
+    };
+    let (a, b, c) = (run(1), run(1), run(2));
+    assert_eq!(a.codes, b.codes, "same seed, same speech");
+    assert_ne!(a.codes, c.codes, "another seed, other speech");
+    let (_, speech) = speech_models(&lm).unwrap();
+    let codebook = speech.talker.config().codebook_size() as u32;
+    assert!(a.codes.iter().flatten().all(|&c| c < codebook));
+    assert!(a.codes.iter().all(|f| f.len() == 6));
+}

@@ -137,25 +137,68 @@ fn is_end_of_data(error: &std::io::Error) -> bool {
         || (error.kind() == std::io::ErrorKind::Other && error.to_string().contains("enough bytes"))
 }
 
+/// Sample format of a WAV file omnid writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WavSampleFormat {
+    /// 16-bit PCM (rounded, saturated at full scale): what every tool reads.
+    Pcm16,
+    /// 32-bit float, the samples exactly as computed.
+    Float32,
+}
+
+/// A mono WAV file written chunk by chunk (audio that is still being produced); the header's
+/// lengths are fixed up by [`WavSink::finish`].
+pub struct WavSink {
+    writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+    format: WavSampleFormat,
+    source_name: String,
+}
+
+impl WavSink {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &Path, sample_rate_hz: u32, format: WavSampleFormat) -> Result<Self> {
+        let source_name = path.display().to_string();
+        let (bits_per_sample, sample_format) = match format {
+            WavSampleFormat::Pcm16 => (16, hound::SampleFormat::Int),
+            WavSampleFormat::Float32 => (32, hound::SampleFormat::Float),
+        };
+        let spec = hound::WavSpec { channels: 1, sample_rate: sample_rate_hz, bits_per_sample, sample_format };
+        let writer = hound::WavWriter::create(path, spec).map_err(|e| wav_write_error(&source_name, e))?;
+        Ok(Self { writer, format, source_name })
+    }
+
+    /// Appends samples.
+    pub fn write(&mut self, samples: &[f32]) -> Result<()> {
+        for &s in samples {
+            let r = match self.format {
+                WavSampleFormat::Pcm16 => self.writer.write_sample(crate::wire::pcm::f32_to_i16(s)),
+                WavSampleFormat::Float32 => self.writer.write_sample(s),
+            };
+            r.map_err(|e| wav_write_error(&self.source_name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the final header.
+    pub fn finish(self) -> Result<()> {
+        let name = self.source_name;
+        self.writer.finalize().map_err(|e| wav_write_error(&name, e))
+    }
+}
+
+fn wav_write_error(source_name: &str, e: hound::Error) -> CodecError {
+    match e {
+        hound::Error::IoError(e) => io_error(source_name, e),
+        other => CodecError::NotWav { source_name: source_name.to_string(), detail: other.to_string() },
+    }
+}
+
 /// Writes mono `samples` as a 16-bit PCM WAV file (rounded, saturated at full scale), the format every
 /// tool reads; used for microphone recordings.
 pub fn write_wav_pcm16(path: &Path, samples: &[f32], sample_rate_hz: u32) -> Result<()> {
-    let source_name = path.display().to_string();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: sample_rate_hz,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let fail = |e: hound::Error| match e {
-        hound::Error::IoError(e) => io_error(&source_name, e),
-        other => CodecError::NotWav { source_name: source_name.clone(), detail: other.to_string() },
-    };
-    let mut writer = hound::WavWriter::create(path, spec).map_err(fail)?;
-    for &s in samples {
-        writer.write_sample(crate::wire::pcm::f32_to_i16(s)).map_err(fail)?;
-    }
-    writer.finalize().map_err(fail)
+    let mut sink = WavSink::create(path, sample_rate_hz, WavSampleFormat::Pcm16)?;
+    sink.write(samples)?;
+    sink.finish()
 }
 
 #[cfg(test)]
@@ -175,6 +218,22 @@ mod write_tests {
             assert!((a - b).abs() <= 0.5 / 32768.0 + 1e-7, "{a} vs {b}");
         }
         assert_eq!(&back.samples[1000..], &[32767.0 / 32768.0, -1.0, 0.0]);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn float_sink_keeps_samples_bit_exact_across_chunks() {
+        let path = std::env::temp_dir().join(format!("omnid-wav-f32-{}.wav", std::process::id()));
+        let samples: Vec<f32> = (0..3000).map(|i| ((i as f32) * 0.0137).sin() * 0.7 + 1e-7 * i as f32).collect();
+        let mut sink = WavSink::create(&path, 24_000, WavSampleFormat::Float32).unwrap();
+        for chunk in samples.chunks(1365) {
+            sink.write(chunk).unwrap();
+        }
+        sink.finish().unwrap();
+        let mut r = hound::WavReader::open(&path).unwrap();
+        assert_eq!((r.spec().sample_rate, r.spec().bits_per_sample), (24_000, 32));
+        let back: Vec<f32> = r.samples::<f32>().map(|s| s.unwrap()).collect();
+        assert_eq!(back, samples);
         std::fs::remove_file(&path).unwrap();
     }
 }

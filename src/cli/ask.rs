@@ -2,6 +2,7 @@
 //! streamed to stdout, or one JSON object with `--json`.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::ArgMatches;
@@ -9,6 +10,10 @@ use clap::ArgMatches;
 use super::{load_model, ModelArgs};
 use crate::config::OmnidConfig;
 use crate::engine::ask::{ask, AskRequest, MediaRef};
+use crate::engine::generate::GenerationOutput;
+use crate::engine::model_dir::LoadedModel;
+use crate::engine::speech::{ask_spoken, speech_models, ResponseEvent, SpeechOptions};
+use omnid_codecs::wav::{WavSampleFormat, WavSink};
 
 /// Arguments of `omnid ask`.
 #[derive(Debug, clap::Args)]
@@ -77,11 +82,39 @@ pub struct AskArgs {
     /// e.g. `--template-arg enable_thinking=false`. Repeatable.
     #[arg(long, value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     pub template_arg: Vec<String>,
-    /// Print one JSON object (text, token_ids, prompt_tokens, first_step_top5, timings).
+    /// Print one JSON object (text, token_ids, prompt_tokens, first_step_top5, timings; with
+    /// --speak also `audio` and the speech timings).
     #[arg(long)]
     pub json: bool,
+    /// Also answer in speech: write 24 kHz mono WAV to PATH, streamed while the answer is produced
+    /// (Qwen3-Omni Instruct checkpoints: the talker, code predictor and Code2Wav).
+    #[arg(long, value_name = "PATH")]
+    pub speak: Option<std::path::PathBuf>,
+    /// Voice for --speak (case-insensitive; default Ethan, or the checkpoint's first speaker).
+    #[arg(long, requires = "speak")]
+    pub speaker: Option<String>,
+    /// Sample format of the --speak file: s16 (16-bit PCM) or f32 (the samples exactly as decoded).
+    #[arg(long, value_enum, default_value_t = SpeakFormat::S16, requires = "speak")]
+    pub speak_format: SpeakFormat,
+    /// Longest speech, in 80 ms frames (transformers' talker_max_new_tokens − 1).
+    #[arg(long, default_value_t = 4095, requires = "speak")]
+    pub speak_max_frames: usize,
+    /// Code2Wav left context in frames, or `exact` (the output then equals one full decode; costly
+    /// for the real model). Default 25, as vLLM-Omni.
+    #[arg(long, default_value = "25", requires = "speak")]
+    pub speak_context: String,
+    /// Frames per Code2Wav decode after the first (which is one frame).
+    #[arg(long, default_value_t = 10, requires = "speak")]
+    pub speak_chunk: usize,
     /// The question (goes last in the user turn).
     pub prompt: String,
+}
+
+/// Sample format of the `--speak` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpeakFormat {
+    S16,
+    F32,
 }
 
 /// Runs `omnid ask`.
@@ -154,6 +187,9 @@ pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Re
         max_new_tokens: args.max_tokens.unwrap_or(cfg.limits.max_new_tokens),
         template_vars,
     };
+    if let Some(path) = &args.speak {
+        return run_spoken(&args, &loaded, &req, path);
+    }
     let stdout = std::io::stdout();
     let stream = !args.json;
     let out = ask(&loaded, &req, |chunk| {
@@ -165,27 +201,128 @@ pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Re
         true
     })?;
     if args.json {
-        let top5: Vec<serde_json::Value> =
-            out.generation.first_step_top5.iter().map(|(id, v)| serde_json::json!({"id": id, "logit": v})).collect();
-        let obj = serde_json::json!({
-            "text": out.text,
-            "token_ids": out.generation.token_ids,
-            "prompt_tokens": out.generation.prompt_tokens,
-            "first_step_top5": top5,
-            "stop_reason": out.generation.stop_reason,
-            "prefill_ms": out.generation.prefill_ms,
-            "first_token_ms": out.generation.first_token_ms,
-            "decode_tokens_per_s": out.generation.decode_tokens_per_s,
-            "model": {
-                "family": loaded.family.name(),
-                "dir": loaded.dir.as_ref().map(|d| d.display().to_string()),
-                "embedded_random_weights": loaded.dir.is_none(),
-                "dtype": format!("{:?}", loaded.dtype).to_lowercase(),
-            },
+        let obj = answer_json(&loaded, &out.text, &out.generation);
+        println!("{}", serde_json::to_string_pretty(&obj)?);
+    } else {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `--json` object of a text answer.
+fn answer_json(loaded: &LoadedModel, text: &str, generation: &GenerationOutput) -> serde_json::Value {
+    let top5: Vec<serde_json::Value> =
+        generation.first_step_top5.iter().map(|(id, v)| serde_json::json!({"id": id, "logit": v})).collect();
+    serde_json::json!({
+        "text": text,
+        "token_ids": generation.token_ids,
+        "prompt_tokens": generation.prompt_tokens,
+        "first_step_top5": top5,
+        "stop_reason": generation.stop_reason,
+        "prefill_ms": generation.prefill_ms,
+        "first_token_ms": generation.first_token_ms,
+        "decode_tokens_per_s": generation.decode_tokens_per_s,
+        "model": {
+            "family": loaded.family.name(),
+            "dir": loaded.dir.as_ref().map(|d| d.display().to_string()),
+            "embedded_random_weights": loaded.dir.is_none(),
+            "dtype": format!("{:?}", loaded.dtype).to_lowercase(),
+        },
+    })
+}
+
+/// `omnid ask --speak`: text to stdout and speech to a WAV file, both streamed.
+fn run_spoken(args: &AskArgs, loaded: &LoadedModel, req: &AskRequest, path: &Path) -> anyhow::Result<ExitCode> {
+    let (_, speech) = speech_models(loaded)?;
+    let speaker = match &args.speaker {
+        Some(s) => s.clone(),
+        None if speech.talker.config().speaker_id.contains_key("ethan") => "Ethan".into(),
+        None => speech.speakers().first().map(|s| s.to_string()).unwrap_or_default(),
+    };
+    // The talker samples by default (transformers' talker_do_sample=True) whatever the thinker
+    // does; --greedy makes all three greedy.
+    let mut opts = SpeechOptions::new(&speaker, args.greedy, args.seed);
+    opts.max_frames = args.speak_max_frames;
+    opts.chunk_frames = args.speak_chunk;
+    opts.left_context = match args.speak_context.as_str() {
+        "exact" => None,
+        n => Some(
+            n.parse().map_err(|_| anyhow::anyhow!("--speak-context {n:?}: expected a number of frames or `exact`"))?,
+        ),
+    };
+    opts.validate().map_err(anyhow::Error::msg)?;
+    speech.talker.config().speaker(&speaker).map_err(anyhow::Error::msg)?;
+    let format = match args.speak_format {
+        SpeakFormat::S16 => WavSampleFormat::Pcm16,
+        SpeakFormat::F32 => WavSampleFormat::Float32,
+    };
+    let mut sink = WavSink::create(path, 24_000, format)?;
+    let stdout = std::io::stdout();
+    let stream = !args.json;
+    let mut write_error = None;
+    let result = ask_spoken(loaded, req, &opts, |ev| match ev {
+        ResponseEvent::Text(chunk) => {
+            if stream {
+                let mut lock = stdout.lock();
+                let _ = lock.write_all(chunk.as_bytes());
+                let _ = lock.flush();
+            }
+            true
+        }
+        ResponseEvent::Audio(samples) => match sink.write(&samples) {
+            Ok(()) => true,
+            Err(e) => {
+                write_error = Some(e);
+                false
+            }
+        },
+    });
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            // No half-written file is left behind a failed request.
+            drop(sink);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+    };
+    if let Some(e) = write_error {
+        return Err(anyhow::Error::new(e).context(format!("{}: writing the speech", path.display())));
+    }
+    sink.finish()?;
+    let s = &out.speech;
+    if args.json {
+        let mut obj = answer_json(loaded, &out.text, &out.generation);
+        obj["audio"] = serde_json::json!({
+            "path": path.display().to_string(),
+            "samples": s.samples,
+            "sample_rate": s.sample_rate,
+            "speaker": s.speaker,
+            "format": match args.speak_format { SpeakFormat::S16 => "s16", SpeakFormat::F32 => "f32" },
+            "frames": s.frames,
+            "stop_reason": s.stop,
+        });
+        obj["first_audio_ms"] = serde_json::json!(s.first_audio_ms);
+        obj["audio_rtf"] = serde_json::json!(s.audio_rtf);
+        obj["speech_timings"] = serde_json::json!({
+            "talker_prefill_ms": s.talker_prefill_ms,
+            "talker_first_frame_ms": s.talker_first_frame_ms,
+            "talker_step_ms": s.talker_step_ms,
+            "code_predictor_ms_per_frame": s.code_predictor_ms_per_frame,
+            "code2wav_chunks": s.code2wav_chunks,
+            "code2wav_ms_per_chunk": s.code2wav_ms_per_chunk,
         });
         println!("{}", serde_json::to_string_pretty(&obj)?);
     } else {
         println!();
+        eprintln!(
+            "omnid: {} ({:.2} s, {} frames, voice {}, ended by {:?})",
+            path.display(),
+            s.samples as f64 / s.sample_rate as f64,
+            s.frames,
+            s.speaker,
+            s.stop
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

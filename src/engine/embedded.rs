@@ -99,6 +99,9 @@ fn tokenizer_json() -> (String, std::collections::HashMap<&'static str, u32>) {
         }
     }
     let mut ids = std::collections::HashMap::new();
+    for w in WORDS {
+        ids.insert(*w, vocab[*w].as_u64().expect("every word was merged into one token") as u32);
+    }
     let added: Vec<serde_json::Value> = SPECIALS
         .iter()
         .map(|s| {
@@ -137,6 +140,7 @@ fn config_json(ids: &std::collections::HashMap<&'static str, u32>, text_vocab: u
         "im_start_token_id": ids["<|im_start|>"], "im_end_token_id": ids["<|im_end|>"],
         "tts_pad_token_id": ids["<tts_pad>"], "tts_bos_token_id": ids["<tts_text_bos>"],
         "tts_eos_token_id": ids["<tts_text_eod>"],
+        "system_token_id": ids["system"], "user_token_id": ids["user"], "assistant_token_id": ids["assistant"],
         "thinker_config": {
             "text_config": {
                 "vocab_size": text_vocab, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
@@ -159,6 +163,34 @@ fn config_json(ids: &std::collections::HashMap<&'static str, u32>, text_vocab: u
             "video_token_id": ids["<|video_pad|>"], "vision_start_token_id": ids["<|vision_start|>"],
             "vision_end_token_id": ids["<|vision_end|>"], "audio_start_token_id": ids["<|audio_start|>"],
             "audio_end_token_id": ids["<|audio_end|>"], "position_id_per_seconds": 13
+        },
+        // Speech: the tiny values of spec §10.1 (codebook 64, 4 codebooks per frame).
+        "talker_config": {
+            "text_config": {
+                "vocab_size": 64 + 1024, "hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "hidden_act": "silu",
+                "rms_norm_eps": 1e-6, "rope_parameters": rope, "max_position_embeddings": 8192,
+                "moe_intermediate_size": 24, "num_experts": 8, "num_experts_per_tok": 2, "norm_topk_prob": true,
+                "shared_expert_intermediate_size": 32
+            },
+            "code_predictor_config": {
+                "vocab_size": 64, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2,
+                "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "num_code_groups": 4,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0}
+            },
+            "num_code_groups": 4, "accept_hidden_layer": 2, "thinker_hidden_size": 64,
+            "codec_pad_id": 164, "codec_bos_id": 165, "codec_eos_token_id": 166, "codec_nothink_id": 171,
+            "codec_think_bos_id": 172, "codec_think_eos_id": 173,
+            "speaker_id": {"chelsie": 317, "ethan": 318, "aiden": 319},
+            "audio_token_id": ids["<|audio_pad|>"], "image_token_id": ids["<|image_pad|>"],
+            "video_token_id": ids["<|video_pad|>"], "vision_start_token_id": ids["<|vision_start|>"],
+            "audio_start_token_id": ids["<|audio_start|>"], "position_id_per_seconds": 13, "spatial_merge_size": 2
+        },
+        "code2wav_config": {
+            "codebook_size": 64, "num_quantizers": 4, "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2, "sliding_window": 72,
+            "rms_norm_eps": 1e-5, "layer_scale_initial_scale": 0.01, "upsample_rates": [8, 5, 4, 3],
+            "upsampling_ratios": [2, 2], "decoder_dim": 32, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}
         }
     })
 }
