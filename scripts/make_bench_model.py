@@ -26,6 +26,9 @@ def main():
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--experts", type=int, default=32)
     ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--speech", action="store_true",
+                    help="also a talker (real widths, --talker-layers layers, 128 experts) and the real Code2Wav")
+    ap.add_argument("--talker-layers", type=int, default=2)
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(SRC, "config.json")))
     text = cfg["thinker_config"]["text_config"]
@@ -36,6 +39,29 @@ def main():
     text["rope_parameters"]["mrope_section"] = [24, 20, 20]
     cfg["thinker_config"]["vision_config"]["out_hidden_size"] = 2048
     cfg["thinker_config"]["audio_config"]["output_dim"] = 2048
+    if a.speech:
+        # Qwen3-Omni-30B-A3B-Instruct's talker and Code2Wav widths (spec §1.3.1); codec ids as in the real model.
+        cfg["enable_audio_output"] = True
+        t = cfg["talker_config"]
+        t["text_config"].update(vocab_size=3072, hidden_size=1024, intermediate_size=2048,
+                                num_hidden_layers=a.talker_layers, num_attention_heads=16, num_key_value_heads=2,
+                                head_dim=128, moe_intermediate_size=384, num_experts=128, num_experts_per_tok=6,
+                                shared_expert_intermediate_size=768)
+        t["text_config"].pop("num_local_experts", None)
+        t["text_config"]["rope_parameters"]["mrope_section"] = [24, 20, 20]
+        t["code_predictor_config"].update(vocab_size=2048, hidden_size=1024, intermediate_size=3072,
+                                          num_hidden_layers=5, num_attention_heads=16, num_key_value_heads=8,
+                                          head_dim=128, num_code_groups=16)
+        t["code_predictor_config"].pop("layer_types", None)
+        t["text_config"].pop("layer_types", None)
+        cfg["code2wav_config"].pop("layer_types", None)
+        t.update(num_code_groups=16, accept_hidden_layer=min(24, a.layers), thinker_hidden_size=2048,
+                 codec_pad_id=2148, codec_bos_id=2149, codec_eos_token_id=2150, codec_nothink_id=2155,
+                 codec_think_bos_id=2156, codec_think_eos_id=2157,
+                 speaker_id={"chelsie": 2301, "ethan": 2302, "aiden": 2303})
+        cfg["code2wav_config"].update(codebook_size=2048, num_quantizers=16, hidden_size=1024, intermediate_size=3072,
+                                      num_hidden_layers=8, num_attention_heads=16, num_key_value_heads=16,
+                                      decoder_dim=1536)
     for k in ("architectures", "transformers_version", "dtype", "torch_dtype", "model_type"):
         cfg.pop(k, None)
     torch.manual_seed(0)

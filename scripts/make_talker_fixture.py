@@ -223,6 +223,54 @@ def run_model(name, model, spec, proc, media, ref, eos_ids):
 CODES = []
 
 
+class _Zero(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+def planted_bugs(model, spec, proc, media, eos_ids):
+    """Plants the bugs a port could make and records how the fixture sees each (codes and first logits of the
+    first case): every one must change the codes, or the fixture could not catch it."""
+    from fixtures import runner as R
+
+    case_name, speaker, talker_max = CASES["omni_c"][1]
+    case = next(c for c in spec["cases"] if c["name"] == case_name)
+    inputs, _, _, _, _ = R.prepare_case(spec, proc, os.path.join(FIX, "omni_a"), media, case)
+    rec = Recorder(model.talker)
+
+    def run(spk=speaker):
+        rec.reset()
+        model.generate(**inputs, speaker=spk, thinker_max_new_tokens=case["max_new_tokens"],
+                       thinker_eos_token_id=eos_ids, thinker_do_sample=False, thinker_repetition_penalty=1.0,
+                       thinker_temperature=None, thinker_top_k=None, thinker_top_p=None,
+                       talker_max_new_tokens=talker_max, talker_do_sample=False)
+        return CODES.pop(), rec.logits.clone()
+
+    base_codes, base_logits = run()
+    out = {}
+
+    def record(name, codes, logits):
+        same = codes.shape == base_codes.shape and bool(torch.equal(codes, base_codes))
+        out[name] = {"codes_differ": not same, "first_logits_max_diff": float((logits - base_logits).abs().max())}
+        assert not same, f"planted bug {name} leaves the codes unchanged: the fixture could not catch it"
+
+    tc = model.config.talker_config
+    accept = tc.accept_hidden_layer
+    tc.accept_hidden_layer = accept - 1
+    record("accept_hidden_layer_off_by_one", *run())
+    tc.accept_hidden_layer = accept
+    saved = [layer.mlp.shared_expert for layer in model.talker.model.layers]
+    for layer in model.talker.model.layers:
+        layer.mlp.shared_expert = _Zero()
+    record("no_shared_expert", *run())
+    for layer, s in zip(model.talker.model.layers, saved):
+        layer.mlp.shared_expert = s
+    other = next(k for k in tc.speaker_id if k != speaker.lower())
+    record(f"speaker_{other}_instead", *run(other))
+    assert torch.equal(run()[0], base_codes), "restoring the model did not restore the codes"
+    return out
+
+
 def capture_codes(model):
     """generate() stacks the per-step residual codes; keep them (frames x groups) for the record."""
     orig = model.code2wav.chunked_decode
@@ -260,6 +308,7 @@ def main():
     for name, model in models.items():
         capture_codes(model)
         store, cases = run_model(name, model, spec, proc, media, ref, eos_ids)
+        bugs = planted_bugs(model, spec, proc, media, eos_ids) if name == "omni_c" else None
         out = os.path.join(FIX, name)
         meta = {
             "generator": "scripts/make_talker_fixture.py",
@@ -269,6 +318,8 @@ def main():
                        if k in ("num_code_groups", "accept_hidden_layer", "speaker_id", "codec_eos_token_id")},
             "talker_do_sample": False, "talker_repetition_penalty": 1.05, "cases": cases,
         }
+        if bugs is not None:
+            meta["planted_bugs"] = bugs
         with open(os.path.join(out, "talker_reference.json"), "w") as f:
             json.dump(meta, f, indent=1, sort_keys=True)
             f.write("\n")

@@ -16,6 +16,51 @@ pub struct OmnidConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub video: VideoSection,
+    #[serde(default)]
+    pub speech: SpeechSection,
+}
+
+/// `[speech]`: spoken answers (`omnid ask --speak`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechSection {
+    /// Voice; absent: Ethan, or the checkpoint's first speaker.
+    #[serde(default)]
+    pub speaker: Option<String>,
+    /// Longest answer in 80 ms frames (transformers: talker_max_new_tokens 4096 → 4095 frames).
+    #[serde(default = "max_frames")]
+    pub max_frames: usize,
+    /// Frames per Code2Wav decode after the first (which is always one frame).
+    #[serde(default = "chunk_frames")]
+    pub chunk_frames: usize,
+    /// Frames of left context each decode re-reads (vLLM-Omni: 25).
+    #[serde(default = "left_context")]
+    pub left_context: usize,
+    /// Re-read the model's exact context instead, so the stream equals one full decode.
+    #[serde(default)]
+    pub exact_context: bool,
+}
+
+impl Default for SpeechSection {
+    fn default() -> Self {
+        Self {
+            speaker: None,
+            max_frames: max_frames(),
+            chunk_frames: chunk_frames(),
+            left_context: left_context(),
+            exact_context: false,
+        }
+    }
+}
+
+fn max_frames() -> usize {
+    4095
+}
+fn chunk_frames() -> usize {
+    10
+}
+fn left_context() -> usize {
+    25
 }
 
 /// `[model]`: which checkpoint and how to hold it.
@@ -119,6 +164,12 @@ impl OmnidConfig {
                 return Err(format!("[video] min_pixels {lo} is above max_pixels {hi}"));
             }
         }
+        if self.speech.max_frames == 0 || self.speech.chunk_frames == 0 {
+            return Err("[speech] max_frames and chunk_frames must be > 0".into());
+        }
+        if self.speech.speaker.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err("[speech] speaker is empty".into());
+        }
         Ok(())
     }
 }
@@ -151,5 +202,17 @@ mod tests {
         assert!(c.validate().unwrap_err().contains("dtype"));
         let c: OmnidConfig = toml::from_str("[video]\nmin_pixels = 10\nmax_pixels = 5").unwrap();
         assert!(c.validate().unwrap_err().contains("min_pixels"));
+        let c: OmnidConfig = toml::from_str("[speech]\nchunk_frames = 0").unwrap();
+        assert!(c.validate().unwrap_err().contains("chunk_frames"));
+        let e = toml::from_str::<OmnidConfig>("[speech]\nvoice = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("voice"), "{e}");
+    }
+
+    #[test]
+    fn speech_defaults_match_the_documented_file() {
+        let shipped =
+            OmnidConfig::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default.toml")).unwrap();
+        assert_eq!(shipped.speech, SpeechSection::default());
+        assert_eq!((shipped.speech.max_frames, shipped.speech.left_context), (4095, 25));
     }
 }

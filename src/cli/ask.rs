@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::ArgMatches;
 
 use super::{load_model, ModelArgs};
-use crate::config::OmnidConfig;
+use crate::config::{OmnidConfig, SpeechSection};
 use crate::engine::ask::{ask, AskRequest, MediaRef};
 use crate::engine::generate::GenerationOutput;
 use crate::engine::model_dir::LoadedModel;
@@ -96,16 +96,16 @@ pub struct AskArgs {
     /// Sample format of the --speak file: s16 (16-bit PCM) or f32 (the samples exactly as decoded).
     #[arg(long, value_enum, default_value_t = SpeakFormat::S16, requires = "speak")]
     pub speak_format: SpeakFormat,
-    /// Longest speech, in 80 ms frames (transformers' talker_max_new_tokens − 1).
-    #[arg(long, default_value_t = 4095, requires = "speak")]
-    pub speak_max_frames: usize,
+    /// Longest speech, in 80 ms frames (default: `[speech] max_frames` of the config, 4095).
+    #[arg(long, requires = "speak")]
+    pub speak_max_frames: Option<usize>,
     /// Code2Wav left context in frames, or `exact` (the output then equals one full decode; costly
-    /// for the real model). Default 25, as vLLM-Omni.
-    #[arg(long, default_value = "25", requires = "speak")]
-    pub speak_context: String,
-    /// Frames per Code2Wav decode after the first (which is one frame).
-    #[arg(long, default_value_t = 10, requires = "speak")]
-    pub speak_chunk: usize,
+    /// for the real model). Default: `[speech]` of the config, 25 frames as vLLM-Omni.
+    #[arg(long, requires = "speak")]
+    pub speak_context: Option<String>,
+    /// Frames per Code2Wav decode after the first, which is one frame (default: the config's, 10).
+    #[arg(long, requires = "speak")]
+    pub speak_chunk: Option<usize>,
     /// The question (goes last in the user turn).
     pub prompt: String,
 }
@@ -188,7 +188,7 @@ pub fn run(args: AskArgs, matches: &ArgMatches, cfg: &OmnidConfig) -> anyhow::Re
         template_vars,
     };
     if let Some(path) = &args.speak {
-        return run_spoken(&args, &loaded, &req, path);
+        return run_spoken(&args, &loaded, &req, path, &cfg.speech);
     }
     let stdout = std::io::stdout();
     let stream = !args.json;
@@ -232,9 +232,15 @@ fn answer_json(loaded: &LoadedModel, text: &str, generation: &GenerationOutput) 
 }
 
 /// `omnid ask --speak`: text to stdout and speech to a WAV file, both streamed.
-fn run_spoken(args: &AskArgs, loaded: &LoadedModel, req: &AskRequest, path: &Path) -> anyhow::Result<ExitCode> {
+fn run_spoken(
+    args: &AskArgs,
+    loaded: &LoadedModel,
+    req: &AskRequest,
+    path: &Path,
+    cfg: &SpeechSection,
+) -> anyhow::Result<ExitCode> {
     let (_, speech) = speech_models(loaded)?;
-    let speaker = match &args.speaker {
+    let speaker = match args.speaker.as_ref().or(cfg.speaker.as_ref()) {
         Some(s) => s.clone(),
         None if speech.talker.config().speaker_id.contains_key("ethan") => "Ethan".into(),
         None => speech.speakers().first().map(|s| s.to_string()).unwrap_or_default(),
@@ -242,11 +248,13 @@ fn run_spoken(args: &AskArgs, loaded: &LoadedModel, req: &AskRequest, path: &Pat
     // The talker samples by default (transformers' talker_do_sample=True) whatever the thinker
     // does; --greedy makes all three greedy.
     let mut opts = SpeechOptions::new(&speaker, args.greedy, args.seed);
-    opts.max_frames = args.speak_max_frames;
-    opts.chunk_frames = args.speak_chunk;
-    opts.left_context = match args.speak_context.as_str() {
-        "exact" => None,
-        n => Some(
+    opts.max_frames = args.speak_max_frames.unwrap_or(cfg.max_frames);
+    opts.chunk_frames = args.speak_chunk.unwrap_or(cfg.chunk_frames);
+    opts.left_context = match args.speak_context.as_deref() {
+        None if cfg.exact_context => None,
+        None => Some(cfg.left_context),
+        Some("exact") => None,
+        Some(n) => Some(
             n.parse().map_err(|_| anyhow::anyhow!("--speak-context {n:?}: expected a number of frames or `exact`"))?,
         ),
     };

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `ask` | one question with text, images, audio and video → streamed answer (or `--json`) |
 //! | `bench` | prefill/decode throughput and peak memory of a model |
+//! | `bench-speech` | first-audio latency, real-time factor and per-stage times of spoken answers |
 //! | `check` | open a model directory and report what was found, without generating |
 //! | `config-check` | validate `configs/*.toml` files |
 //! | `probe` | what a media file holds (container, streams, duration) |
@@ -12,6 +13,7 @@
 
 mod ask;
 mod bench;
+mod bench_speech;
 mod check;
 mod media;
 
@@ -53,6 +55,8 @@ pub enum Command {
     Ask(Box<ask::AskArgs>),
     /// Measure prefill and decode speed and peak memory.
     Bench(bench::BenchArgs),
+    /// Measure first-audio latency and real-time factor of spoken answers, per stage.
+    BenchSpeech(Box<bench_speech::BenchSpeechArgs>),
     /// Open a model directory and print what omnid understood of it.
     Check(check::CheckArgs),
     /// Print what media files hold (one JSON line per file).
@@ -83,6 +87,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             ask::run(*a, sub, &cfg)
         }
         Command::Bench(b) => bench::run(b, &cfg),
+        Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
         Command::Check(c) => check::run(c, &cfg),
         Command::Probe(p) => media::probe(&p),
         Command::Devices => media::devices(),

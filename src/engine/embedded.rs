@@ -252,12 +252,30 @@ impl SimpleBackend for RandomWeights {
 
 /// Builds the embedded model on `device` in `dtype`.
 pub fn load_embedded(dtype: DType, device: &Device) -> Result<LoadedModel, LoadError> {
+    load_synthetic(&EmbeddedSize::Tiny, dtype, device)
+}
+
+/// Which random-weight model to build in-process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmbeddedSize {
+    /// The embedded default (seconds to build, megabytes).
+    Tiny,
+    /// Qwen3-Omni-30B-A3B-Instruct's widths with fewer layers and thinker experts: what the
+    /// speed of each stage depends on, without 70 GB of weights (spec §1.3.1; benchmarks only).
+    RealWidths { thinker_layers: usize, thinker_experts: usize, talker_layers: usize },
+}
+
+/// Builds a random-weight model of the given size with the embedded tokenizer and template.
+pub fn load_synthetic(size: &EmbeddedSize, dtype: DType, device: &Device) -> Result<LoadedModel, LoadError> {
     let bad = |problem: String| LoadError::Model { dir: "<embedded>".into(), problem };
     let (tok_json, ids) = tokenizer_json();
     let inner: tokenizers::Tokenizer = tok_json.parse().map_err(|e| bad(format!("tokenizer: {e}")))?;
     let tokenizer = Tokenizer::from_inner(inner);
     let text_vocab = tokenizer.vocab_size().next_multiple_of(64);
-    let config = config_json(&ids, text_vocab);
+    let mut config = config_json(&ids, text_vocab);
+    if let EmbeddedSize::RealWidths { thinker_layers, thinker_experts, talker_layers } = size {
+        super::embedded_real_widths::widen(&mut config, *thinker_layers, *thinker_experts, *talker_layers);
+    }
     let template =
         ChatTemplate::from_source(CHAT_TEMPLATE, "<embedded>", vec![("eos_token".into(), "<|im_end|>".into())])?;
     let backend: Box<dyn SimpleBackend> = Box::new(RandomWeights { seed: EMBEDDED_SEED });

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`model_dir`] | open a checkpoint directory (or the embedded model) with clear errors |
 //! | [`embedded`] | the tiny random-weight default model |
+//! | [`embedded_real_widths`] | the same at Qwen3-Omni-30B-A3B's real widths, fewer layers (benchmarks) |
 //! | [`processor`] | conversation + media → model inputs (template, preprocessing, expansion, tokens) |
 //! | [`processor_settings`] | a checkpoint's feature-extractor / image / video processor files |
 //! | [`media`] | decoded media items and loading image/audio files and folders of video frames |
@@ -18,6 +19,7 @@
 
 pub mod ask;
 pub mod embedded;
+pub mod embedded_real_widths;
 pub mod generate;
 pub mod generation_config;
 pub mod media;
