@@ -33,23 +33,15 @@ pub struct SpeechSection {
     /// Frames per Code2Wav decode after the first (which is always one frame).
     #[serde(default = "chunk_frames")]
     pub chunk_frames: usize,
-    /// Frames of left context each decode re-reads (vLLM-Omni: 25).
-    #[serde(default = "left_context")]
-    pub left_context: usize,
-    /// Re-read the model's exact context instead, so the stream equals one full decode.
+    /// Absent (default): Code2Wav carries its state between chunks (exact, each frame decoded
+    /// once). A number: each chunk re-decodes that many earlier frames instead (vLLM-Omni: 25).
     #[serde(default)]
-    pub exact_context: bool,
+    pub left_context: Option<usize>,
 }
 
 impl Default for SpeechSection {
     fn default() -> Self {
-        Self {
-            speaker: None,
-            max_frames: max_frames(),
-            chunk_frames: chunk_frames(),
-            left_context: left_context(),
-            exact_context: false,
-        }
+        Self { speaker: None, max_frames: max_frames(), chunk_frames: chunk_frames(), left_context: None }
     }
 }
 
@@ -58,9 +50,6 @@ fn max_frames() -> usize {
 }
 fn chunk_frames() -> usize {
     10
-}
-fn left_context() -> usize {
-    25
 }
 
 /// `[model]`: which checkpoint and how to hold it.
@@ -164,8 +153,8 @@ impl OmnidConfig {
                 return Err(format!("[video] min_pixels {lo} is above max_pixels {hi}"));
             }
         }
-        if self.speech.max_frames == 0 || self.speech.chunk_frames == 0 {
-            return Err("[speech] max_frames and chunk_frames must be > 0".into());
+        if self.speech.max_frames == 0 || self.speech.chunk_frames == 0 || self.speech.left_context == Some(0) {
+            return Err("[speech] max_frames, chunk_frames and left_context must be > 0".into());
         }
         if self.speech.speaker.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err("[speech] speaker is empty".into());
@@ -213,6 +202,6 @@ mod tests {
         let shipped =
             OmnidConfig::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/default.toml")).unwrap();
         assert_eq!(shipped.speech, SpeechSection::default());
-        assert_eq!((shipped.speech.max_frames, shipped.speech.left_context), (4095, 25));
+        assert_eq!((shipped.speech.max_frames, shipped.speech.left_context), (4095, None));
     }
 }

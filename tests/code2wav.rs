@@ -143,7 +143,7 @@ fn stream_equals_full_decode_with_enough_context() {
             m,
             &frames,
             push,
-            StreamConfig { left_context: exact, min_new_frames: min_new, first_new_frames: 1 },
+            StreamConfig { left_context: Some(exact), min_new_frames: min_new, first_new_frames: 1 },
         );
         assert_eq!(got.len(), full.len(), "push {push}: total length");
         let d = max_diff_vec(&got, &full);
@@ -153,7 +153,8 @@ fn stream_equals_full_decode_with_enough_context() {
     // Shorter contexts: still gap-free and the right length, but not equal (reported; this
     // fixture's gain turns the truncated history into full-scale differences).
     for left in [8, 25, 72] {
-        let got = stream(m, &frames, 8, StreamConfig { left_context: left, min_new_frames: 1, first_new_frames: 1 });
+        let got =
+            stream(m, &frames, 8, StreamConfig { left_context: Some(left), min_new_frames: 1, first_new_frames: 1 });
         assert_eq!(got.len(), full.len());
         let off = got.iter().zip(&full).filter(|(a, b)| (*a - *b).abs() > TOL).count();
         eprintln!(
@@ -162,6 +163,36 @@ fn stream_equals_full_decode_with_enough_context() {
             full.len()
         );
     }
+}
+
+#[test]
+fn carried_state_stream_equals_full_decode_and_decodes_each_frame_once() {
+    // 100 frames: past the 72-frame attention window, so the trimmed key/value caches matter.
+    let m = model_f64();
+    let codes = &reference()["codes_T100"];
+    let frames = frames_of(codes);
+    let full = m.decode_to_vec(codes).unwrap();
+    let unclamped_full = m.decode_unclamped(codes).unwrap();
+    for (push, min_new, first) in [(1, 1, 1), (3, 1, 1), (7, 7, 1), (2, 25, 4), (100, 1, 100)] {
+        let got = stream(
+            m,
+            &frames,
+            push,
+            StreamConfig { left_context: None, min_new_frames: min_new, first_new_frames: first },
+        );
+        assert_eq!(got.len(), full.len(), "push {push}: total length");
+        let d = max_diff_vec(&got, &full);
+        eprintln!("carried-state stream, push {push}, decode every {min_new} (first {first}): max |diff| {d:.3e}");
+        // f64 end to end, then f32 samples: only summation order differs (the unclamped
+        // waveform peaks near 350), far below the 1e-4 bound.
+        assert!(d <= 1e-6, "push {push}: max |diff| {d:.3e}");
+    }
+    assert!(
+        unclamped_full.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() > 1.0,
+        "the clamp is exercised"
+    );
+    // The default config is carried state.
+    assert_eq!(StreamConfig::default().left_context, None);
 }
 
 #[test]
@@ -187,13 +218,13 @@ fn bad_codes_are_clear_errors() {
     assert!(e.contains("expected integers"), "{e}");
 
     let mut s =
-        Code2WavStream::new(m, StreamConfig { left_context: 4, min_new_frames: 1, first_new_frames: 1 }).unwrap();
+        Code2WavStream::new(m, StreamConfig { left_context: Some(4), min_new_frames: 1, first_new_frames: 1 }).unwrap();
     let e = s.push(m, &[0, 1, 2]).unwrap_err().to_string();
     assert!(e.contains("whole frames of 4"), "{e}");
     let e = s.push(m, &[0, 1, 2, 99]).unwrap_err().to_string();
     assert!(e.contains("code 99") && e.contains("quantizer 3"), "{e}");
     assert!(s.finish(m).unwrap_err().to_string().contains("no codec frames"));
-    let e = Code2WavStream::new(m, StreamConfig { left_context: 0, min_new_frames: 1, first_new_frames: 1 })
+    let e = Code2WavStream::new(m, StreamConfig { left_context: Some(0), min_new_frames: 1, first_new_frames: 1 })
         .unwrap_err()
         .to_string();
     assert!(e.contains("left context"), "{e}");

@@ -99,8 +99,8 @@ pub struct AskArgs {
     /// Longest speech, in 80 ms frames (default: `[speech] max_frames` of the config, 4095).
     #[arg(long, requires = "speak")]
     pub speak_max_frames: Option<usize>,
-    /// Code2Wav left context in frames, or `exact` (the output then equals one full decode; costly
-    /// for the real model). Default: `[speech]` of the config, 25 frames as vLLM-Omni.
+    /// `exact` (default): Code2Wav keeps its state between chunks, the stream equals one full
+    /// decode; a number N: each chunk re-decodes N earlier frames instead (vLLM-Omni: 25).
     #[arg(long, requires = "speak")]
     pub speak_context: Option<String>,
     /// Frames per Code2Wav decode after the first, which is one frame (default: the config's, 10).
@@ -251,8 +251,7 @@ fn run_spoken(
     opts.max_frames = args.speak_max_frames.unwrap_or(cfg.max_frames);
     opts.chunk_frames = args.speak_chunk.unwrap_or(cfg.chunk_frames);
     opts.left_context = match args.speak_context.as_deref() {
-        None if cfg.exact_context => None,
-        None => Some(cfg.left_context),
+        None => cfg.left_context,
         Some("exact") => None,
         Some(n) => Some(
             n.parse().map_err(|_| anyhow::anyhow!("--speak-context {n:?}: expected a number of frames or `exact`"))?,

@@ -46,8 +46,8 @@ pub struct BenchSpeechArgs {
     /// Code2Wav frames per decode after the first (which is one frame).
     #[arg(long, default_value_t = 10)]
     pub chunk: usize,
-    /// Code2Wav left context in frames, or `exact`.
-    #[arg(long, default_value = "25")]
+    /// `exact`: Code2Wav keeps its state between chunks; N: each chunk re-decodes N earlier frames.
+    #[arg(long, default_value = "exact")]
     pub context: String,
     /// Timed runs after one warm-up; medians are reported.
     #[arg(long, default_value_t = 3)]

@@ -1,5 +1,6 @@
 //! The Code2Wav stage: frames in, audio chunks out (the first frame decoded alone, then chunks
-//! of `chunk_frames`, each re-reading `left_context` frames; spec §8.10).
+//! of `chunk_frames`), with the decoder's state carried between chunks or, if asked, each chunk
+//! re-decoding `left_context` earlier frames (spec §8.10).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -22,7 +23,7 @@ pub fn run(
     cancel: &AtomicBool,
 ) -> anyhow::Result<Code2WavReport> {
     let cfg = StreamConfig {
-        left_context: opts.left_context.unwrap_or_else(|| model.exact_left_context()),
+        left_context: opts.left_context,
         min_new_frames: opts.chunk_frames,
         first_new_frames: opts.first_chunk_frames,
     };

@@ -182,41 +182,51 @@ pub fn respond_spoken(
     std::thread::scope(|scope| {
         let talker_job =
             talker_stage::TalkerJob { thinker, speech, inputs, speaker_id, opts, stop_ids: &params.stop_ids, start };
-        let tx = ev_tx.clone();
-        std::thread::Builder::new()
-            .name("omnid-talker".into())
-            .spawn_scoped(scope, move || {
-                let r = talker_job.run(tok_rx, frame_tx, cancel);
-                if r.is_err() {
-                    cancel.store(true, Ordering::Relaxed);
-                }
-                let _ = tx.send(StageMsg::Talker(r));
+        let c2w = &speech.code2wav;
+        let started = spawn_stage(scope, "omnid-talker", cancel, ev_tx.clone(), StageMsg::Talker, move |_| {
+            talker_job.run(tok_rx, frame_tx, cancel)
+        })
+        .and_then(|()| {
+            spawn_stage(scope, "omnid-code2wav", cancel, ev_tx.clone(), StageMsg::Code2Wav, move |tx| {
+                code2wav_stage::run(c2w, opts, frame_rx, tx, cancel)
             })
-            .expect("spawning a thread");
-        let tx = ev_tx.clone();
-        std::thread::Builder::new()
-            .name("omnid-code2wav".into())
-            .spawn_scoped(scope, move || {
-                let r = code2wav_stage::run(&speech.code2wav, opts, frame_rx, &tx, cancel);
-                if r.is_err() {
-                    cancel.store(true, Ordering::Relaxed);
-                }
-                let _ = tx.send(StageMsg::Code2Wav(r));
+        })
+        .and_then(|()| {
+            spawn_stage(scope, "omnid-thinker", cancel, ev_tx, StageMsg::Thinker, move |tx| {
+                run_thinker(lm, thinker, inputs, params, tok_tx, tx, cancel)
             })
-            .expect("spawning a thread");
-        let tx = ev_tx;
-        std::thread::Builder::new()
-            .name("omnid-thinker".into())
-            .spawn_scoped(scope, move || {
-                let r = run_thinker(lm, thinker, inputs, params, tok_tx, &tx, cancel);
-                if r.is_err() {
-                    cancel.store(true, Ordering::Relaxed);
-                }
-                let _ = tx.send(StageMsg::Thinker(r));
-            })
-            .expect("spawning a thread");
+        });
+        if let Err(e) = started {
+            // The stages already running see their channels close and end; the scope joins them.
+            cancel.store(true, Ordering::Relaxed);
+            drop(ev_rx);
+            return Err(e);
+        }
         collect(ev_rx, cancel, start, opts, &mut on_event)
     })
+}
+
+/// Starts one stage on its own scoped thread; its result (an error also raises the cancel flag,
+/// so the other stages stop) is its last message to the caller.
+fn spawn_stage<'scope, 'env, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    name: &str,
+    cancel: &'env AtomicBool,
+    tx: SyncSender<StageMsg>,
+    wrap: fn(anyhow::Result<T>) -> StageMsg,
+    work: impl FnOnce(&SyncSender<StageMsg>) -> anyhow::Result<T> + Send + 'scope,
+) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(scope, move || {
+            let r = work(&tx);
+            if r.is_err() {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            let _ = tx.send(wrap(r));
+        })
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("cannot start the {name} thread: {e}"))
 }
 
 /// The caller's side: forwards events, gathers the stage reports, cancels on request. Returns

@@ -21,9 +21,9 @@ pub struct SpeechOptions {
     pub first_chunk_frames: usize,
     /// Frames per later decode.
     pub chunk_frames: usize,
-    /// Frames of left context each decode re-reads. `None`: the model's exact context, so the
-    /// stream equals one full decode (costly for the real model: 578 frames, see
-    /// `Code2Wav::exact_left_context`); vLLM-Omni uses 25 (differences ≈1e-3).
+    /// `None` (default): Code2Wav carries its state between chunks, so every frame is decoded
+    /// once and the stream equals one full decode. `Some(c)`: each chunk re-decodes `c` earlier
+    /// frames instead, as vLLM-Omni does with 25 (chunk edges then differ by ≈1e-3).
     pub left_context: Option<usize>,
 }
 
@@ -51,7 +51,7 @@ impl SpeechOptions {
             max_frames: 4095,
             first_chunk_frames: 1,
             chunk_frames: 10,
-            left_context: Some(25),
+            left_context: None,
         }
     }
 

@@ -7,7 +7,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::Code2WavConfig;
-use crate::models::layers::conv::{CausalConv1d, CausalConvTranspose1d};
+use crate::models::layers::conv::{CausalConv1d, CausalConvTranspose1d, ConvTape};
 
 /// Kernel of every non-transposed decoder conv except the 1×1 ones.
 const KERNEL: usize = 7;
@@ -61,10 +61,10 @@ impl ResidualUnit {
     }
 }
 
-impl Module for ResidualUnit {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.act1.forward(xs)?)?;
-        xs + self.conv2.forward(&self.act2.forward(&h)?)?
+impl ResidualUnit {
+    fn forward_stream(&self, xs: &Tensor, tape: &mut ConvTape) -> Result<Tensor> {
+        let h = self.conv1.forward_stream(&self.act1.forward(xs)?, tape)?;
+        xs + self.conv2.forward_stream(&self.act2.forward(&h)?, tape)?
     }
 }
 
@@ -92,11 +92,11 @@ impl DecoderBlock {
     }
 }
 
-impl Module for DecoderBlock {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut xs = self.up.forward(&self.snake.forward(xs)?)?;
+impl DecoderBlock {
+    fn forward_stream(&self, xs: &Tensor, tape: &mut ConvTape) -> Result<Tensor> {
+        let mut xs = self.up.forward_stream(&self.snake.forward(xs)?, tape)?;
         for unit in &self.units {
-            xs = unit.forward(&xs)?;
+            xs = unit.forward_stream(&xs, tape)?;
         }
         Ok(xs)
     }
@@ -148,13 +148,21 @@ impl WaveDecoder {
     }
 }
 
-impl Module for WaveDecoder {
-    /// `[B, hidden, L]` → `[B, 1, L·Π rates − look-ahead]`, before the clamp.
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let mut xs = self.conv_in.forward(xs)?;
+impl WaveDecoder {
+    /// `[B, hidden, L]` → `[B, 1, L·Π rates − look-ahead]`, before the clamp, for the next piece
+    /// of the signal; `tape` carries each conv's history between pieces (a fresh tape decodes a
+    /// whole signal).
+    pub fn forward_stream(&self, xs: &Tensor, tape: &mut ConvTape) -> Result<Tensor> {
+        let mut xs = self.conv_in.forward_stream(xs, tape)?;
         for block in &self.blocks {
-            xs = block.forward(&xs)?;
+            xs = block.forward_stream(&xs, tape)?;
         }
-        self.conv_out.forward(&self.snake_out.forward(&xs)?)
+        self.conv_out.forward_stream(&self.snake_out.forward(&xs)?, tape)
+    }
+}
+
+impl Module for WaveDecoder {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_stream(xs, &mut ConvTape::default())
     }
 }

@@ -20,15 +20,16 @@ mod upsample;
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::VarBuilder;
 
 pub use self::config::Code2WavConfig;
 use self::decoder::WaveDecoder;
 pub use self::stream::{Code2WavStream, StreamConfig};
-use self::transformer::PreTransformer;
+use self::transformer::{PreTransformer, TransformerState};
 use self::upsample::Upsampler;
 use crate::models::checkpoint::Checkpoint;
+use crate::models::layers::conv::ConvTape;
 use crate::models::qwen3_omni::config::Qwen3OmniMoeConfig;
 
 /// Why codes cannot be decoded.
@@ -158,21 +159,38 @@ impl Code2Wav {
         codes.t()?.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()
     }
 
-    /// Pre-transformer output `[1, T, hidden]` for frame-major codes.
-    fn hidden_of_frames(&self, frames: &[i64]) -> Result<Tensor> {
+    /// Pre-transformer output `[1, T, hidden]` for frame-major codes, continuing `state`.
+    fn hidden_of_frames(&self, frames: &[i64], state: &mut TransformerState) -> Result<Tensor> {
         let (ids, t) = self.row_ids(frames)?;
         let (q, h) = (self.cfg.num_quantizers, self.cfg.hidden_size);
         let ids = Tensor::from_vec(ids, q * t, self.code_embedding.device())?;
         // Mean over quantizers of each frame's embeddings, as `code_embedding(codes + offset).mean(1)`.
         let emb = self.code_embedding.index_select(&ids, 0)?.reshape((q, t, h))?.mean(0)?;
-        self.pre_transformer.forward(&emb.unsqueeze(0)?)
+        self.pre_transformer.forward_stream(&emb.unsqueeze(0)?, state)
+    }
+
+    /// Waveform before the final clamp, `[samples]`, of the next frames of a stream (fresh
+    /// states: a whole decode). `tape` must be rewound before each call.
+    fn unclamped_stream(&self, frames: &[i64], state: &mut TransformerState, tape: &mut ConvTape) -> Result<Tensor> {
+        let hidden = self.hidden_of_frames(frames, state)?.transpose(1, 2)?.contiguous()?; // 1, hidden, T
+        let up = self.upsample.forward_stream(&hidden, tape)?;
+        self.decoder.forward_stream(&up, tape)?.flatten_all() // 1, 1, samples → samples
     }
 
     /// Waveform before the final clamp, `[samples]`.
     fn unclamped_of_frames(&self, frames: &[i64]) -> Result<Tensor> {
-        let hidden = self.hidden_of_frames(frames)?.transpose(1, 2)?.contiguous()?; // 1, hidden, T
-        let wav = self.decoder.forward(&self.upsample.forward(&hidden)?)?; // 1, 1, samples
-        wav.flatten_all()
+        self.unclamped_stream(frames, &mut TransformerState::default(), &mut ConvTape::default())
+    }
+
+    /// The next frames of a carried-state stream (see [`Code2WavStream`]): the samples that
+    /// became final, in [−1, 1].
+    pub(crate) fn decode_frames_stream(
+        &self,
+        frames: &[i64],
+        state: &mut TransformerState,
+        tape: &mut ConvTape,
+    ) -> Result<Tensor> {
+        self.unclamped_stream(frames, state, tape)?.clamp(-1f64, 1f64)
     }
 
     /// Decodes frame-major codes (`frames[t·Q + q]`) to `[1920·T − 555]` samples in [−1, 1].
@@ -199,7 +217,7 @@ impl Code2Wav {
     /// The pre-transformer's output `[1, T, hidden]` (parity tests: the sliding window only
     /// matters past `sliding_window` frames, longer than a waveform fixture can be).
     pub fn pre_transformer_states(&self, codes: &Tensor) -> Result<Tensor> {
-        self.hidden_of_frames(&self.frames_of(codes)?)
+        self.hidden_of_frames(&self.frames_of(codes)?, &mut TransformerState::default())
     }
 
     /// transformers' `chunked_decode`: chunks of `chunk_size` frames, each decoded with up to

@@ -1,24 +1,33 @@
-//! Streaming Code2Wav (spec §8.10, what vLLM-Omni does): frames arrive a few at a time; once
-//! enough are pending, the window `codes[s − c .. e]` (c frames of left context before the new
-//! frames `s..e`) is re-decoded and samples `[c·U − A, (e − s + c)·U − A)` of that decode are
-//! emitted, U = samples per frame, A = look-ahead samples. The first A of them are the tail the
-//! previous decode could not produce yet, so the emitted chunks concatenate gap-free and
-//! without duplicates to `U·T − A` samples, the length of the full decode. With
-//! `left_context ≥` [`Code2Wav::exact_left_context`] they equal the full decode up to rounding;
-//! with less, the first samples of each chunk differ slightly (truncated attention and conv history).
+//! Streaming Code2Wav: frames arrive a few at a time and each decode, once enough are pending,
+//! emits the samples that became final. Two ways:
 //!
-//! The state holds codes only; the weights are passed to each call, so one model serves many
-//! streams.
+//! * **Carried state** (`left_context: None`, the default): the decoder keeps what its next
+//!   decode needs — each pre-transformer layer's keys and values of the last `sliding_window − 1`
+//!   frames, each causal conv's last input samples, each look-ahead transposed conv's last input
+//!   ([`ConvTape`]) — so every frame is decoded exactly once and the chunks concatenate to the
+//!   full decode, whatever the chunk sizes.
+//! * **Re-decoded window** (`Some(c)`, spec §8.10, what vLLM-Omni does): the window
+//!   `codes[s − c .. e]` (c frames of left context before the new frames `s..e`) is decoded
+//!   from scratch and samples `[c·U − A, (e − s + c)·U − A)` of it are emitted, U = samples per
+//!   frame, A = look-ahead samples. The first A of them are the tail the previous decode could not
+//!   produce yet. With `c ≥` [`Code2Wav::exact_left_context`] this equals the full decode up to
+//!   rounding; with less, the first samples of each chunk differ slightly.
+//!
+//! Either way the chunks join gap-free and without duplicates to `U·T − A` samples, the length
+//! of the full decode. The weights are passed to each call, so one model serves many streams.
 
 use candle_core::{DType, Result};
 
+use super::transformer::TransformerState;
 use super::{Code2Wav, CodesError};
+use crate::models::layers::conv::ConvTape;
 
-/// How a stream re-decodes.
+/// How a stream decodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamConfig {
-    /// Frames before the new ones that each decode re-reads (vLLM-Omni: 25).
-    pub left_context: usize,
+    /// `None`: carry the decoder's state between decodes (exact; each frame decoded once).
+    /// `Some(c)`: re-decode `c` frames before the new ones each time (vLLM-Omni: 25).
+    pub left_context: Option<usize>,
     /// Decode once this many new frames are pending (1: on every push). `finish` decodes the rest.
     pub min_new_frames: usize,
     /// The same for the first decode of the stream: small, so the first audio comes early
@@ -27,14 +36,21 @@ pub struct StreamConfig {
 }
 
 impl Default for StreamConfig {
-    /// vLLM-Omni's defaults: 25 frames (2 s) per decode, 25 frames of left context.
+    /// Carried state, 25 frames (2 s) per decode as vLLM-Omni.
     fn default() -> Self {
-        Self { left_context: 25, min_new_frames: 25, first_new_frames: 25 }
+        Self { left_context: None, min_new_frames: 25, first_new_frames: 25 }
     }
 }
 
+/// The decoder's own state in carried-state mode.
+#[derive(Debug, Default)]
+struct Carried {
+    transformer: TransformerState,
+    tape: ConvTape,
+}
+
 /// Per-utterance streaming state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Code2WavStream {
     cfg: StreamConfig,
     /// Frame-major codes from frame `first_kept` on: the left context plus pending frames.
@@ -46,6 +62,7 @@ pub struct Code2WavStream {
     pushed: usize,
     /// Samples emitted so far, to check that chunks join exactly.
     emitted: usize,
+    carried: Option<Carried>,
 }
 
 impl Code2WavStream {
@@ -54,17 +71,17 @@ impl Code2WavStream {
     pub fn new(model: &Code2Wav, cfg: StreamConfig) -> Result<Self> {
         let c = model.config();
         let min_context = c.lookahead_samples().div_ceil(c.total_upsample());
-        if cfg.left_context < min_context {
+        if let Some(left) = cfg.left_context.filter(|&l| l < min_context) {
             candle_core::bail!(
-                "streaming left context of {} frames cannot re-emit the {}-sample look-ahead tail; use at least {min_context}",
-                cfg.left_context,
+                "streaming left context of {left} frames cannot re-emit the {}-sample look-ahead tail; use at least {min_context}",
                 c.lookahead_samples()
             )
         }
         if cfg.min_new_frames == 0 || cfg.first_new_frames == 0 {
             candle_core::bail!("min_new_frames and first_new_frames must be at least 1")
         }
-        Ok(Self { cfg, frames: Vec::new(), first_kept: 0, decoded: 0, pushed: 0, emitted: 0 })
+        let carried = cfg.left_context.is_none().then(Carried::default);
+        Ok(Self { cfg, frames: Vec::new(), first_kept: 0, decoded: 0, pushed: 0, emitted: 0, carried })
     }
 
     /// Frames pushed so far.
@@ -113,7 +130,21 @@ impl Code2WavStream {
         let c = model.config();
         let (q, u, a) = (c.num_quantizers, c.total_upsample(), c.lookahead_samples());
         let (s, e) = (self.decoded, self.pushed);
-        let context = self.cfg.left_context.min(s);
+        if let Some(carried) = &mut self.carried {
+            // Only the new frames are kept (first_kept == decoded in this mode).
+            let new = &self.frames[(s - self.first_kept) * q..(e - self.first_kept) * q];
+            carried.tape.rewind();
+            let wav = model.decode_frames_stream(new, &mut carried.transformer, &mut carried.tape)?;
+            let out = wav.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            self.emitted += out.len();
+            debug_assert_eq!(self.emitted, c.output_len(e), "stream chunks must join exactly; this is a bug");
+            self.decoded = e;
+            self.frames.clear();
+            self.first_kept = e;
+            return Ok(out);
+        }
+        let left = self.cfg.left_context.expect("re-decoding mode has a context");
+        let context = left.min(s);
         let window = &self.frames[(s - context - self.first_kept) * q..(e - self.first_kept) * q];
         let wav = model.decode_frames(window)?;
         // Global sample g of the full decode is sample g − (s − context)·U of this window.
@@ -124,7 +155,7 @@ impl Code2WavStream {
         self.emitted += out.len();
         self.decoded = e;
         // Keep only the frames the next decode can re-read.
-        let keep_from = e.saturating_sub(self.cfg.left_context);
+        let keep_from = e.saturating_sub(left);
         if keep_from > self.first_kept {
             self.frames.drain(..(keep_from - self.first_kept) * q);
             self.first_kept = keep_from;

@@ -31,6 +31,15 @@ pub struct PreTransformer {
     layers: Vec<Layer>,
     norm: RmsNorm,
     rotary: TextRotary,
+    sliding_window: usize,
+}
+
+/// Per-stream state: each layer's keys and values of the last `sliding_window − 1` frames
+/// (all a new frame can see) and the position of the next frame.
+#[derive(Debug, Default)]
+pub struct TransformerState {
+    caches: Vec<KvCache>,
+    next_position: usize,
 }
 
 impl PreTransformer {
@@ -55,22 +64,29 @@ impl PreTransformer {
             layers,
             norm: RmsNorm::new(h, cfg.rms_norm_eps, vb.pp("norm"))?,
             rotary: TextRotary::new(attn_cfg.head_dim, theta, None)?,
+            sliding_window: cfg.sliding_window,
         })
     }
 
-    /// `xs: [1, T, hidden]` → `[1, T, hidden]`, positions `0..T`.
-    pub fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+    /// `xs: [1, t, hidden]` → `[1, t, hidden]`: the next frames of a stream whose earlier frames went through `state`
+    /// (a fresh state: a whole decode, positions from 0). Equal to one call on all frames,
+    /// frame by frame: each frame sees the same keys through the cache.
+    pub fn forward_stream(&self, xs: &Tensor, state: &mut TransformerState) -> Result<Tensor> {
         let (_, t, _) = xs.dims3()?;
-        let (cos, sin) = self.rotary.cos_sin(&Positions3d::sequential(0.0, t), xs.dtype(), xs.device())?;
+        if state.caches.is_empty() {
+            state.caches = (0..self.layers.len()).map(|_| KvCache::with_capacity(self.sliding_window + t)).collect();
+        }
+        let pos = Positions3d::sequential(state.next_position as f32, t);
+        let (cos, sin) = self.rotary.cos_sin(&pos, xs.dtype(), xs.device())?;
         let mut xs = xs.clone();
-        for layer in &self.layers {
-            // One whole-window pass per decode: a fresh cache holds just this call's keys.
-            let mut cache = KvCache::with_capacity(t);
-            let attn = layer.self_attn.forward(&layer.input_layernorm.forward(&xs)?, &cos, &sin, &mut cache)?;
+        for (layer, cache) in self.layers.iter().zip(state.caches.iter_mut()) {
+            cache.keep_last(self.sliding_window.saturating_sub(1))?;
+            let attn = layer.self_attn.forward(&layer.input_layernorm.forward(&xs)?, &cos, &sin, cache)?;
             xs = (&xs + attn.broadcast_mul(&layer.attn_scale)?)?;
             let mlp = layer.mlp.forward(&layer.post_attention_layernorm.forward(&xs)?)?;
             xs = (&xs + mlp.broadcast_mul(&layer.mlp_scale)?)?;
         }
+        state.next_position += t;
         self.norm.forward(&xs)
     }
 

@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 
 use super::config::Code2WavConfig;
 use crate::models::layers::activation::Activation;
-use crate::models::layers::conv::{CausalConv1d, CausalConvTranspose1d};
+use crate::models::layers::conv::{CausalConv1d, CausalConvTranspose1d, ConvTape};
 use crate::models::layers::linear::Linear;
 use crate::models::layers::norm::LayerNorm;
 
@@ -40,10 +40,10 @@ impl ConvNeXtBlock {
     }
 }
 
-impl Module for ConvNeXtBlock {
-    /// `xs: [B, C, L]`.
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let h = self.dwconv.forward(xs)?.transpose(1, 2)?.contiguous()?; // b, L, C
+impl ConvNeXtBlock {
+    /// `xs: [B, C, L]`, the next piece of the signal.
+    fn forward_stream(&self, xs: &Tensor, tape: &mut ConvTape) -> Result<Tensor> {
+        let h = self.dwconv.forward_stream(xs, tape)?.transpose(1, 2)?.contiguous()?; // b, L, C
         let h = self.norm.forward(&h)?;
         // nn.GELU() is the exact (erf) GELU.
         let h = Activation::GeluErf.apply(&self.pwconv1.forward(&h)?)?;
@@ -90,13 +90,20 @@ impl Upsampler {
     }
 }
 
-impl Module for Upsampler {
-    /// `[B, hidden, T]` → `[B, hidden, T·Π ratios]`.
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+impl Upsampler {
+    /// `[B, hidden, T]` → `[B, hidden, T·Π ratios]`, the next piece of the signal; `tape`
+    /// carries the convs' history between pieces (a fresh tape upsamples a whole signal).
+    pub fn forward_stream(&self, xs: &Tensor, tape: &mut ConvTape) -> Result<Tensor> {
         let mut xs = xs.clone();
         for (up, block) in &self.stages {
-            xs = block.forward(&up.forward(&xs)?)?;
+            xs = block.forward_stream(&up.forward_stream(&xs, tape)?, tape)?;
         }
         Ok(xs)
+    }
+}
+
+impl Module for Upsampler {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        self.forward_stream(xs, &mut ConvTape::default())
     }
 }

@@ -57,10 +57,42 @@ impl KvCache {
     }
 }
 
+impl KvCache {
+    /// Keeps only the last `n` positions (a sliding-window attention never looks further back),
+    /// so a long stream's cache stays bounded. Positions are then counted from the first kept.
+    pub fn keep_last(&mut self, n: usize) -> Result<()> {
+        if self.len <= n {
+            return Ok(());
+        }
+        let start = self.len - n;
+        for t in [&self.k, &self.v].into_iter().flatten() {
+            let tail = t.narrow(2, start, n)?.contiguous()?;
+            t.slice_set(&tail, 2, 0)?;
+        }
+        self.len = n;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::{DType, Device};
+
+    #[test]
+    fn keep_last_drops_the_oldest_positions() {
+        let dev = Device::Cpu;
+        let mut c = KvCache::with_capacity(4);
+        let k = Tensor::arange(0f32, 10., &dev).unwrap().reshape((1, 1, 10, 1)).unwrap();
+        c.append(&k, &k).unwrap();
+        c.keep_last(3).unwrap();
+        assert_eq!(c.len(), 3);
+        let (kk, vv) = c.append(&k.narrow(2, 0, 2).unwrap(), &k.narrow(2, 0, 2).unwrap()).unwrap();
+        assert_eq!(kk.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [7., 8., 9., 0., 1.]);
+        assert_eq!(vv.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [7., 8., 9., 0., 1.]);
+        c.keep_last(10).unwrap();
+        assert_eq!(c.len(), 5);
+    }
 
     #[test]
     fn appends_across_growth_keep_history() {
