@@ -105,6 +105,7 @@ impl TalkerJob<'_> {
             let frame = session.next_frame(
                 |logits, history| c0_sampler.sample(logits, history),
                 |_, logits| {
+                    // Host sync: each residual code is sampled on the host (one 2048-entry row).
                     let v: Vec<f32> = logits.to_dtype(candle_core::DType::F32)?.to_vec1()?;
                     Ok(cp_sampler.sample(&v, &[]))
                 },

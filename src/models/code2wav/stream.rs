@@ -134,7 +134,9 @@ impl Code2WavStream {
             // Only the new frames are kept (first_kept == decoded in this mode).
             let new = &self.frames[(s - self.first_kept) * q..(e - self.first_kept) * q];
             carried.tape.rewind();
+            let _span = tracing::trace_span!("code2wav.step", frames = e - s).entered();
             let wav = model.decode_frames_stream(new, &mut carried.transformer, &mut carried.tape)?;
+            // Host copy: the samples leave the model here (to the caller's audio sink).
             let out = wav.to_dtype(DType::F32)?.to_vec1::<f32>()?;
             self.emitted += out.len();
             debug_assert_eq!(self.emitted, c.output_len(e), "stream chunks must join exactly; this is a bug");
@@ -146,11 +148,13 @@ impl Code2WavStream {
         let left = self.cfg.left_context.expect("re-decoding mode has a context");
         let context = left.min(s);
         let window = &self.frames[(s - context - self.first_kept) * q..(e - self.first_kept) * q];
+        let _span = tracing::trace_span!("code2wav.step", frames = e - s, context).entered();
         let wav = model.decode_frames(window)?;
         // Global sample g of the full decode is sample g − (s − context)·U of this window.
         let from = if s == 0 { 0 } else { context * u - a };
         let to = wav.dim(0)?;
         debug_assert_eq!(self.emitted, (s - context) * u + from, "stream chunks must join exactly; this is a bug");
+        // Host copy: the samples leave the model here.
         let out = wav.narrow(0, from, to - from)?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
         self.emitted += out.len();
         self.decoded = e;

@@ -537,3 +537,66 @@ fn audio_start() -> u32 {
 fn pos_per_s() -> f32 {
     25.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// omni_c's config.json with `edit` applied.
+    fn config_with(edit: impl FnOnce(&mut serde_json::Value)) -> Qwen3OmniMoeConfig {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/omni_c/config.json")).unwrap();
+        edit(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn speech_error(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        config_with(edit).speech().unwrap_err()
+    }
+
+    #[test]
+    fn the_committed_speech_config_is_valid() {
+        let (talker, code2wav) = config_with(|_| {}).speech().unwrap().unwrap();
+        assert_eq!((talker.num_code_groups, talker.codebook_size(), code2wav.num_quantizers), (6, 24, 6));
+        assert_eq!(talker.speaker("SERENA"), Ok(24 + 503));
+        let e = talker.speaker("nova").unwrap_err();
+        assert!(e.contains("unknown speaker \"nova\"") && e.contains("aiden, chelsie, ethan, serena"), "{e}");
+        // Every talker layer is MoE with the shared expert, whatever mlp_only_layers says.
+        let cfg = config_with(|v| v["talker_config"]["text_config"]["mlp_only_layers"] = serde_json::json!([0, 1]));
+        let dec = cfg.speech().unwrap().unwrap().0.decoder_config().unwrap();
+        assert!(dec
+            .layers
+            .iter()
+            .all(|l| matches!(l, FfnConfig::Moe(m) if m.shared_expert_intermediate_size == Some(14))));
+    }
+
+    #[test]
+    fn speech_configs_that_cannot_work_are_named() {
+        let e = speech_error(|v| {
+            v["talker_config"]["text_config"].as_object_mut().unwrap().remove("shared_expert_intermediate_size");
+        });
+        assert!(e.contains("shared_expert_intermediate_size"), "{e}");
+        let e = speech_error(|v| v["talker_config"]["accept_hidden_layer"] = 9.into());
+        assert!(e.contains("accept_hidden_layer 9") && e.contains("3 layers"), "{e}");
+        let e = speech_error(|v| v["talker_config"]["thinker_hidden_size"] = 64.into());
+        assert!(e.contains("thinker_hidden_size 64"), "{e}");
+        let e = speech_error(|v| v["talker_config"]["codec_eos_token_id"] = 5.into());
+        assert!(e.contains("codec_eos_token_id 5") && e.contains("not a control token"), "{e}");
+        let e = speech_error(|v| v["talker_config"]["speaker_id"] = serde_json::json!({}));
+        assert!(e.contains("no speakers"), "{e}");
+        let e = speech_error(|v| v["code2wav_config"]["num_quantizers"] = 4.into());
+        assert!(e.contains("code2wav_config") && e.contains("6 codebooks"), "{e}");
+        let e = speech_error(|v| v["talker_config"]["code_predictor_config"]["vocab_size"] = 32.into());
+        assert!(e.contains("vocab_size 32"), "{e}");
+        let e = speech_error(|v| {
+            v.as_object_mut().unwrap().remove("talker_config");
+        });
+        assert!(e.contains("talker_config is missing"), "{e}");
+        // A thinker-only checkpoint needs no talker config at all.
+        let cfg = config_with(|v| {
+            v["enable_audio_output"] = false.into();
+            v["talker_config"] = serde_json::json!({"broken": true});
+        });
+        assert!(cfg.speech().unwrap().is_none());
+    }
+}

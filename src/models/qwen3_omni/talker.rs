@@ -116,6 +116,7 @@ impl Talker {
         let hs = self.decoder.forward(rows, pos, cache, None)?; // 1, S, hidden
         let s = hs.dim(1)?;
         let last = hs.get(0)?.narrow(0, s - 1, 1)?; // 1, hidden
+                                                    // Host sync: the sampler (top-k/top-p, repetition penalty) runs on the host, one row per step.
         let logits: Vec<f32> = self.codec_head.forward(&last)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()?;
         if let Some(i) = logits.iter().position(|l| !l.is_finite()) {
             candle_core::bail!("the talker produced a non-finite logit ({} for codec id {i})", logits[i])
