@@ -66,7 +66,8 @@ impl KvCache {
         }
         let start = self.len - n;
         for t in [&self.k, &self.v].into_iter().flatten() {
-            let tail = t.narrow(2, start, n)?.contiguous()?;
+            // A fresh copy: the tail is a view of the same buffer (slice_set refuses overlaps).
+            let tail = t.narrow(2, start, n)?.contiguous()?.copy()?;
             t.slice_set(&tail, 2, 0)?;
         }
         self.len = n;
