@@ -18,6 +18,62 @@ pub struct OmnidConfig {
     pub video: VideoSection,
     #[serde(default)]
     pub speech: SpeechSection,
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+/// `[server]`: `omnid serve`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address and port to listen on. Loopback by default: exposing the daemon is a choice.
+    #[serde(default = "bind")]
+    pub bind: String,
+    /// Bearer key every request must carry (`Authorization: Bearer …`); `OMNID_API_KEY` and
+    /// `--api-key` override it. Absent: no authentication (only sensible on loopback).
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Requests that may wait behind the running one; more are refused with 429.
+    #[serde(default = "max_queued")]
+    pub max_queued: usize,
+    /// Largest request body (JSON with base64 media), bytes.
+    #[serde(default = "max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Images and audio clips per request.
+    #[serde(default = "max_media_items")]
+    pub max_media_items: usize,
+    /// Largest `max_tokens` a request may ask for.
+    #[serde(default = "max_tokens_cap")]
+    pub max_tokens: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            bind: bind(),
+            api_key: None,
+            max_queued: max_queued(),
+            max_request_bytes: max_request_bytes(),
+            max_media_items: max_media_items(),
+            max_tokens: max_tokens_cap(),
+        }
+    }
+}
+
+fn bind() -> String {
+    "127.0.0.1:8080".into()
+}
+fn max_queued() -> usize {
+    8
+}
+fn max_request_bytes() -> usize {
+    32 << 20
+}
+fn max_media_items() -> usize {
+    16
+}
+fn max_tokens_cap() -> usize {
+    4096
 }
 
 /// `[speech]`: spoken answers (`omnid ask --speak`).
@@ -155,6 +211,18 @@ impl OmnidConfig {
         }
         if self.speech.max_frames == 0 || self.speech.chunk_frames == 0 || self.speech.left_context == Some(0) {
             return Err("[speech] max_frames, chunk_frames and left_context must be > 0".into());
+        }
+        let v = &self.server;
+        if v.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("[server] bind {:?} is not an address:port such as 127.0.0.1:8080", v.bind));
+        }
+        if v.max_queued == 0 || v.max_request_bytes < 1024 || v.max_media_items == 0 || v.max_tokens == 0 {
+            return Err(
+                "[server] max_queued, max_media_items and max_tokens must be > 0, max_request_bytes ≥ 1024".into()
+            );
+        }
+        if v.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err("[server] api_key is empty (remove the key to run without authentication)".into());
         }
         if self.speech.speaker.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err("[speech] speaker is empty".into());

@@ -6,7 +6,9 @@
 //! | [`models`] | model code (candle only): layers, encoders, decoders, checkpoint loading |
 //! | [`preprocess`] | model-input preprocessing: log-mel, image/video resize and patchify (plain vectors) |
 //! | [`prompt`] | messages, chat templates, tokenizer, placeholder expansion |
-//! | [`engine`] | opening models, the processor, sampling and the generation loop |
+//! | [`engine`] | opening models, the processor, sampling, the generation loop, speech, the engine thread |
+//! | [`protocol`] | wire types only (OpenAI chat DTOs, error bodies) |
+//! | [`server`] | `omnid serve`: the HTTP API on tokio + axum |
 //! | [`config`] | the TOML configuration (`configs/*.toml`) |
 //! | [`cli`] | the `omnid` command line |
 
@@ -16,3 +18,5 @@ pub mod engine;
 pub mod models;
 pub mod preprocess;
 pub mod prompt;
+pub mod protocol;
+pub mod server;

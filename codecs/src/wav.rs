@@ -193,6 +193,28 @@ fn wav_write_error(source_name: &str, e: hound::Error) -> CodecError {
     }
 }
 
+/// Mono `samples` as the bytes of a WAV file in `format` (for answers sent over the network).
+pub fn encode_wav(samples: &[f32], sample_rate_hz: u32, format: WavSampleFormat) -> Result<Vec<u8>> {
+    let (bits_per_sample, sample_format) = match format {
+        WavSampleFormat::Pcm16 => (16, hound::SampleFormat::Int),
+        WavSampleFormat::Float32 => (32, hound::SampleFormat::Float),
+    };
+    let spec = hound::WavSpec { channels: 1, sample_rate: sample_rate_hz, bits_per_sample, sample_format };
+    let mut out = std::io::Cursor::new(Vec::with_capacity(44 + samples.len() * bits_per_sample as usize / 8));
+    {
+        let mut w = hound::WavWriter::new(&mut out, spec).map_err(|e| wav_write_error("<memory>", e))?;
+        for &s in samples {
+            let r = match format {
+                WavSampleFormat::Pcm16 => w.write_sample(crate::wire::pcm::f32_to_i16(s)),
+                WavSampleFormat::Float32 => w.write_sample(s),
+            };
+            r.map_err(|e| wav_write_error("<memory>", e))?;
+        }
+        w.finalize().map_err(|e| wav_write_error("<memory>", e))?;
+    }
+    Ok(out.into_inner())
+}
+
 /// Writes mono `samples` as a 16-bit PCM WAV file (rounded, saturated at full scale), the format every
 /// tool reads; used for microphone recordings.
 pub fn write_wav_pcm16(path: &Path, samples: &[f32], sample_rate_hz: u32) -> Result<()> {
@@ -219,6 +241,16 @@ mod write_tests {
         }
         assert_eq!(&back.samples[1000..], &[32767.0 / 32768.0, -1.0, 0.0]);
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn in_memory_wav_reads_back() {
+        let samples = [0.0f32, 0.5, -0.25, 1.0];
+        let bytes = encode_wav(&samples, 24_000, WavSampleFormat::Pcm16).unwrap();
+        assert_eq!(bytes.len(), 44 + 8);
+        let back = read_wav_bytes(&bytes).unwrap();
+        assert_eq!(back.sample_rate_hz, 24_000);
+        assert_eq!(back.samples, [0.0, 0.5, -0.25, 32767.0 / 32768.0]);
     }
 
     #[test]

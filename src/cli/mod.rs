@@ -5,6 +5,7 @@
 //! | `ask` | one question with text, images, audio and video → streamed answer (or `--json`) |
 //! | `bench` | prefill/decode throughput and peak memory of a model |
 //! | `bench-speech` | first-audio latency, real-time factor and per-stage times of spoken answers |
+//! | `serve` | the OpenAI-compatible HTTP API (`/v1/chat/completions`, `/v1/models`, `/health`) |
 //! | `check` | open a model directory and report what was found, without generating |
 //! | `config-check` | validate `configs/*.toml` files |
 //! | `probe` | what a media file holds (container, streams, duration) |
@@ -16,6 +17,7 @@ mod bench;
 mod bench_speech;
 mod check;
 mod media;
+mod serve;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -57,6 +59,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Measure first-audio latency and real-time factor of spoken answers, per stage.
     BenchSpeech(Box<bench_speech::BenchSpeechArgs>),
+    /// Serve the OpenAI-compatible HTTP API.
+    Serve(Box<serve::ServeArgs>),
     /// Open a model directory and print what omnid understood of it.
     Check(check::CheckArgs),
     /// Print what media files hold (one JSON line per file).
@@ -88,6 +92,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
         Command::Bench(b) => bench::run(b, &cfg),
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
+        Command::Serve(s) => serve::run_serve(*s, &cfg),
         Command::Check(c) => check::run(c, &cfg),
         Command::Probe(p) => media::probe(&p),
         Command::Devices => media::devices(),

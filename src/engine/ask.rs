@@ -47,13 +47,23 @@ pub struct AskOutput {
 
 /// Runs one request; `on_text` receives decoded text as it is generated and returns `false`
 /// to stop.
-pub fn ask(lm: &LoadedModel, req: &AskRequest, mut on_text: impl FnMut(&str) -> bool) -> anyhow::Result<AskOutput> {
+pub fn ask(lm: &LoadedModel, req: &AskRequest, on_text: impl FnMut(&str) -> bool) -> anyhow::Result<AskOutput> {
     let built = request_prompt(lm, req)?;
-    let params = generate_params(lm, req);
+    generate_text(lm, &built.inputs, &generate_params(lm, req), on_text)
+}
+
+/// Generates from a prepared prompt, decoding tokens to text as they come; `on_text` returns
+/// `false` to stop.
+pub fn generate_text(
+    lm: &LoadedModel,
+    inputs: &crate::models::multimodal::MultimodalInputs,
+    params: &GenerateParams,
+    mut on_text: impl FnMut(&str) -> bool,
+) -> anyhow::Result<AskOutput> {
     let mut decoder = StreamDecoder::new(&lm.tokenizer);
     let mut text = String::new();
     let mut failure = None;
-    let generation = generate(&lm.model, &built.inputs, &params, |id| match decoder.push(id) {
+    let generation = generate(&lm.model, inputs, params, |id| match decoder.push(id) {
         Ok(Some(chunk)) => {
             text.push_str(&chunk);
             on_text(&chunk)

@@ -15,6 +15,7 @@
 //! | [`rng`] | deterministic random streams (sampling, embedded weights) |
 //! | [`generate`] | the prefill + decode loop with timings |
 //! | [`ask`] | one question → streamed answer |
+//! | [`service`] | the model on its own thread behind a bounded job queue (the server's engine) |
 //! | [`speech`] | spoken answers: thinker, talker and Code2Wav streaming on their own threads |
 
 pub mod ask;
@@ -28,5 +29,6 @@ pub mod processor;
 pub mod processor_settings;
 pub mod rng;
 pub mod sampling;
+pub mod service;
 pub mod speech;
 pub mod video_file;

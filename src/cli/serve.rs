@@ -1,0 +1,97 @@
+//! `omnid serve`: load the model, start the engine thread and the HTTP API, serve until Ctrl-C
+//! (or SIGTERM): requests in flight are finished, then the engine thread is joined.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{load_model, ModelArgs};
+use crate::config::OmnidConfig;
+use crate::engine::service::EngineService;
+use crate::server::{run, unix_now, AppState, ServerLimits};
+
+/// Arguments of `omnid serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on (default: `[server] bind` of the config, 127.0.0.1:8080). Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<String>,
+    /// Require `Authorization: Bearer KEY` on every request (default: OMNID_API_KEY, then the config's).
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Requests that may wait behind the running one (default: the config's, 8); more get HTTP 429.
+    #[arg(long)]
+    pub max_queued: Option<usize>,
+}
+
+/// Runs `omnid serve`.
+pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
+    let s = &cfg.server;
+    let bind = args.bind.clone().unwrap_or_else(|| s.bind.clone());
+    let addr: std::net::SocketAddr =
+        bind.parse().map_err(|_| anyhow::anyhow!("--bind {bind:?}: expected ADDRESS:PORT such as 127.0.0.1:8080"))?;
+    let api_key = args.api_key.clone().or_else(|| std::env::var("OMNID_API_KEY").ok()).or_else(|| s.api_key.clone());
+    anyhow::ensure!(api_key.as_deref().is_none_or(|k| !k.trim().is_empty()), "the API key is empty");
+    let max_queued = args.max_queued.unwrap_or(s.max_queued);
+    anyhow::ensure!(max_queued > 0, "--max-queued must be at least 1");
+    let lm = Arc::new(load_model(&args.model, cfg)?);
+    let model_id = match &lm.dir {
+        Some(d) => d.file_name().map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into_owned()),
+        None => "omnid-embedded-tiny".into(),
+    };
+    let engine = EngineService::start(lm.clone(), max_queued)?;
+    let state = Arc::new(AppState {
+        engine,
+        model: lm,
+        model_id,
+        api_key,
+        limits: ServerLimits {
+            max_request_bytes: s.max_request_bytes,
+            max_media_items: s.max_media_items,
+            max_tokens: s.max_tokens,
+            default_max_tokens: cfg.limits.max_new_tokens.min(s.max_tokens),
+            speech_max_frames: cfg.speech.max_frames,
+            speech_chunk_frames: cfg.speech.chunk_frames,
+            speech_left_context: cfg.speech.left_context,
+        },
+        started: unix_now(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("omnid-http").build()?;
+    runtime.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        if state.api_key.is_none() && !local.ip().is_loopback() {
+            eprintln!("omnid: warning: serving {local} without an API key: anyone who can reach it can use it");
+        }
+        // The address goes to stdout (scripts and tests read it); everything else to stderr.
+        println!("omnid: listening on http://{local}");
+        run(listener, state, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    eprintln!("omnid: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

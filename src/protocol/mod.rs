@@ -1,0 +1,11 @@
+//! Wire types only: what clients send and receive, as serde data — no candle, no tokio, no
+//! behaviour. The server validates these into engine requests and turns engine events back
+//! into them.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`chat`] | OpenAI Chat Completions (`POST /v1/chat/completions`), streamed and not |
+//! | [`errors`] | the OpenAI error body every endpoint answers with |
+
+pub mod chat;
+pub mod errors;

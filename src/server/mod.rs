@@ -1,0 +1,153 @@
+//! `omnid serve`: the OpenAI-compatible HTTP API on tokio + axum. Handlers parse and validate
+//! on async workers, decode media and build prompts on the blocking pool, and hand jobs to the
+//! [`EngineService`] thread; answers stream back through bounded channels.
+//!
+//! | route | job |
+//! |---|---|
+//! | `GET /health` | liveness and queue depth |
+//! | `GET /v1/models` | the loaded model |
+//! | `POST /v1/chat/completions` | text, image and audio in; text, and speech on request, out; SSE with `stream: true` |
+//!
+//! Every route requires `Authorization: Bearer KEY` when a key is configured. Errors use the
+//! OpenAI body (`{"error": {"message", "type", "param"}}`): 400 for a bad request, 401 for a
+//! missing or wrong key, 413 for an oversized body, 429 when the queue is full.
+
+mod chat;
+mod media;
+pub mod validate;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::engine::model_dir::LoadedModel;
+use crate::engine::service::EngineService;
+use crate::protocol::chat::{ModelCard, ModelList};
+use crate::protocol::errors::ErrorBody;
+
+/// What every handler shares.
+pub struct AppState {
+    pub engine: EngineService,
+    pub model: Arc<LoadedModel>,
+    /// The id `/v1/models` reports and responses echo.
+    pub model_id: String,
+    pub api_key: Option<String>,
+    pub limits: ServerLimits,
+    pub started: u64,
+}
+
+/// Request limits.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    pub max_request_bytes: usize,
+    pub max_media_items: usize,
+    pub max_tokens: usize,
+    pub default_max_tokens: usize,
+    /// Spoken answers: longest (frames), Code2Wav chunking (`[speech]` of the config).
+    pub speech_max_frames: usize,
+    pub speech_chunk_frames: usize,
+    pub speech_left_context: Option<usize>,
+}
+
+/// An HTTP error in the OpenAI shape.
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &str, message: impl Into<String>, param: Option<&str>) -> Self {
+        Self { status, body: ErrorBody::new(kind, message, param) }
+    }
+
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message, param)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// The routes over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.limits.max_request_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat::completions))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serves on `listener` until `shutdown` resolves; requests in flight are finished first.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(key) = &state.api_key {
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let ok = given
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|k| constant_time_eq(k.as_bytes(), key.as_bytes()));
+        if !ok {
+            let message = if given.is_none() {
+                "missing Authorization header: send `Authorization: Bearer <api key>`"
+            } else {
+                "invalid API key"
+            };
+            return ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", message, None).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok", "model": state.model_id, "waiting": state.engine.waiting()}))
+}
+
+async fn models(State(state): State<Arc<AppState>>) -> Json<ModelList> {
+    Json(ModelList {
+        object: "list",
+        data: vec![ModelCard {
+            id: state.model_id.clone(),
+            object: "model",
+            created: state.started,
+            owned_by: "omnid",
+        }],
+    })
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!("no route {} {}", req.method(), req.uri().path()),
+        None,
+    )
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
