@@ -5,7 +5,9 @@
 //! | module | job |
 //! |---|---|
 //! | [`chat`] | OpenAI Chat Completions (`POST /v1/chat/completions`), streamed and not |
+//! | [`realtime`] | OpenAI Realtime client events (`GET /v1/realtime`) |
 //! | [`errors`] | the OpenAI error body every endpoint answers with |
 
 pub mod chat;
 pub mod errors;
+pub mod realtime;

@@ -7,6 +7,7 @@
 //! | `GET /health` | liveness and queue depth |
 //! | `GET /v1/models` | the loaded model |
 //! | `POST /v1/chat/completions` | text, image and audio in; text, and speech on request, out; SSE with `stream: true` |
+//! | `GET /v1/realtime` | OpenAI Realtime sessions over a WebSocket (push-to-talk so far) |
 //!
 //! Every route requires `Authorization: Bearer KEY` when a key is configured. Errors use the
 //! OpenAI body (`{"error": {"message", "type", "param"}}`): 400 for a bad request, 401 for a
@@ -14,6 +15,7 @@
 
 mod chat;
 mod media;
+mod realtime;
 pub mod validate;
 
 use std::future::Future;
@@ -84,6 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/realtime", get(realtime::upgrade))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(limit))

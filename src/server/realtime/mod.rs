@@ -1,0 +1,435 @@
+//! `GET /v1/realtime`: OpenAI Realtime (GA) sessions over a WebSocket (axum's, on
+//! tokio-tungstenite). One task per connection reads client events, keeps the [`Session`], and
+//! runs at most one response at a time through the engine, translating its text and audio into
+//! `response.*` events as they come.
+//!
+//! Push-to-talk only so far (`turn_detection: null`): `input_audio_buffer.append` → `commit`
+//! → `response.create`. A response in flight stops at once on `response.cancel` (its partial
+//! answer stays in the conversation) or when the client goes away. A client that does not read
+//! for [`SEND_TIMEOUT`] is disconnected, so its job cannot hold the engine.
+
+mod events;
+mod session;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use base64::Engine as _;
+use omnid_codecs::wire::WireOutput;
+use tokio::sync::mpsc;
+
+use self::events::{error_event, Events};
+use self::session::{Item, Part, Role, Session, SessionError};
+use super::AppState;
+use crate::engine::generate::GenerateParams;
+use crate::engine::processor::{build_prompt, PromptOptions};
+use crate::engine::service::{EventSink, Job, JobEvent, SubmitError};
+use crate::engine::speech::{speech_models, SpeechOptions};
+use crate::protocol::realtime::ClientEvent;
+
+/// Longest wait for a client to take an event before the session is closed.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest client message (base64 audio chunks, images), bytes.
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+/// Events buffered between the engine and the session task.
+const RESPONSE_QUEUE: usize = 64;
+
+pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+    ws.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+        if let Err(e) = run_session(socket, state).await {
+            tracing::debug!("realtime session ended: {e}");
+        }
+    })
+}
+
+struct ChannelSink(mpsc::Sender<JobEvent>);
+
+impl EventSink for ChannelSink {
+    fn send(&mut self, event: JobEvent) -> bool {
+        // Called on the engine thread (not a tokio worker): blocking is allowed here.
+        self.0.blocking_send(event).is_ok()
+    }
+}
+
+/// A response in flight.
+struct Active {
+    id: String,
+    item_id: String,
+    rx: mpsc::Receiver<JobEvent>,
+    transcript: String,
+    audio_out: WireOutput,
+    audio: bool,
+}
+
+async fn send(socket: &mut WebSocket, text: String) -> anyhow::Result<()> {
+    tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into())))
+        .await
+        .map_err(|_| anyhow::anyhow!("the client has not read for {SEND_TIMEOUT:?}"))??;
+    Ok(())
+}
+
+async fn run_session(mut socket: WebSocket, state: Arc<AppState>) -> anyhow::Result<()> {
+    let lm = &state.model;
+    let voices: Vec<String> =
+        speech_models(lm).map(|(_, s)| s.speakers().iter().map(|v| v.to_string()).collect()).unwrap_or_default();
+    let default_voice = if voices.iter().any(|v| v == "ethan") {
+        "ethan".to_string()
+    } else {
+        voices.first().cloned().unwrap_or_default()
+    };
+    let mut ev = Events::default();
+    let mut session = Session::new(
+        format!("sess_{:016x}", super::chat::rand_id()),
+        voices,
+        default_voice,
+        state.limits.max_tokens,
+        state.limits.default_max_tokens,
+    );
+    send(&mut socket, ev.make("session.created", serde_json::json!({"session": session.json()}))).await?;
+    let mut active: Option<Active> = None;
+    loop {
+        tokio::select! {
+            msg = socket.recv() => {
+                let Some(msg) = msg else { return Ok(()) };
+                let text = match msg? {
+                    Message::Text(t) => t.to_string(),
+                    Message::Binary(_) => {
+                        send(&mut socket, error_event(&mut ev, "invalid_request_error", "binary messages are not part of the protocol: send JSON text", None, None)).await?;
+                        continue;
+                    }
+                    Message::Close(_) => return Ok(()),
+                    _ => continue,
+                };
+                for out in handle_client(&text, &mut session, &mut active, &state, &mut ev).await {
+                    send(&mut socket, out).await?;
+                }
+            }
+            event = async { match active.as_mut() { Some(a) => a.rx.recv().await, None => std::future::pending().await } } => {
+                for out in on_engine_event(event, &mut session, &mut active, &mut ev) {
+                    send(&mut socket, out).await?;
+                }
+            }
+        }
+    }
+}
+
+/// One client event → the server events it causes.
+async fn handle_client(
+    text: &str,
+    session: &mut Session,
+    active: &mut Option<Active>,
+    state: &Arc<AppState>,
+    ev: &mut Events,
+) -> Vec<String> {
+    let raw: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return vec![error_event(ev, "invalid_request_error", &format!("not JSON: {e}"), None, None)],
+    };
+    let event_id = raw.get("event_id").and_then(|v| v.as_str()).map(str::to_string);
+    let kind = raw.get("type").and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let parsed: ClientEvent = match serde_json::from_value(raw) {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = if kind.is_empty() { "the event has no \"type\"".to_string() } else { format!("{kind}: {e}") };
+            return vec![error_event(ev, "invalid_request_error", &msg, None, event_id.as_deref())];
+        }
+    };
+    let fail = |ev: &mut Events, e: SessionError| {
+        vec![error_event(ev, "invalid_request_error", &e.message, e.param.as_deref(), event_id.as_deref())]
+    };
+    match parsed {
+        ClientEvent::SessionUpdate { session: patch } => match session.update(&patch) {
+            Ok(()) => vec![ev.make("session.updated", serde_json::json!({"session": session.json()}))],
+            Err(e) => fail(ev, e),
+        },
+        ClientEvent::AudioAppend { audio } => match session.append_audio(&audio) {
+            Ok(()) => vec![],
+            Err(e) => fail(ev, e),
+        },
+        ClientEvent::AudioClear {} => {
+            session.clear_audio();
+            vec![ev.make("input_audio_buffer.cleared", serde_json::json!({}))]
+        }
+        ClientEvent::AudioCommit {} => match session.commit_audio() {
+            Ok(i) => {
+                let prev = i.checked_sub(1).map(|p| session.items[p].id.clone());
+                let item = Session::item_json(&session.items[i]);
+                vec![
+                    ev.make(
+                        "input_audio_buffer.committed",
+                        serde_json::json!({"previous_item_id": prev, "item_id": item["id"]}),
+                    ),
+                    ev.make("conversation.item.added", serde_json::json!({"previous_item_id": prev, "item": item})),
+                    ev.make("conversation.item.done", serde_json::json!({"previous_item_id": prev, "item": item})),
+                ]
+            }
+            Err(e) => fail(ev, e),
+        },
+        ClientEvent::ItemCreate { item } => {
+            // Images are decoded off the async workers.
+            let urls: Vec<String> = item
+                .content
+                .iter()
+                .filter(|c| c.kind == "input_image")
+                .map(|c| c.image_url.clone().unwrap_or_default())
+                .collect();
+            let max_pixels = state.model.processor.image.max_input_pixels;
+            let images = tokio::task::spawn_blocking(move || {
+                urls.iter()
+                    .enumerate()
+                    .map(|(k, u)| decode_image_url(u, max_pixels).map_err(|m| format!("image {k}: {m}")))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+            let images = match images {
+                Ok(i) => i,
+                Err(m) => {
+                    return vec![error_event(
+                        ev,
+                        "invalid_request_error",
+                        &m,
+                        Some("item.content"),
+                        event_id.as_deref(),
+                    )]
+                }
+            };
+            match session.create_item(&item, images) {
+                Ok(i) => {
+                    let prev = i.checked_sub(1).map(|p| session.items[p].id.clone());
+                    let item = Session::item_json(&session.items[i]);
+                    vec![
+                        ev.make("conversation.item.added", serde_json::json!({"previous_item_id": prev, "item": item})),
+                        ev.make("conversation.item.done", serde_json::json!({"previous_item_id": prev, "item": item})),
+                    ]
+                }
+                Err(e) => fail(ev, e),
+            }
+        }
+        ClientEvent::ItemRetrieve { item_id } => match session.items.iter().find(|i| i.id == item_id) {
+            Some(i) => vec![ev.make("conversation.item.retrieved", serde_json::json!({"item": Session::item_json(i)}))],
+            None => fail(
+                ev,
+                SessionError {
+                    code: "item_not_found",
+                    message: format!("no item {item_id:?}"),
+                    param: Some("item_id".into()),
+                },
+            ),
+        },
+        ClientEvent::ItemDelete { item_id } => match session.delete_item(&item_id) {
+            Ok(()) => vec![ev.make("conversation.item.deleted", serde_json::json!({"item_id": item_id}))],
+            Err(e) => fail(ev, e),
+        },
+        ClientEvent::ResponseCancel {} => match active.take() {
+            // Dropping the receiver stops the job at its next token.
+            Some(a) => finish(session, a, "cancelled", None, ev),
+            None => fail(
+                ev,
+                SessionError {
+                    code: "response_cancel_not_active",
+                    message: "no response is in progress".into(),
+                    param: None,
+                },
+            ),
+        },
+        ClientEvent::ResponseCreate {} => {
+            if active.is_some() {
+                return fail(
+                    ev,
+                    SessionError {
+                        code: "conversation_already_has_active_response",
+                        message: "a response is already in progress: cancel it first".into(),
+                        param: None,
+                    },
+                );
+            }
+            match start_response(session, state).await {
+                Ok((a, out)) => {
+                    let mut events = vec![ev.make("response.created", serde_json::json!({"response": {"id": a.id, "object": "realtime.response", "status": "in_progress", "output": []}}))];
+                    events.extend(out.into_iter().map(|(k, v)| ev.make(k, v)));
+                    *active = Some(a);
+                    events
+                }
+                Err((code, m)) => vec![error_event(ev, code, &m, None, event_id.as_deref())],
+            }
+        }
+    }
+}
+
+fn decode_image_url(url: &str, max_pixels: u64) -> Result<image::RgbImage, String> {
+    let payload = url
+        .strip_prefix("data:")
+        .and_then(|r| r.split_once(','))
+        .filter(|(h, _)| h.starts_with("image/") && h.ends_with(";base64"))
+        .map(|(_, p)| p)
+        .ok_or("image_url must be a data:image/…;base64 URL")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload.trim())
+        .map_err(|e| format!("not valid base64 ({e})"))?;
+    omnid_codecs::image_decode::decode_image_bytes(&bytes, max_pixels).map_err(|e| e.to_string())
+}
+
+/// Builds the prompt from the conversation and queues the job.
+async fn start_response(
+    session: &mut Session,
+    state: &Arc<AppState>,
+) -> Result<(Active, Vec<(&'static str, serde_json::Value)>), (&'static str, String)> {
+    if !session.items.iter().any(|i| i.role == Role::User) {
+        return Err(("invalid_request_error", "the conversation has no user item to answer".into()));
+    }
+    let (messages, media) = session.prompt();
+    let st = state.clone();
+    let inputs = tokio::task::spawn_blocking(move || {
+        let opts =
+            PromptOptions { add_generation_prompt: true, use_audio_in_video: false, template_vars: Default::default() };
+        build_prompt(&st.model, &messages, &media, &opts).map(|b| b.inputs).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ("server_error", e.to_string()))?
+    .map_err(|m| ("invalid_request_error", m))?;
+    let lm = &state.model;
+    let sampling = lm.generation.sampling_defaults();
+    let speech = session.output_audio.then(|| {
+        let mut o = SpeechOptions::new(&session.voice, sampling.greedy, 0);
+        o.max_frames = state.limits.speech_max_frames;
+        o.chunk_frames = state.limits.speech_chunk_frames;
+        o.left_context = state.limits.speech_left_context;
+        o
+    });
+    let params = GenerateParams { sampling, max_new_tokens: session.max_output_tokens, stop_ids: lm.stop_ids() };
+    let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
+    let job = Job { inputs, params, speech, sink: Box::new(ChannelSink(tx)), received: Instant::now() };
+    state.engine.submit(job).map_err(|e| match e {
+        SubmitError::Overloaded { .. } => ("overloaded_error", e.to_string()),
+        SubmitError::Stopped => ("server_error", e.to_string()),
+    })?;
+    let id = session.new_id("resp");
+    let item_id = session.new_id("item");
+    let audio = session.output_audio;
+    let part = if audio {
+        serde_json::json!({"type": "audio", "transcript": ""})
+    } else {
+        serde_json::json!({"type": "text", "text": ""})
+    };
+    let item = serde_json::json!({"id": item_id, "type": "message", "object": "realtime.item", "status": "in_progress", "role": "assistant", "content": []});
+    let out = vec![
+        ("response.output_item.added", serde_json::json!({"response_id": id, "output_index": 0, "item": item})),
+        ("conversation.item.added", serde_json::json!({"item": item})),
+        (
+            "response.content_part.added",
+            serde_json::json!({"response_id": id, "item_id": item_id, "output_index": 0, "content_index": 0, "part": part}),
+        ),
+    ];
+    let audio_out = WireOutput::new(24_000, session.output_format).map_err(|e| ("server_error", e.to_string()))?;
+    Ok((Active { id, item_id, rx, transcript: String::new(), audio_out, audio }, out))
+}
+
+/// One engine event of the active response → server events.
+fn on_engine_event(
+    event: Option<JobEvent>,
+    session: &mut Session,
+    active: &mut Option<Active>,
+    ev: &mut Events,
+) -> Vec<String> {
+    let Some(a) = active.as_mut() else { return vec![] };
+    let ids = serde_json::json!({"response_id": a.id, "item_id": a.item_id, "output_index": 0, "content_index": 0});
+    let with = |extra: serde_json::Value| {
+        let mut v = ids.clone();
+        v.as_object_mut().expect("an object").extend(extra.as_object().expect("an object").clone());
+        v
+    };
+    match event {
+        Some(JobEvent::Text(t)) => {
+            a.transcript.push_str(&t);
+            let kind = if a.audio { "response.output_audio_transcript.delta" } else { "response.output_text.delta" };
+            vec![ev.make(kind, with(serde_json::json!({"delta": t})))]
+        }
+        Some(JobEvent::Audio(samples)) => {
+            let mut bytes = Vec::new();
+            if let Err(e) = a.audio_out.push(&samples, &mut bytes) {
+                let a = active.take().expect("checked above");
+                return finish(session, a, "failed", Some(e.to_string()), ev);
+            }
+            if bytes.is_empty() {
+                return vec![];
+            }
+            vec![ev.make(
+                "response.output_audio.delta",
+                with(serde_json::json!({"delta": base64::engine::general_purpose::STANDARD.encode(bytes)})),
+            )]
+        }
+        Some(JobEvent::Done(s)) => {
+            let a = active.take().expect("checked above");
+            let usage = serde_json::json!({"input_tokens": s.prompt_tokens, "output_tokens": s.completion_tokens, "total_tokens": s.prompt_tokens + s.completion_tokens});
+            finish(session, a, "completed", None, ev).into_iter().map(|e| add_usage(e, &usage)).collect()
+        }
+        Some(JobEvent::Failed(m)) => {
+            let a = active.take().expect("checked above");
+            finish(session, a, "failed", Some(m), ev)
+        }
+        None => {
+            let a = active.take().expect("checked above");
+            finish(session, a, "failed", Some("the engine dropped the response".into()), ev)
+        }
+    }
+}
+
+fn add_usage(event: String, usage: &serde_json::Value) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&event).expect("our own events parse");
+    if v["type"] == "response.done" {
+        v["response"]["usage"] = usage.clone();
+    }
+    v.to_string()
+}
+
+/// Closes a response: the `*.done` events, the assistant item (with what was said so far) in
+/// the conversation, then `response.done` with `status`.
+fn finish(session: &mut Session, mut a: Active, status: &str, failure: Option<String>, ev: &mut Events) -> Vec<String> {
+    drop(std::mem::replace(&mut a.rx, mpsc::channel(1).1));
+    let mut out = Vec::new();
+    let ids = serde_json::json!({"response_id": a.id, "item_id": a.item_id, "output_index": 0, "content_index": 0});
+    let mut tail = Vec::new();
+    if a.audio {
+        let _ = a.audio_out.finish(&mut tail);
+        if !tail.is_empty() {
+            let mut v = ids.clone();
+            v["delta"] = serde_json::json!(base64::engine::general_purpose::STANDARD.encode(&tail));
+            out.push(ev.make("response.output_audio.delta", v));
+        }
+        out.push(ev.make("response.output_audio.done", ids.clone()));
+        let mut v = ids.clone();
+        v["transcript"] = serde_json::json!(a.transcript);
+        out.push(ev.make("response.output_audio_transcript.done", v));
+    } else {
+        let mut v = ids.clone();
+        v["text"] = serde_json::json!(a.transcript);
+        out.push(ev.make("response.output_text.done", v));
+    }
+    let part = if a.audio { Part::SpokenText(a.transcript.clone()) } else { Part::Text(a.transcript.clone()) };
+    let item = Item { id: a.item_id.clone(), role: Role::Assistant, parts: vec![part] };
+    let item_json = Session::item_json(&item);
+    let mut v = ids.clone();
+    v["part"] = item_json["content"][0].clone();
+    out.push(ev.make("response.content_part.done", v));
+    out.push(ev.make(
+        "response.output_item.done",
+        serde_json::json!({"response_id": a.id, "output_index": 0, "item": item_json}),
+    ));
+    out.push(ev.make("conversation.item.done", serde_json::json!({"item": item_json})));
+    // A full conversation keeps its earlier items; the answer was still delivered.
+    if session.items.len() < session::MAX_ITEMS {
+        session.items.push(item);
+    }
+    let mut response =
+        serde_json::json!({"id": a.id, "object": "realtime.response", "status": status, "output": [item_json]});
+    if let Some(m) = &failure {
+        response["status_details"] =
+            serde_json::json!({"type": "failed", "error": {"type": "server_error", "message": m}});
+    }
+    out.push(ev.make("response.done", serde_json::json!({"response": response})));
+    out
+}

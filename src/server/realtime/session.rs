@@ -1,0 +1,402 @@
+//! One Realtime session's state: its settings, the conversation items, and the input audio
+//! buffer (wire audio decoded and resampled to the model's 16 kHz as it arrives). Pure logic:
+//! no sockets, no engine; the handler in `super` drives it.
+
+use base64::Engine as _;
+use image::RgbImage;
+use omnid_codecs::wire::{WireFormat, WireInput};
+
+use crate::engine::media::MediaItem;
+use crate::protocol::realtime::{ItemIn, SessionPatch};
+
+/// Longest input audio buffer, seconds (at 16 kHz: 4.8 M samples, 19 MB).
+pub const MAX_BUFFER_S: usize = 300;
+/// Items a conversation may hold.
+pub const MAX_ITEMS: usize = 512;
+
+/// Who said an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// What an item holds.
+#[derive(Debug, Clone)]
+pub enum Part {
+    Text(String),
+    /// 16 kHz mono.
+    Audio(Vec<f32>),
+    Image(RgbImage),
+    /// An assistant's spoken answer (its transcript).
+    SpokenText(String),
+}
+
+/// A conversation item.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub role: Role,
+    pub parts: Vec<Part>,
+}
+
+/// A refusal for the client: `error` event fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionError {
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+fn err(code: &'static str, message: impl Into<String>, param: Option<&str>) -> SessionError {
+    SessionError { code, message: message.into(), param: param.map(str::to_string) }
+}
+
+/// Session state.
+pub struct Session {
+    pub id: String,
+    pub instructions: Option<String>,
+    pub output_audio: bool,
+    pub voice: String,
+    pub input_format: WireFormat,
+    pub output_format: WireFormat,
+    pub max_output_tokens: usize,
+    pub items: Vec<Item>,
+    buffer: Vec<f32>,
+    wire_in: WireInput,
+    next_id: u64,
+    /// Voices of the checkpoint (empty: no speech output).
+    voices: Vec<String>,
+    max_tokens_cap: usize,
+}
+
+impl Session {
+    pub fn new(
+        id: String,
+        voices: Vec<String>,
+        default_voice: String,
+        max_tokens_cap: usize,
+        default_tokens: usize,
+    ) -> Self {
+        let input_format = WireFormat::parse("audio/pcm").expect("a known format");
+        Self {
+            id,
+            instructions: None,
+            output_audio: !voices.is_empty(),
+            voice: default_voice,
+            input_format,
+            output_format: input_format,
+            max_output_tokens: default_tokens,
+            items: Vec::new(),
+            buffer: Vec::new(),
+            wire_in: WireInput::new(input_format, 16_000).expect("24 kHz PCM → 16 kHz is supported"),
+            next_id: 0,
+            voices,
+            max_tokens_cap,
+        }
+    }
+
+    /// A new id with `prefix` (`item_…`, `resp_…`).
+    pub fn new_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}_{}_{:04}", &self.id[5..], self.next_id)
+    }
+
+    /// `session.update`: validates everything first, then applies (nothing changes on error).
+    pub fn update(&mut self, p: &SessionPatch) -> Result<(), SessionError> {
+        let mut output_audio = self.output_audio;
+        if let Some(m) = &p.output_modalities {
+            output_audio = match m.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+                ["audio"] | ["text", "audio"] | ["audio", "text"] => true,
+                ["text"] => false,
+                _ => {
+                    return Err(err(
+                        "invalid_value",
+                        format!("output_modalities {m:?}: use [\"audio\"] or [\"text\"]"),
+                        Some("session.output_modalities"),
+                    ))
+                }
+            };
+            if output_audio && self.voices.is_empty() {
+                return Err(err(
+                    "invalid_value",
+                    "this model has no speech output (no talker): use output_modalities [\"text\"]",
+                    Some("session.output_modalities"),
+                ));
+            }
+        }
+        let (mut input_format, mut output_format, mut voice) =
+            (self.input_format, self.output_format, self.voice.clone());
+        if let Some(a) = &p.audio {
+            if let Some(i) = &a.input {
+                if let Some(f) = &i.format {
+                    input_format = WireFormat::from_mime(&f.mime, f.rate)
+                        .map_err(|e| err("invalid_value", e.to_string(), Some("session.audio.input.format")))?;
+                }
+                if let Some(td) = &i.turn_detection {
+                    if !td.is_null() {
+                        return Err(err(
+                            "unsupported",
+                            "turn_detection: server VAD is not available yet; use null (push-to-talk: input_audio_buffer.commit, then response.create)",
+                            Some("session.audio.input.turn_detection"),
+                        ));
+                    }
+                }
+            }
+            if let Some(o) = &a.output {
+                if let Some(f) = &o.format {
+                    output_format = WireFormat::from_mime(&f.mime, f.rate)
+                        .map_err(|e| err("invalid_value", e.to_string(), Some("session.audio.output.format")))?;
+                }
+                if let Some(v) = &o.voice {
+                    if !self.voices.iter().any(|x| x.eq_ignore_ascii_case(v)) {
+                        return Err(err(
+                            "invalid_value",
+                            format!("unknown voice {v:?}: this model has {}", self.voices.join(", ")),
+                            Some("session.audio.output.voice"),
+                        ));
+                    }
+                    voice = v.clone();
+                }
+            }
+        }
+        let max_output_tokens = match &p.max_output_tokens {
+            None => self.max_output_tokens,
+            Some(serde_json::Value::String(s)) if s == "inf" => self.max_tokens_cap,
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 && n as usize <= self.max_tokens_cap => n as usize,
+                _ => {
+                    return Err(err(
+                        "invalid_value",
+                        format!("max_output_tokens {v}: 1..={} or \"inf\"", self.max_tokens_cap),
+                        Some("session.max_output_tokens"),
+                    ))
+                }
+            },
+        };
+        if input_format != self.input_format {
+            self.wire_in = WireInput::new(input_format, 16_000)
+                .map_err(|e| err("invalid_value", e.to_string(), Some("session.audio.input.format")))?;
+            self.buffer.clear();
+        }
+        self.input_format = input_format;
+        self.output_format = output_format;
+        self.voice = voice;
+        self.output_audio = output_audio;
+        self.max_output_tokens = max_output_tokens;
+        if let Some(i) = &p.instructions {
+            self.instructions = Some(i.clone());
+        }
+        Ok(())
+    }
+
+    /// `input_audio_buffer.append`.
+    pub fn append_audio(&mut self, b64: &str) -> Result<(), SessionError> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| err("invalid_value", format!("audio is not valid base64 ({e})"), Some("audio")))?;
+        let mut out = Vec::new();
+        self.wire_in.push(&bytes, &mut out).map_err(|e| err("invalid_value", e.to_string(), Some("audio")))?;
+        if self.buffer.len() + out.len() > MAX_BUFFER_S * 16_000 {
+            return Err(err(
+                "input_audio_buffer_full",
+                format!("the input audio buffer holds at most {MAX_BUFFER_S} s: commit or clear it"),
+                None,
+            ));
+        }
+        self.buffer.extend(out);
+        Ok(())
+    }
+
+    /// `input_audio_buffer.clear`.
+    pub fn clear_audio(&mut self) {
+        self.buffer.clear();
+        self.wire_in.reset();
+    }
+
+    /// `input_audio_buffer.commit`: the buffer becomes a user item; returns its index.
+    pub fn commit_audio(&mut self) -> Result<usize, SessionError> {
+        let mut tail = Vec::new();
+        self.wire_in.finish(&mut tail).map_err(|e| err("invalid_value", e.to_string(), None))?;
+        self.buffer.extend(tail);
+        // The audio encoder needs at least one 10 ms hop of 16 kHz audio.
+        if self.buffer.len() < 1600 {
+            return Err(err(
+                "input_audio_buffer_commit_empty",
+                format!("the buffer holds {} ms of audio: at least 100 ms is needed", self.buffer.len() / 16),
+                None,
+            ));
+        }
+        let audio = std::mem::take(&mut self.buffer);
+        self.wire_in.reset();
+        let id = self.new_id("item");
+        self.push_item(Item { id, role: Role::User, parts: vec![Part::Audio(audio)] })
+    }
+
+    /// `conversation.item.create`: checks the item; images are decoded by the caller (`images`,
+    /// one per `input_image` part, in order).
+    pub fn create_item(&mut self, item: &ItemIn, mut images: Vec<RgbImage>) -> Result<usize, SessionError> {
+        if item.kind != "message" {
+            return Err(err(
+                "unsupported",
+                format!("item type {:?}: only \"message\" items are supported", item.kind),
+                Some("item.type"),
+            ));
+        }
+        let role = match item.role.as_deref() {
+            Some("user") => Role::User,
+            Some("assistant") => Role::Assistant,
+            Some("system") => Role::System,
+            other => {
+                return Err(err(
+                    "invalid_value",
+                    format!("item role {other:?}: user, assistant or system"),
+                    Some("item.role"),
+                ))
+            }
+        };
+        let mut parts = Vec::new();
+        images.reverse();
+        for (i, c) in item.content.iter().enumerate() {
+            let at = format!("item.content[{i}]");
+            parts.push(match (c.kind.as_str(), role) {
+                ("input_text", _) | ("text", _) | ("output_text", Role::Assistant) => {
+                    Part::Text(c.text.clone().ok_or_else(|| err("missing_field", "text part without text", Some(&at)))?)
+                }
+                ("output_audio", Role::Assistant) | ("audio", Role::Assistant) => {
+                    Part::SpokenText(c.transcript.clone().unwrap_or_default())
+                }
+                ("input_audio", Role::User) => {
+                    let b64 = c
+                        .audio
+                        .as_deref()
+                        .ok_or_else(|| err("missing_field", "input_audio part without audio", Some(&at)))?;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|e| err("invalid_value", format!("audio is not valid base64 ({e})"), Some(&at)))?;
+                    let mut input = WireInput::new(self.input_format, 16_000)
+                        .map_err(|e| err("invalid_value", e.to_string(), Some(&at)))?;
+                    let mut out = Vec::new();
+                    input.push(&bytes, &mut out).map_err(|e| err("invalid_value", e.to_string(), Some(&at)))?;
+                    input.finish(&mut out).map_err(|e| err("invalid_value", e.to_string(), Some(&at)))?;
+                    Part::Audio(out)
+                }
+                ("input_image", Role::User) => Part::Image(
+                    images.pop().ok_or_else(|| err("invalid_value", "image part without an image", Some(&at)))?,
+                ),
+                (kind, _) => {
+                    return Err(err(
+                        "invalid_value",
+                        format!("content type {kind:?} in a {} item", role.name()),
+                        Some(&at),
+                    ))
+                }
+            });
+        }
+        let id = item.id.clone().unwrap_or_else(|| self.new_id("item"));
+        if self.items.iter().any(|i| i.id == id) {
+            return Err(err(
+                "invalid_value",
+                format!("item id {id:?} is already in the conversation"),
+                Some("item.id"),
+            ));
+        }
+        self.push_item(Item { id, role, parts })
+    }
+
+    fn push_item(&mut self, item: Item) -> Result<usize, SessionError> {
+        if self.items.len() >= MAX_ITEMS {
+            return Err(err(
+                "conversation_full",
+                format!("the conversation holds at most {MAX_ITEMS} items: delete some"),
+                None,
+            ));
+        }
+        self.items.push(item);
+        Ok(self.items.len() - 1)
+    }
+
+    /// `conversation.item.delete`.
+    pub fn delete_item(&mut self, id: &str) -> Result<(), SessionError> {
+        let i = self
+            .items
+            .iter()
+            .position(|x| x.id == id)
+            .ok_or_else(|| err("item_not_found", format!("no item {id:?}"), Some("item_id")))?;
+        self.items.remove(i);
+        Ok(())
+    }
+
+    /// The conversation as chat-template messages and its media in order.
+    pub fn prompt(&self) -> (serde_json::Value, Vec<MediaItem>) {
+        let mut messages = Vec::new();
+        let mut media = Vec::new();
+        if let Some(i) = &self.instructions {
+            messages.push(serde_json::json!({"role": "system", "content": [{"type": "text", "text": i}]}));
+        }
+        for item in &self.items {
+            let mut content = Vec::new();
+            for p in &item.parts {
+                match p {
+                    Part::Text(t) | Part::SpokenText(t) => content.push(serde_json::json!({"type": "text", "text": t})),
+                    Part::Audio(a) => {
+                        media.push(MediaItem::Audio(a.clone()));
+                        content.push(serde_json::json!({"type": "audio", "audio": item.id}));
+                    }
+                    Part::Image(img) => {
+                        media.push(MediaItem::Image(img.clone()));
+                        content.push(serde_json::json!({"type": "image", "image": item.id}));
+                    }
+                }
+            }
+            messages.push(serde_json::json!({"role": item.role.name(), "content": content}));
+        }
+        (serde_json::Value::Array(messages), media)
+    }
+
+    /// The item as the server events show it.
+    pub fn item_json(item: &Item) -> serde_json::Value {
+        let content: Vec<serde_json::Value> = item
+            .parts
+            .iter()
+            .map(|p| match (p, item.role) {
+                (Part::Text(t), Role::Assistant) => serde_json::json!({"type": "output_text", "text": t}),
+                (Part::Text(t), _) => serde_json::json!({"type": "input_text", "text": t}),
+                (Part::SpokenText(t), _) => serde_json::json!({"type": "output_audio", "transcript": t}),
+                (Part::Audio(_), _) => serde_json::json!({"type": "input_audio", "transcript": null}),
+                (Part::Image(_), _) => serde_json::json!({"type": "input_image"}),
+            })
+            .collect();
+        serde_json::json!({"id": item.id, "type": "message", "object": "realtime.item", "status": "completed",
+                           "role": item.role.name(), "content": content})
+    }
+
+    /// The session as `session.created` / `session.updated` show it.
+    pub fn json(&self) -> serde_json::Value {
+        let fmt = |f: WireFormat| match f.mime_type() {
+            "audio/pcm" => serde_json::json!({"type": "audio/pcm", "rate": f.sample_rate_hz()}),
+            m => serde_json::json!({"type": m}),
+        };
+        serde_json::json!({
+            "type": "realtime", "object": "realtime.session", "id": self.id,
+            "instructions": self.instructions.clone().unwrap_or_default(),
+            "output_modalities": if self.output_audio { vec!["audio"] } else { vec!["text"] },
+            "max_output_tokens": self.max_output_tokens,
+            "audio": {
+                "input": {"format": fmt(self.input_format), "turn_detection": null},
+                "output": {"format": fmt(self.output_format), "voice": self.voice},
+            },
+        })
+    }
+}

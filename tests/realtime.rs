@@ -1,0 +1,245 @@
+//! `GET /v1/realtime` over a real WebSocket (tokio-tungstenite as the client): the OpenAI
+//! Realtime GA event flow of a push-to-talk turn with a spoken answer, cancelling a response,
+//! and errors that leave the session usable.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+fn fixture(rel: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel).display().to_string()
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_omnid"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("OMNID_API_KEY")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("omnid: listening on http://").unwrap().to_string();
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: &str) -> Ws {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/v1/realtime")).await.expect("connect").0
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .expect("an event within 60 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// Events until (and including) the first of type `until`.
+async fn until(ws: &mut Ws, until: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let e = next(ws).await;
+        let done = e["type"] == until;
+        out.push(e);
+        if done {
+            return out;
+        }
+    }
+}
+
+fn types(evs: &[Value]) -> Vec<String> {
+    evs.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+}
+
+fn pcm24k_b64(seconds: f32) -> String {
+    let n = (24_000.0 * seconds) as usize;
+    let bytes: Vec<u8> = (0..n)
+        .flat_map(|i| (((i as f32 * 440.0 * std::f32::consts::TAU / 24_000.0).sin() * 8000.0) as i16).to_le_bytes())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_to_talk_turn_with_a_spoken_answer() {
+    let server = Server::start(&["--model", &fixture("omni_c")]);
+    let mut ws = connect(&server.addr).await;
+    let created = next(&mut ws).await;
+    assert_eq!(created["type"], "session.created");
+    assert_eq!(created["session"]["audio"]["output"]["format"]["rate"], 24000);
+
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"type": "realtime", "output_modalities": ["audio"],
+        "max_output_tokens": 8, "instructions": "Be brief.",
+        "audio": {"input": {"turn_detection": null}, "output": {"voice": "Serena"}}}}),
+    )
+    .await;
+    let updated = next(&mut ws).await;
+    assert_eq!(updated["type"], "session.updated", "{updated}");
+    assert_eq!(updated["session"]["audio"]["output"]["voice"], "Serena");
+
+    // Audio in chunks, committed: one user item.
+    for _ in 0..4 {
+        send(&mut ws, json!({"type": "input_audio_buffer.append", "audio": pcm24k_b64(0.25)})).await;
+    }
+    send(&mut ws, json!({"type": "input_audio_buffer.commit"})).await;
+    let evs = until(&mut ws, "conversation.item.done").await;
+    assert_eq!(types(&evs), ["input_audio_buffer.committed", "conversation.item.added", "conversation.item.done"]);
+    assert_eq!(evs[2]["item"]["content"][0]["type"], "input_audio");
+    let audio_item = evs[0]["item_id"].clone();
+    assert_eq!(evs[2]["item"]["id"], audio_item);
+    send(
+        &mut ws,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "What did you hear?"}]}}),
+    )
+    .await;
+    let evs = until(&mut ws, "conversation.item.done").await;
+    assert_eq!(evs[0]["previous_item_id"], audio_item, "items are chained in order");
+
+    send(&mut ws, json!({"type": "response.create"})).await;
+    let evs = until(&mut ws, "response.done").await;
+    let t = types(&evs);
+    assert_eq!(
+        &t[..4],
+        ["response.created", "response.output_item.added", "conversation.item.added", "response.content_part.added"]
+    );
+    let tail: Vec<&str> = t.iter().map(String::as_str).filter(|k| !k.ends_with(".delta")).collect();
+    assert_eq!(
+        &tail[4..],
+        [
+            "response.output_audio.done",
+            "response.output_audio_transcript.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "conversation.item.done",
+            "response.done"
+        ]
+    );
+    let done = evs.last().unwrap();
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    assert!(done["response"]["usage"]["output_tokens"].as_u64().unwrap() >= 1);
+    let transcript: String = evs
+        .iter()
+        .filter(|e| e["type"] == "response.output_audio_transcript.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .concat();
+    let done_t = evs.iter().find(|e| e["type"] == "response.output_audio_transcript.done").unwrap();
+    assert_eq!(done_t["transcript"], transcript);
+    let bytes: usize = evs
+        .iter()
+        .filter(|e| e["type"] == "response.output_audio.delta")
+        .map(|e| base64::engine::general_purpose::STANDARD.decode(e["delta"].as_str().unwrap()).unwrap().len())
+        .sum();
+    let samples = bytes / 2;
+    assert!(samples > 0 && (samples + 555).is_multiple_of(1920), "{samples} samples of 24 kHz PCM16");
+    let ids: std::collections::HashSet<&str> = evs.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), evs.len(), "event ids are unique");
+
+    // The answer is now part of the conversation.
+    let item_id = done["response"]["output"][0]["id"].as_str().unwrap().to_string();
+    send(&mut ws, json!({"type": "conversation.item.retrieve", "item_id": item_id})).await;
+    let r = next(&mut ws).await;
+    assert_eq!(r["item"]["content"][0]["transcript"], transcript, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_errors_keep_the_session_usable() {
+    let server = Server::start(&[]);
+    let mut ws = connect(&server.addr).await;
+    assert_eq!(next(&mut ws).await["type"], "session.created");
+    let expect_error = |e: &Value, needle: &str| {
+        assert_eq!(e["type"], "error", "{e}");
+        let m = e["error"]["message"].as_str().unwrap();
+        assert!(m.contains(needle), "{needle:?} not in {m:?}");
+    };
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    expect_error(&next(&mut ws).await, "not JSON");
+    send(&mut ws, json!({"type": "session.teleport", "event_id": "e1"})).await;
+    let e = next(&mut ws).await;
+    expect_error(&e, "session.teleport");
+    assert_eq!(e["error"]["event_id"], "e1");
+    send(&mut ws, json!({"type": "input_audio_buffer.append", "audio": "%%%"})).await;
+    expect_error(&next(&mut ws).await, "not valid base64");
+    send(&mut ws, json!({"type": "input_audio_buffer.commit"})).await;
+    expect_error(&next(&mut ws).await, "at least 100 ms");
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"audio": {"input": {"turn_detection": {"type": "server_vad"}}}}}),
+    )
+    .await;
+    expect_error(&next(&mut ws).await, "server VAD is not available yet");
+    send(&mut ws, json!({"type": "session.update", "session": {"audio": {"output": {"voice": "alloy"}}}})).await;
+    expect_error(&next(&mut ws).await, "unknown voice \"alloy\"");
+    send(&mut ws, json!({"type": "response.create"})).await;
+    expect_error(&next(&mut ws).await, "no user item");
+    send(&mut ws, json!({"type": "response.cancel"})).await;
+    expect_error(&next(&mut ws).await, "no response is in progress");
+
+    // A long text answer, cancelled as soon as it starts: status cancelled, partial text kept.
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"output_modalities": ["text"], "max_output_tokens": 4000}}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["type"], "session.updated");
+    send(
+        &mut ws,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "Hello"}]}}),
+    )
+    .await;
+    until(&mut ws, "conversation.item.done").await;
+    send(&mut ws, json!({"type": "response.create"})).await;
+    assert_eq!(next(&mut ws).await["type"], "response.created");
+    send(&mut ws, json!({"type": "response.create"})).await;
+    send(&mut ws, json!({"type": "response.cancel"})).await;
+    let evs = until(&mut ws, "response.done").await;
+    assert!(evs
+        .iter()
+        .any(|e| e["type"] == "error" && e["error"]["message"].as_str().unwrap().contains("already in progress")));
+    let done = evs.last().unwrap();
+    assert_eq!(done["response"]["status"], "cancelled", "{done}");
+    // The session still answers.
+    send(&mut ws, json!({"type": "session.update", "session": {"max_output_tokens": 2}})).await;
+    let e = next(&mut ws).await;
+    assert_eq!(e["type"], "session.updated", "{e}");
+    send(&mut ws, json!({"type": "response.create"})).await;
+    let evs = until(&mut ws, "response.done").await;
+    assert_eq!(evs.last().unwrap()["response"]["status"], "completed");
+    assert_eq!(evs.last().unwrap()["response"]["usage"]["output_tokens"], 2);
+}
