@@ -197,12 +197,15 @@ async fn cancel_and_errors_keep_the_session_usable() {
     expect_error(&next(&mut ws).await, "not valid base64");
     send(&mut ws, json!({"type": "input_audio_buffer.commit"})).await;
     expect_error(&next(&mut ws).await, "at least 100 ms");
+    send(&mut ws, json!({"type": "session.update", "session": {"audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}}}))
+        .await;
+    expect_error(&next(&mut ws).await, "\"semantic_vad\" is not available");
     send(
         &mut ws,
-        json!({"type": "session.update", "session": {"audio": {"input": {"turn_detection": {"type": "server_vad"}}}}}),
+        json!({"type": "session.update", "session": {"audio": {"input": {"turn_detection": {"type": "server_vad", "threshold": 3}}}}}),
     )
     .await;
-    expect_error(&next(&mut ws).await, "server VAD is not available yet");
+    expect_error(&next(&mut ws).await, "turn_detection.threshold");
     send(&mut ws, json!({"type": "session.update", "session": {"audio": {"output": {"voice": "alloy"}}}})).await;
     expect_error(&next(&mut ws).await, "unknown voice \"alloy\"");
     send(&mut ws, json!({"type": "response.create"})).await;
@@ -242,4 +245,105 @@ async fn cancel_and_errors_keep_the_session_usable() {
     let evs = until(&mut ws, "response.done").await;
     assert_eq!(evs.last().unwrap()["response"]["status"], "completed");
     assert_eq!(evs.last().unwrap()["response"]["usage"]["output_tokens"], 2);
+}
+
+/// `ms` of a loud 200 Hz tone (or silence) as base64 24 kHz PCM16.
+fn tone_b64(ms: usize, loud: bool) -> String {
+    let amp = if loud { 12_000.0 } else { 0.0 };
+    let bytes: Vec<u8> = (0..ms * 24)
+        .flat_map(|i| ((amp * (i as f32 * 200.0 * std::f32::consts::TAU / 24_000.0).sin()) as i16).to_le_bytes())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_vad_answers_turns_and_truncates_what_was_not_heard() {
+    let server = Server::start(&["--model", &fixture("omni_c")]);
+    let mut ws = connect(&server.addr).await;
+    next(&mut ws).await;
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"max_output_tokens": 8, "audio": {"input": {"turn_detection":
+        {"type": "server_vad", "silence_duration_ms": 200, "prefix_padding_ms": 100}}}}}),
+    )
+    .await;
+    let u = next(&mut ws).await;
+    assert_eq!(u["session"]["audio"]["input"]["turn_detection"]["silence_duration_ms"], 200, "{u}");
+    // 300 ms of silence, 600 ms of speech, 400 ms of silence, in 100 ms chunks as a client streams.
+    for (ms, loud) in [(300, false), (600, true), (400, false)] {
+        for _ in 0..ms / 100 {
+            send(&mut ws, json!({"type": "input_audio_buffer.append", "audio": tone_b64(100, loud)})).await;
+        }
+    }
+    let evs = until(&mut ws, "response.done").await;
+    let t = types(&evs);
+    assert_eq!(
+        &t[..6],
+        [
+            "input_audio_buffer.speech_started",
+            "input_audio_buffer.speech_stopped",
+            "input_audio_buffer.committed",
+            "conversation.item.added",
+            "conversation.item.done",
+            "response.created"
+        ]
+    );
+    assert_eq!(evs[0]["audio_start_ms"], 300);
+    assert_eq!(evs[1]["audio_end_ms"], 900);
+    assert_eq!(evs[0]["item_id"], evs[2]["item_id"], "speech_started announces the committed item's id");
+    let done = evs.last().unwrap();
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    // The user item holds the speech from 100 ms before its start: 200..1300 ms = 1.1 s at 16 kHz.
+    // Truncation keeps what was heard: one text token per 80 ms frame.
+    let answer = done["response"]["output"][0]["id"].as_str().unwrap().to_string();
+    let transcript = done["response"]["output"][0]["content"][0]["transcript"].as_str().unwrap().to_string();
+    let audio_ms: u64 = evs
+        .iter()
+        .filter(|e| e["type"] == "response.output_audio.delta")
+        .map(|e| {
+            base64::engine::general_purpose::STANDARD.decode(e["delta"].as_str().unwrap()).unwrap().len() as u64 / 48
+        })
+        .sum();
+    send(&mut ws, json!({"type": "conversation.item.truncate", "item_id": answer, "content_index": 0, "audio_end_ms": audio_ms + 80})).await;
+    let e = next(&mut ws).await;
+    assert_eq!(e["type"], "error", "{e}");
+    send(
+        &mut ws,
+        json!({"type": "conversation.item.truncate", "item_id": answer, "content_index": 0, "audio_end_ms": 160}),
+    )
+    .await;
+    assert_eq!(next(&mut ws).await["type"], "conversation.item.truncated");
+    send(&mut ws, json!({"type": "conversation.item.retrieve", "item_id": answer})).await;
+    let r = next(&mut ws).await;
+    let kept = r["item"]["content"][0]["transcript"].as_str().unwrap();
+    assert!(transcript.starts_with(kept) && kept.len() < transcript.len(), "kept {kept:?} of {transcript:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaking_over_an_answer_interrupts_it() {
+    let server = Server::start(&[]);
+    let mut ws = connect(&server.addr).await;
+    next(&mut ws).await;
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"output_modalities": ["text"], "max_output_tokens": 4000,
+        "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 200}}}}}),
+    )
+    .await;
+    next(&mut ws).await;
+    for (ms, loud) in [(400, true), (300, false)] {
+        for _ in 0..ms / 100 {
+            send(&mut ws, json!({"type": "input_audio_buffer.append", "audio": tone_b64(100, loud)})).await;
+        }
+    }
+    until(&mut ws, "response.created").await;
+    // The user speaks again while the (long) answer is being written.
+    send(&mut ws, json!({"type": "input_audio_buffer.append", "audio": tone_b64(200, true)})).await;
+    let evs = until(&mut ws, "response.done").await;
+    let started = evs.iter().position(|e| e["type"] == "input_audio_buffer.speech_started").expect("barge-in detected");
+    assert_eq!(evs.last().unwrap()["response"]["status"], "cancelled");
+    assert!(
+        evs[started..].iter().all(|e| !e["type"].as_str().unwrap().ends_with(".delta")),
+        "no output after the user started speaking"
+    );
 }

@@ -23,6 +23,13 @@ pub enum ClientEvent {
     ItemRetrieve { item_id: String },
     #[serde(rename = "conversation.item.delete")]
     ItemDelete { item_id: String },
+    #[serde(rename = "conversation.item.truncate")]
+    ItemTruncate {
+        item_id: String,
+        #[serde(default)]
+        content_index: u32,
+        audio_end_ms: u64,
+    },
     #[serde(rename = "response.create")]
     ResponseCreate {},
     #[serde(rename = "response.cancel")]
@@ -58,7 +65,7 @@ pub struct AudioPatch {
 pub struct AudioInPatch {
     #[serde(default)]
     pub format: Option<FormatSpec>,
-    /// Only `null` (push-to-talk) is accepted so far; absent leaves it unchanged.
+    /// `null` (push-to-talk) or `{"type": "server_vad", …}`; absent leaves it unchanged.
     #[serde(default, deserialize_with = "present")]
     pub turn_detection: Option<serde_json::Value>,
 }

@@ -10,6 +10,7 @@
 
 mod events;
 mod session;
+mod vad;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,8 @@ use omnid_codecs::wire::WireOutput;
 use tokio::sync::mpsc;
 
 use self::events::{error_event, Events};
-use self::session::{Item, Part, Role, Session, SessionError};
+use self::session::{Item, Part, Role, Session, SessionError, Spoken};
+use self::vad::VadEvent;
 use super::AppState;
 use crate::engine::generate::GenerateParams;
 use crate::engine::processor::{build_prompt, PromptOptions};
@@ -60,6 +62,9 @@ struct Active {
     item_id: String,
     rx: mpsc::Receiver<JobEvent>,
     transcript: String,
+    /// The text as streamed, and the 24 kHz samples sent (for truncation).
+    pieces: Vec<String>,
+    samples: usize,
     audio_out: WireOutput,
     audio: bool,
 }
@@ -146,9 +151,24 @@ async fn handle_client(
             Err(e) => fail(ev, e),
         },
         ClientEvent::AudioAppend { audio } => match session.append_audio(&audio) {
-            Ok(()) => vec![],
+            Ok(turns) => {
+                let mut out = Vec::new();
+                for t in turns {
+                    out.extend(on_turn(t, session, active, state, ev).await);
+                }
+                out
+            }
             Err(e) => fail(ev, e),
         },
+        ClientEvent::ItemTruncate { item_id, content_index, audio_end_ms } => {
+            match session.truncate_item(&item_id, audio_end_ms) {
+                Ok(()) => vec![ev.make(
+                    "conversation.item.truncated",
+                    serde_json::json!({"item_id": item_id, "content_index": content_index, "audio_end_ms": audio_end_ms}),
+                )],
+                Err(e) => fail(ev, e),
+            }
+        }
         ClientEvent::AudioClear {} => {
             session.clear_audio();
             vec![ev.make("input_audio_buffer.cleared", serde_json::json!({}))]
@@ -247,17 +267,89 @@ async fn handle_client(
                     },
                 );
             }
-            match start_response(session, state).await {
-                Ok((a, out)) => {
-                    let mut events = vec![ev.make("response.created", serde_json::json!({"response": {"id": a.id, "object": "realtime.response", "status": "in_progress", "output": []}}))];
-                    events.extend(out.into_iter().map(|(k, v)| ev.make(k, v)));
-                    *active = Some(a);
-                    events
+            respond(session, active, state, ev, event_id.as_deref()).await
+        }
+    }
+}
+
+/// The events of a committed audio item.
+fn committed(session: &Session, i: usize, ev: &mut Events) -> Vec<String> {
+    let prev = i.checked_sub(1).map(|p| session.items[p].id.clone());
+    let item = Session::item_json(&session.items[i]);
+    vec![
+        ev.make("input_audio_buffer.committed", serde_json::json!({"previous_item_id": prev, "item_id": item["id"]})),
+        ev.make("conversation.item.added", serde_json::json!({"previous_item_id": prev, "item": item})),
+        ev.make("conversation.item.done", serde_json::json!({"previous_item_id": prev, "item": item})),
+    ]
+}
+
+/// Starts a response and returns its opening events (or the error event).
+async fn respond(
+    session: &mut Session,
+    active: &mut Option<Active>,
+    state: &Arc<AppState>,
+    ev: &mut Events,
+    client_event: Option<&str>,
+) -> Vec<String> {
+    match start_response(session, state).await {
+        Ok((a, out)) => {
+            let mut events = vec![ev.make(
+                "response.created",
+                serde_json::json!({"response": {"id": a.id, "object": "realtime.response", "status": "in_progress", "output": []}}),
+            )];
+            events.extend(out.into_iter().map(|(k, v)| ev.make(k, v)));
+            *active = Some(a);
+            events
+        }
+        Err((code, m)) => vec![error_event(ev, code, &m, None, client_event)],
+    }
+}
+
+/// A turn boundary from server VAD: announce it; at the start of speech interrupt the answer
+/// in progress (barge-in: its audio stops with this event), at the end commit the turn and
+/// answer it.
+async fn on_turn(
+    t: VadEvent,
+    session: &mut Session,
+    active: &mut Option<Active>,
+    state: &Arc<AppState>,
+    ev: &mut Events,
+) -> Vec<String> {
+    let cfg = session.vad.as_ref().map(|v| v.config().clone()).unwrap_or_default();
+    let item_id = session.pending_item_id();
+    let mut out = Vec::new();
+    match t {
+        VadEvent::Started { audio_start_ms } => {
+            session.turn_start_ms = Some(audio_start_ms);
+            out.push(ev.make(
+                "input_audio_buffer.speech_started",
+                serde_json::json!({"audio_start_ms": audio_start_ms, "item_id": item_id}),
+            ));
+            if cfg.interrupt_response {
+                if let Some(a) = active.take() {
+                    out.extend(finish(session, a, "cancelled", None, ev));
                 }
-                Err((code, m)) => vec![error_event(ev, code, &m, None, event_id.as_deref())],
+            }
+        }
+        VadEvent::Stopped { audio_end_ms } => {
+            out.push(ev.make(
+                "input_audio_buffer.speech_stopped",
+                serde_json::json!({"audio_end_ms": audio_end_ms, "item_id": item_id}),
+            ));
+            let start = session.turn_start_ms.take().unwrap_or(0);
+            match session.commit_turn(start) {
+                Ok(i) => out.extend(committed(session, i, ev)),
+                Err(e) => {
+                    out.push(error_event(ev, "invalid_request_error", &e.message, e.param.as_deref(), None));
+                    return out;
+                }
+            }
+            if cfg.create_response && active.is_none() {
+                out.extend(respond(session, active, state, ev, None).await);
             }
         }
     }
+    out
 }
 
 fn decode_image_url(url: &str, max_pixels: u64) -> Result<image::RgbImage, String> {
@@ -325,7 +417,7 @@ async fn start_response(
         ),
     ];
     let audio_out = WireOutput::new(24_000, session.output_format).map_err(|e| ("server_error", e.to_string()))?;
-    Ok((Active { id, item_id, rx, transcript: String::new(), audio_out, audio }, out))
+    Ok((Active { id, item_id, rx, transcript: String::new(), pieces: Vec::new(), samples: 0, audio_out, audio }, out))
 }
 
 /// One engine event of the active response → server events.
@@ -345,10 +437,12 @@ fn on_engine_event(
     match event {
         Some(JobEvent::Text(t)) => {
             a.transcript.push_str(&t);
+            a.pieces.push(t.clone());
             let kind = if a.audio { "response.output_audio_transcript.delta" } else { "response.output_text.delta" };
             vec![ev.make(kind, with(serde_json::json!({"delta": t})))]
         }
         Some(JobEvent::Audio(samples)) => {
+            a.samples += samples.len();
             let mut bytes = Vec::new();
             if let Err(e) = a.audio_out.push(&samples, &mut bytes) {
                 let a = active.take().expect("checked above");
@@ -410,7 +504,9 @@ fn finish(session: &mut Session, mut a: Active, status: &str, failure: Option<St
         out.push(ev.make("response.output_text.done", v));
     }
     let part = if a.audio { Part::SpokenText(a.transcript.clone()) } else { Part::Text(a.transcript.clone()) };
-    let item = Item { id: a.item_id.clone(), role: Role::Assistant, parts: vec![part] };
+    let spoken =
+        a.audio.then(|| Spoken { pieces: std::mem::take(&mut a.pieces), audio_ms: (a.samples as u64 * 1000) / 24_000 });
+    let item = Item { id: a.item_id.clone(), role: Role::Assistant, parts: vec![part], spoken };
     let item_json = Session::item_json(&item);
     let mut v = ids.clone();
     v["part"] = item_json["content"][0].clone();

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use image::RgbImage;
 use omnid_codecs::wire::{WireFormat, WireInput};
 
+use super::vad::{EnergyVad, VadConfig, VadEvent};
 use crate::engine::media::MediaItem;
 use crate::protocol::realtime::{ItemIn, SessionPatch};
 
@@ -49,7 +50,21 @@ pub struct Item {
     pub id: String,
     pub role: Role,
     pub parts: Vec<Part>,
+    /// For spoken answers: the text as it was streamed (pieces) and the audio length, so a
+    /// truncation can keep only what was heard.
+    pub spoken: Option<Spoken>,
 }
+
+/// What a spoken answer said.
+#[derive(Debug, Clone)]
+pub struct Spoken {
+    pub pieces: Vec<String>,
+    pub audio_ms: u64,
+}
+
+/// The talker takes one text token per 80 ms codec frame, so by audio time t the answer has
+/// voiced about `t / 80 ms` of its text pieces.
+const MS_PER_TEXT_TOKEN: u64 = 80;
 
 /// A refusal for the client: `error` event fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +89,15 @@ pub struct Session {
     pub max_output_tokens: usize,
     pub items: Vec<Item>,
     buffer: Vec<f32>,
+    /// Input time (ms since the session began) of `buffer[0]`.
+    buffer_start_ms: u64,
+    /// Input audio received so far, in 16 kHz samples.
+    received: u64,
+    pub vad: Option<EnergyVad>,
+    /// The id the item of the turn in progress will get (announced by `speech_started`).
+    pending_item: Option<String>,
+    /// Start of the turn in progress (server VAD).
+    pub turn_start_ms: Option<u64>,
     wire_in: WireInput,
     next_id: u64,
     /// Voices of the checkpoint (empty: no speech output).
@@ -100,6 +124,11 @@ impl Session {
             max_output_tokens: default_tokens,
             items: Vec::new(),
             buffer: Vec::new(),
+            buffer_start_ms: 0,
+            received: 0,
+            vad: None,
+            pending_item: None,
+            turn_start_ms: None,
             wire_in: WireInput::new(input_format, 16_000).expect("24 kHz PCM → 16 kHz is supported"),
             next_id: 0,
             voices,
@@ -138,6 +167,7 @@ impl Session {
         }
         let (mut input_format, mut output_format, mut voice) =
             (self.input_format, self.output_format, self.voice.clone());
+        let mut turn: Option<Option<VadConfig>> = None;
         if let Some(a) = &p.audio {
             if let Some(i) = &a.input {
                 if let Some(f) = &i.format {
@@ -145,13 +175,7 @@ impl Session {
                         .map_err(|e| err("invalid_value", e.to_string(), Some("session.audio.input.format")))?;
                 }
                 if let Some(td) = &i.turn_detection {
-                    if !td.is_null() {
-                        return Err(err(
-                            "unsupported",
-                            "turn_detection: server VAD is not available yet; use null (push-to-talk: input_audio_buffer.commit, then response.create)",
-                            Some("session.audio.input.turn_detection"),
-                        ));
-                    }
+                    turn = Some(parse_turn_detection(td)?);
                 }
             }
             if let Some(o) = &a.output {
@@ -195,14 +219,23 @@ impl Session {
         self.voice = voice;
         self.output_audio = output_audio;
         self.max_output_tokens = max_output_tokens;
+        if let Some(t) = turn {
+            if t.as_ref() != self.vad.as_ref().map(|v| v.config()) {
+                self.vad = t.map(|cfg| {
+                    let mut v = EnergyVad::new(cfg);
+                    v.skip_to(self.received * 1000 / 16_000);
+                    v
+                });
+            }
+        }
         if let Some(i) = &p.instructions {
             self.instructions = Some(i.clone());
         }
         Ok(())
     }
 
-    /// `input_audio_buffer.append`.
-    pub fn append_audio(&mut self, b64: &str) -> Result<(), SessionError> {
+    /// `input_audio_buffer.append`; returns the turn boundaries the new audio completes.
+    pub fn append_audio(&mut self, b64: &str) -> Result<Vec<VadEvent>, SessionError> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|e| err("invalid_value", format!("audio is not valid base64 ({e})"), Some("audio")))?;
@@ -215,14 +248,46 @@ impl Session {
                 None,
             ));
         }
+        self.received += out.len() as u64;
+        let events = match &mut self.vad {
+            Some(v) => v.push(&out),
+            None => Vec::new(),
+        };
         self.buffer.extend(out);
-        Ok(())
+        Ok(events)
+    }
+
+    /// The id the current turn's item will get (announced by `speech_started`).
+    pub fn pending_item_id(&mut self) -> String {
+        match &self.pending_item {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.new_id("item");
+                self.pending_item = Some(id.clone());
+                id
+            }
+        }
+    }
+
+    /// The turn detector found the end of a turn that began at `start_ms`: the buffer from
+    /// `start_ms − prefix_padding_ms` on becomes a user item (index returned).
+    pub fn commit_turn(&mut self, start_ms: u64) -> Result<usize, SessionError> {
+        let prefix = self.vad.as_ref().map_or(0, |v| v.config().prefix_padding_ms);
+        let from_ms = start_ms.saturating_sub(prefix).max(self.buffer_start_ms);
+        let skip = (((from_ms - self.buffer_start_ms) * 16) as usize).min(self.buffer.len());
+        self.buffer.drain(..skip);
+        self.buffer_start_ms = from_ms;
+        self.commit_audio()
     }
 
     /// `input_audio_buffer.clear`.
     pub fn clear_audio(&mut self) {
         self.buffer.clear();
-        self.wire_in.reset();
+        self.buffer_start_ms = self.received * 1000 / 16_000;
+        self.pending_item = None;
+        if let Some(v) = &mut self.vad {
+            v.reset_turn();
+        }
     }
 
     /// `input_audio_buffer.commit`: the buffer becomes a user item; returns its index.
@@ -239,9 +304,12 @@ impl Session {
             ));
         }
         let audio = std::mem::take(&mut self.buffer);
-        self.wire_in.reset();
-        let id = self.new_id("item");
-        self.push_item(Item { id, role: Role::User, parts: vec![Part::Audio(audio)] })
+        self.buffer_start_ms = self.received * 1000 / 16_000;
+        let id = self.pending_item.take().unwrap_or_else(|| self.new_id("item"));
+        if let Some(v) = &mut self.vad {
+            v.reset_turn();
+        }
+        self.push_item(Item { id, role: Role::User, parts: vec![Part::Audio(audio)], spoken: None })
     }
 
     /// `conversation.item.create`: checks the item; images are decoded by the caller (`images`,
@@ -312,7 +380,7 @@ impl Session {
                 Some("item.id"),
             ));
         }
-        self.push_item(Item { id, role, parts })
+        self.push_item(Item { id, role, parts, spoken: None })
     }
 
     fn push_item(&mut self, item: Item) -> Result<usize, SessionError> {
@@ -325,6 +393,34 @@ impl Session {
         }
         self.items.push(item);
         Ok(self.items.len() - 1)
+    }
+
+    /// `conversation.item.truncate`: keeps the part of a spoken answer heard by `audio_end_ms`.
+    pub fn truncate_item(&mut self, id: &str, audio_end_ms: u64) -> Result<(), SessionError> {
+        let item = self
+            .items
+            .iter_mut()
+            .find(|x| x.id == id)
+            .ok_or_else(|| err("item_not_found", format!("no item {id:?}"), Some("item_id")))?;
+        let Some(spoken) = &mut item.spoken else {
+            return Err(err(
+                "invalid_value",
+                format!("item {id:?} is not a spoken answer: only assistant audio can be truncated"),
+                Some("item_id"),
+            ));
+        };
+        if audio_end_ms > spoken.audio_ms {
+            return Err(err(
+                "invalid_value",
+                format!("audio_end_ms {audio_end_ms} is past the end of the item's audio ({} ms)", spoken.audio_ms),
+                Some("audio_end_ms"),
+            ));
+        }
+        let heard = (audio_end_ms / MS_PER_TEXT_TOKEN) as usize;
+        spoken.pieces.truncate(heard);
+        spoken.audio_ms = audio_end_ms;
+        item.parts = vec![Part::SpokenText(spoken.pieces.concat())];
+        Ok(())
     }
 
     /// `conversation.item.delete`.
@@ -388,15 +484,68 @@ impl Session {
             "audio/pcm" => serde_json::json!({"type": "audio/pcm", "rate": f.sample_rate_hz()}),
             m => serde_json::json!({"type": m}),
         };
+        let turn = match &self.vad {
+            None => serde_json::Value::Null,
+            Some(v) => {
+                let c = v.config();
+                serde_json::json!({"type": "server_vad", "threshold": c.threshold, "prefix_padding_ms": c.prefix_padding_ms,
+                    "silence_duration_ms": c.silence_duration_ms, "create_response": c.create_response,
+                    "interrupt_response": c.interrupt_response})
+            }
+        };
         serde_json::json!({
             "type": "realtime", "object": "realtime.session", "id": self.id,
             "instructions": self.instructions.clone().unwrap_or_default(),
             "output_modalities": if self.output_audio { vec!["audio"] } else { vec!["text"] },
             "max_output_tokens": self.max_output_tokens,
             "audio": {
-                "input": {"format": fmt(self.input_format), "turn_detection": null},
+                "input": {"format": fmt(self.input_format), "turn_detection": turn},
                 "output": {"format": fmt(self.output_format), "voice": self.voice},
             },
         })
     }
+}
+
+/// `turn_detection`: `null` or `{"type": "server_vad", …}` with OpenAI's defaults for absent fields.
+fn parse_turn_detection(v: &serde_json::Value) -> Result<Option<VadConfig>, SessionError> {
+    let at = Some("session.audio.input.turn_detection");
+    if v.is_null() {
+        return Ok(None);
+    }
+    match v.get("type").and_then(|t| t.as_str()) {
+        Some("server_vad") => {}
+        Some(other) => {
+            return Err(err(
+                "unsupported",
+                format!("turn_detection type {other:?} is not available: use \"server_vad\" or null"),
+                at,
+            ))
+        }
+        None => return Err(err("invalid_value", "turn_detection needs a \"type\"", at)),
+    }
+    let d = VadConfig::default();
+    let num = |k: &str, dflt: f64, max: f64| -> Result<f64, SessionError> {
+        match v.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(dflt),
+            Some(x) => x
+                .as_f64()
+                .filter(|n| (0.0..=max).contains(n))
+                .ok_or_else(|| err("invalid_value", format!("turn_detection.{k} {x}: a number in 0..={max}"), at)),
+        }
+    };
+    let flag = |k: &str, dflt: bool| -> Result<bool, SessionError> {
+        match v.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(dflt),
+            Some(x) => {
+                x.as_bool().ok_or_else(|| err("invalid_value", format!("turn_detection.{k} {x}: true or false"), at))
+            }
+        }
+    };
+    Ok(Some(VadConfig {
+        threshold: num("threshold", d.threshold as f64, 1.0)? as f32,
+        prefix_padding_ms: num("prefix_padding_ms", d.prefix_padding_ms as f64, 10_000.0)? as u64,
+        silence_duration_ms: num("silence_duration_ms", d.silence_duration_ms as f64, 10_000.0)?.max(20.0) as u64,
+        create_response: flag("create_response", d.create_response)?,
+        interrupt_response: flag("interrupt_response", d.interrupt_response)?,
+    }))
 }
