@@ -9,12 +9,14 @@
 //! | [`engine`] | opening models, the processor, sampling, the generation loop, speech, the engine thread |
 //! | [`protocol`] | wire types only (OpenAI chat DTOs, error bodies) |
 //! | [`server`] | `omnid serve`: the HTTP API on tokio + axum |
+//! | [`metrics`] | counters and latency histograms for `GET /metrics` |
 //! | [`config`] | the TOML configuration (`configs/*.toml`) |
 //! | [`cli`] | the `omnid` command line |
 
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod metrics;
 pub mod models;
 pub mod preprocess;
 pub mod prompt;

@@ -345,3 +345,31 @@ fn a_full_queue_answers_429_and_a_departed_client_frees_the_engine() {
         "a 2-token answer took {short:?} after the departed stream; its full answer takes {full:?}"
     );
 }
+
+#[test]
+fn metrics_count_requests_tokens_and_latencies() {
+    let server = Server::start(&[]);
+    let mut tokens = 0;
+    for n in [3, 4] {
+        let (status, c) =
+            server.post(&json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": n, "temperature": 0}));
+        assert_eq!(status, 200, "{c}");
+        tokens += c["usage"]["completion_tokens"].as_u64().unwrap();
+    }
+    let (status, _) = server.post(&json!({"messages": []}));
+    assert_eq!(status, 400);
+    assert_eq!(server.request("GET", "/nowhere", &[], "").0, 404);
+    let (status, text) = server.request("GET", "/metrics", &[], "");
+    assert_eq!(status, 200);
+    let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line:?} missing from\n{text}");
+    has("omnid_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2");
+    has("omnid_requests_total{route=\"/v1/chat/completions\",status=\"400\"} 1");
+    has("omnid_requests_total{route=\"other\",status=\"404\"} 1");
+    has(&format!("omnid_generated_tokens_total {tokens}"));
+    has("omnid_jobs_total{outcome=\"completed\"} 2");
+    has("omnid_first_token_seconds_count 2");
+    has("omnid_first_token_seconds_bucket{le=\"+Inf\"} 2");
+    has("omnid_queue_waiting 0");
+    has("omnid_realtime_sessions 0");
+    has("omnid_first_audio_seconds_count 0");
+}

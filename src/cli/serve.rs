@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{load_model, ModelArgs};
 use crate::config::OmnidConfig;
 use crate::engine::service::EngineService;
+use crate::metrics::Metrics;
 use crate::server::{run, unix_now, AppState, ServerLimits};
 
 /// Arguments of `omnid serve`.
@@ -40,9 +41,11 @@ pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
         Some(d) => d.file_name().map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into_owned()),
         None => "omnid-embedded-tiny".into(),
     };
-    let engine = EngineService::start(lm.clone(), max_queued)?;
+    let metrics = Arc::new(Metrics::default());
+    let engine = EngineService::start(lm.clone(), max_queued, metrics.clone())?;
     let state = Arc::new(AppState {
         engine,
+        metrics,
         model: lm,
         model_id,
         api_key,

@@ -18,6 +18,7 @@ use super::ask::generate_text;
 use super::generate::{GenerateParams, StopReason};
 use super::model_dir::LoadedModel;
 use super::speech::{respond_spoken, ResponseEvent, SpeechOptions, SpeechReport};
+use crate::metrics::{JobOutcome, Metrics};
 use crate::models::multimodal::MultimodalInputs;
 
 /// Where a job's events go. `send` returns `false` once nobody listens (the job then stops).
@@ -74,14 +75,14 @@ pub struct EngineService {
 
 impl EngineService {
     /// Starts the engine thread over `lm`; at most `queue_capacity` jobs wait behind the running one.
-    pub fn start(lm: Arc<LoadedModel>, queue_capacity: usize) -> std::io::Result<Self> {
+    pub fn start(lm: Arc<LoadedModel>, queue_capacity: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel::<Job>(queue_capacity);
         let waiting = Arc::new(AtomicUsize::new(0));
         let count = waiting.clone();
         let thread = std::thread::Builder::new().name("omnid-engine".into()).spawn(move || {
             for job in rx.iter() {
                 count.fetch_sub(1, Ordering::Relaxed);
-                run_job(&lm, job);
+                run_job(&lm, job, &metrics);
             }
         })?;
         Ok(Self { tx: Some(tx), thread: Some(thread), waiting })
@@ -118,8 +119,10 @@ impl Drop for EngineService {
     }
 }
 
-fn run_job(lm: &LoadedModel, mut job: Job) {
+fn run_job(lm: &LoadedModel, mut job: Job, metrics: &Metrics) {
     let _span = tracing::debug_span!("engine.job", prompt_tokens = job.inputs.ids.len()).entered();
+    // Time spent waiting in the queue counts towards the latencies clients see.
+    let queued_s = job.received.elapsed().as_secs_f64();
     let sink = &mut job.sink;
     let result = match &job.speech {
         Some(opts) => respond_spoken(lm, &job.inputs, &job.params, opts, job.received, |ev| match ev {
@@ -130,6 +133,20 @@ fn run_job(lm: &LoadedModel, mut job: Job) {
         None => generate_text(lm, &job.inputs, &job.params, |t| sink.send(JobEvent::Text(t.to_string())))
             .map(|a| (a.generation, None)),
     };
+    match &result {
+        Ok((g, speech)) => {
+            let outcome =
+                if g.stop_reason == StopReason::Cancelled { JobOutcome::Cancelled } else { JobOutcome::Completed };
+            metrics.job(outcome, g.prompt_tokens, g.token_ids.len());
+            if !g.token_ids.is_empty() {
+                metrics.first_token.observe(queued_s + g.first_token_ms / 1e3);
+            }
+            if let Some(ms) = speech.as_ref().and_then(|s| s.first_audio_ms) {
+                metrics.first_audio.observe(ms / 1e3);
+            }
+        }
+        Err(_) => metrics.job(JobOutcome::Failed, job.inputs.ids.len(), 0),
+    }
     let last = match result {
         Ok((g, speech)) => JobEvent::Done(JobSummary {
             prompt_tokens: g.prompt_tokens,

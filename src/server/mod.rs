@@ -5,6 +5,7 @@
 //! | route | job |
 //! |---|---|
 //! | `GET /health` | liveness and queue depth |
+//! | `GET /metrics` | Prometheus: responses by route and status, queue depth, Realtime sessions, tokens, first-token and first-audio latency histograms |
 //! | `GET /v1/models` | the loaded model |
 //! | `POST /v1/chat/completions` | text, image and audio in; text, and speech on request, out; SSE with `stream: true` |
 //! | `GET /v1/realtime` | OpenAI Realtime sessions over a WebSocket (push-to-talk so far) |
@@ -30,12 +31,14 @@ use axum::{Json, Router};
 
 use crate::engine::model_dir::LoadedModel;
 use crate::engine::service::EngineService;
+use crate::metrics::Metrics;
 use crate::protocol::chat::{ModelCard, ModelList};
 use crate::protocol::errors::ErrorBody;
 
 /// What every handler shares.
 pub struct AppState {
     pub engine: EngineService,
+    pub metrics: Arc<Metrics>,
     pub model: Arc<LoadedModel>,
     /// The id `/v1/models` reports and responses echo.
     pub model_id: String,
@@ -87,8 +90,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/realtime", get(realtime::upgrade))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), count_responses))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -123,6 +128,19 @@ async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Ne
 /// Compares secrets without an early exit on the first differing byte.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Counts every response by matched route and status (authentication failures included).
+async fn count_responses(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("other", |m| m.as_str()).to_string();
+    let res = next.run(req).await;
+    state.metrics.request(&route, res.status().as_u16());
+    res
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.metrics.render(state.engine.waiting());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {

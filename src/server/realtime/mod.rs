@@ -77,6 +77,7 @@ async fn send(socket: &mut WebSocket, text: String) -> anyhow::Result<()> {
 }
 
 async fn run_session(mut socket: WebSocket, state: Arc<AppState>) -> anyhow::Result<()> {
+    let _open = state.metrics.session_opened();
     let lm = &state.model;
     let voices: Vec<String> =
         speech_models(lm).map(|(_, s)| s.speakers().iter().map(|v| v.to_string()).collect()).unwrap_or_default();
