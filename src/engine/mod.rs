@@ -1,5 +1,5 @@
-//! The engine: opening models, turning requests into model inputs, and generating.
-//! (The dedicated engine thread with bounded command channels arrives with the server.)
+//! The engine: opening models, turning requests into model inputs, generating text and speech,
+//! and (for the server) the model's own thread behind a bounded job queue ([`service`]).
 //!
 //! | module | job |
 //! |---|---|
