@@ -347,3 +347,31 @@ async fn speaking_over_an_answer_interrupts_it() {
         "no output after the user started speaking"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_guards_the_upgrade_by_header_or_browser_subprotocol() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = Server::start(&["--api-key", "k3y"]);
+    let url = format!("ws://{}/v1/realtime", server.addr);
+    let with = |name: &'static str, value: &str| {
+        let mut req = url.clone().into_client_request().unwrap();
+        req.headers_mut().insert(name, value.parse().unwrap());
+        req
+    };
+    let refused = |r: Result<_, tokio_tungstenite::tungstenite::Error>| match r {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{e}"),
+        Ok(_) => 101,
+    };
+    assert_eq!(refused(tokio_tungstenite::connect_async(url.clone()).await.map(|_| ())), 401);
+    assert_eq!(refused(tokio_tungstenite::connect_async(with("authorization", "Bearer nope")).await.map(|_| ())), 401);
+    let sub = "realtime, openai-insecure-api-key.nope";
+    assert_eq!(refused(tokio_tungstenite::connect_async(with("sec-websocket-protocol", sub)).await.map(|_| ())), 401);
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(with("authorization", "Bearer k3y")).await.unwrap();
+    assert_eq!(next(&mut ws).await["type"], "session.created");
+    let sub = "realtime, openai-insecure-api-key.k3y";
+    let (mut ws, resp) = tokio_tungstenite::connect_async(with("sec-websocket-protocol", sub)).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "realtime", "the key is never echoed");
+    assert_eq!(next(&mut ws).await["type"], "session.created");
+}

@@ -69,7 +69,8 @@ pub enum Command {
     Devices,
     /// Record the microphone to a WAV file, or a screen / camera / test source to a folder of frames.
     Capture(media::CaptureArgs),
-    /// Validate configuration files.
+    /// Validate configuration files (also `omnid check-config`).
+    #[command(alias = "check-config")]
     ConfigCheck {
         /// The TOML files.
         #[arg(required = true)]

@@ -107,12 +107,22 @@ pub async fn run(
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 
+/// The WebSocket subprotocol browsers use to carry the key (they cannot set headers on an
+/// upgrade), as OpenAI's Realtime API accepts it: `Sec-WebSocket-Protocol: realtime,
+/// openai-insecure-api-key.KEY`.
+const KEY_SUBPROTOCOL: &str = "openai-insecure-api-key.";
+
 async fn authenticate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if let Some(key) = &state.api_key {
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let ok = given
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|k| constant_time_eq(k.as_bytes(), key.as_bytes()));
+        let matches = |k: &str| constant_time_eq(k.trim().as_bytes(), key.as_bytes());
+        let by_header = given.and_then(|v| v.strip_prefix("Bearer ")).is_some_and(matches);
+        let by_subprotocol = req
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').filter_map(|p| p.trim().strip_prefix(KEY_SUBPROTOCOL)).any(matches));
+        let ok = by_header || by_subprotocol;
         if !ok {
             let message = if given.is_none() {
                 "missing Authorization header: send `Authorization: Bearer <api key>`"

@@ -40,7 +40,8 @@ pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 const RESPONSE_QUEUE: usize = 64;
 
 pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
-    ws.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+    // Browsers send `realtime` plus the key subprotocol; answer with `realtime` (never echo the key).
+    ws.protocols(["realtime"]).max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
         if let Err(e) = run_session(socket, state).await {
             tracing::debug!("realtime session ended: {e}");
         }
