@@ -3,43 +3,19 @@
 //! `omnid ask` on the same input, SSE framing, spoken answers, every refusal with its status and
 //! OpenAI error body, authentication, overload, and a client that leaves mid-answer.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-fn fixture(rel: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel).display().to_string()
-}
+mod common;
+use common::{fixture, Server};
 
-/// A running `omnid serve`, stopped on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
+/// Raw HTTP on top of the shared server helper.
 impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_omnid"))
-            .arg("serve")
-            .args(["--bind", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("OMNID_API_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start omnid serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr =
-            line.trim().strip_prefix("omnid: listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
-        Server { child, addr }
-    }
-
     /// One request; returns (status, body). Chunked bodies (SSE) are de-chunked.
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
@@ -59,13 +35,6 @@ impl Server {
         let (status, text) =
             self.request("POST", "/v1/chat/completions", &[("Content-Type", "application/json")], &body.to_string());
         (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -180,8 +180,7 @@ impl TextDecoder {
         deepstack: Option<&DeepStack>,
         capture: usize,
     ) -> Result<(Tensor, Tensor)> {
-        let (out, captured) = self.stack.run(embeds, pos, cache, deepstack, Some(capture))?;
-        Ok((out, captured.expect("run returns the capture it was asked for; this is a bug")))
+        self.stack.forward_capturing(embeds, pos, cache, deepstack, capture)
     }
 
     /// Number of decoder layers.

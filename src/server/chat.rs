@@ -20,11 +20,11 @@ use tokio_stream::StreamExt as _;
 
 use super::media::decode_all;
 use super::validate::{validate, AudioFormat, RequestLimits, ValidChat};
-use super::{unix_now, ApiError, AppState};
+use super::{unix_now, ApiError, AppState, ChannelSink};
 use crate::engine::generate::{GenerateParams, StopReason};
 use crate::engine::processor::{build_prompt, PromptOptions};
-use crate::engine::service::{EventSink, Job, JobEvent, JobSummary, SubmitError};
-use crate::engine::speech::{speech_models, SpeechOptions};
+use crate::engine::service::{Job, JobEvent, JobSummary, SubmitError};
+use crate::engine::speech::speech_models;
 use crate::models::multimodal::MultimodalInputs;
 use crate::protocol::chat::{
     AssistantMessage, AudioDelta, AudioOut, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta, Usage,
@@ -33,17 +33,6 @@ use crate::protocol::chat::{
 /// Events buffered between the engine and one response (text pieces and audio chunks); a
 /// slow client slows its own job down, nobody else's.
 const RESPONSE_QUEUE: usize = 64;
-
-/// Sends engine events into a tokio channel from the engine thread.
-struct ChannelSink(mpsc::Sender<JobEvent>);
-
-impl EventSink for ChannelSink {
-    fn send(&mut self, event: JobEvent) -> bool {
-        // The engine thread is not a tokio worker, so blocking here is allowed (and is the
-        // backpressure a slow client exerts on its own job).
-        self.0.blocking_send(event).is_ok()
-    }
-}
 
 pub async fn completions(
     State(state): State<Arc<AppState>>,
@@ -81,11 +70,7 @@ async fn answer(state: Arc<AppState>, body: Result<Json<ChatRequest>, JsonReject
             let (_, models) =
                 speech_models(lm).map_err(|e| ApiError::bad_request(format!("{e:#}"), Some("modalities")))?;
             models.talker.config().speaker(&a.voice).map_err(|e| ApiError::bad_request(e, Some("audio.voice")))?;
-            let mut opts = SpeechOptions::new(&a.voice, valid.sampling.greedy, valid.sampling.seed);
-            opts.max_frames = state.limits.speech_max_frames;
-            opts.chunk_frames = state.limits.speech_chunk_frames;
-            opts.left_context = state.limits.speech_left_context;
-            Some(opts)
+            Some(state.limits.speech_options(&a.voice, valid.sampling.greedy, valid.sampling.seed))
         }
     };
     let st = state.clone();

@@ -30,7 +30,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::engine::model_dir::LoadedModel;
-use crate::engine::service::EngineService;
+use crate::engine::service::{EngineService, EventSink, JobEvent};
+use crate::engine::speech::SpeechOptions;
 use crate::metrics::Metrics;
 use crate::protocol::chat::{ModelCard, ModelList};
 use crate::protocol::errors::ErrorBody;
@@ -58,6 +59,29 @@ pub struct ServerLimits {
     pub speech_max_frames: usize,
     pub speech_chunk_frames: usize,
     pub speech_left_context: Option<usize>,
+}
+
+impl ServerLimits {
+    /// Speech settings for an answer in `voice`, with the configured length and chunking.
+    pub fn speech_options(&self, voice: &str, greedy: bool, seed: u64) -> SpeechOptions {
+        let mut o = SpeechOptions::new(voice, greedy, seed);
+        o.max_frames = self.speech_max_frames;
+        o.chunk_frames = self.speech_chunk_frames;
+        o.left_context = self.speech_left_context;
+        o
+    }
+}
+
+/// Sends a job's events into a tokio channel from the engine thread (HTTP answers and
+/// Realtime responses alike).
+pub(crate) struct ChannelSink(pub(crate) tokio::sync::mpsc::Sender<JobEvent>);
+
+impl EventSink for ChannelSink {
+    fn send(&mut self, event: JobEvent) -> bool {
+        // The engine thread is not a tokio worker, so blocking here is allowed (and is the
+        // backpressure a slow client exerts on its own job).
+        self.0.blocking_send(event).is_ok()
+    }
 }
 
 /// An HTTP error in the OpenAI shape.

@@ -2,7 +2,9 @@
 //! the way the engine builds a request's.
 #![allow(dead_code)] // each test crate uses a different subset
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use omnid::engine::media::MediaItem;
 use omnid::engine::media::{frame_rule, load_audio, load_video, VideoRequest};
@@ -67,4 +69,41 @@ pub fn build_case(
     };
     let media = load_media(lm, dir, case);
     build_prompt(lm, &case["messages"], &media, &opts)
+}
+
+/// A fixture path (model directory or file under tests/fixtures) as a string argument.
+pub fn fixture(rel: &str) -> String {
+    fixture_dir(rel).display().to_string()
+}
+
+/// A running `omnid serve` on a free loopback port, stopped on drop.
+pub struct Server {
+    pub child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Server {
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_omnid"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("OMNID_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start omnid serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("the listening line");
+        let addr =
+            line.trim().strip_prefix("omnid: listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -266,11 +266,7 @@ fn collect(
     let (text, generation) = thinker.expect("the thinker stage always reports; this is a bug")?;
     let talker = talker.expect("the talker stage always reports; this is a bug")?;
     let code2wav = code2wav.expect("the Code2Wav stage always reports; this is a bug")?;
-    let stop = if cancelled || (cancel.load(Ordering::Relaxed) && talker.stop == SpeechStop::Cancelled) {
-        SpeechStop::Cancelled
-    } else {
-        talker.stop
-    };
+    let stop = if cancelled { SpeechStop::Cancelled } else { talker.stop };
     let sample_rate = 24_000;
     let audio_s = samples as f64 / sample_rate as f64;
     Ok(SpokenAnswer {

@@ -25,11 +25,11 @@ use tokio::sync::mpsc;
 use self::events::{error_event, Events};
 use self::session::{Item, Part, Role, Session, SessionError, Spoken};
 use self::vad::VadEvent;
-use super::AppState;
+use super::{AppState, ChannelSink};
 use crate::engine::generate::GenerateParams;
 use crate::engine::processor::{build_prompt, PromptOptions};
-use crate::engine::service::{EventSink, Job, JobEvent, SubmitError};
-use crate::engine::speech::{speech_models, SpeechOptions};
+use crate::engine::service::{Job, JobEvent, SubmitError};
+use crate::engine::speech::speech_models;
 use crate::protocol::realtime::ClientEvent;
 
 /// Longest wait for a client to take an event before the session is closed.
@@ -46,15 +46,6 @@ pub async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -
             tracing::debug!("realtime session ended: {e}");
         }
     })
-}
-
-struct ChannelSink(mpsc::Sender<JobEvent>);
-
-impl EventSink for ChannelSink {
-    fn send(&mut self, event: JobEvent) -> bool {
-        // Called on the engine thread (not a tokio worker): blocking is allowed here.
-        self.0.blocking_send(event).is_ok()
-    }
 }
 
 /// A response in flight.
@@ -387,13 +378,7 @@ async fn start_response(
     .map_err(|m| ("invalid_request_error", m))?;
     let lm = &state.model;
     let sampling = lm.generation.sampling_defaults();
-    let speech = session.output_audio.then(|| {
-        let mut o = SpeechOptions::new(&session.voice, sampling.greedy, 0);
-        o.max_frames = state.limits.speech_max_frames;
-        o.chunk_frames = state.limits.speech_chunk_frames;
-        o.left_context = state.limits.speech_left_context;
-        o
-    });
+    let speech = session.output_audio.then(|| state.limits.speech_options(&session.voice, sampling.greedy, 0));
     let params = GenerateParams { sampling, max_new_tokens: session.max_output_tokens, stop_ids: lm.stop_ids() };
     let (tx, rx) = mpsc::channel(RESPONSE_QUEUE);
     let job = Job { inputs, params, speech, sink: Box::new(ChannelSink(tx)), received: Instant::now() };
