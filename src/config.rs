@@ -33,9 +33,12 @@ pub struct ServerSection {
     /// `--api-key` override it. Absent: no authentication (only sensible on loopback).
     #[serde(default)]
     pub api_key: Option<String>,
-    /// Requests that may wait behind the running one; more are refused with 429.
+    /// Requests that may wait behind the running ones; more are refused with 429.
     #[serde(default = "max_queued")]
     pub max_queued: usize,
+    /// Answers generated at once, their decode steps batched (continuous batching).
+    #[serde(default = "max_batch")]
+    pub max_batch: usize,
     /// Largest request body (JSON with base64 media), bytes.
     #[serde(default = "max_request_bytes")]
     pub max_request_bytes: usize,
@@ -53,6 +56,7 @@ impl Default for ServerSection {
             bind: bind(),
             api_key: None,
             max_queued: max_queued(),
+            max_batch: max_batch(),
             max_request_bytes: max_request_bytes(),
             max_media_items: max_media_items(),
             max_tokens: max_tokens_cap(),
@@ -64,6 +68,10 @@ fn bind() -> String {
     "127.0.0.1:8080".into()
 }
 fn max_queued() -> usize {
+    8
+}
+fn max_batch() -> usize {
+    // The CPU's fused MoE decode kernel takes up to 8 rows; beyond that experts run one by one.
     8
 }
 fn max_request_bytes() -> usize {
@@ -215,6 +223,9 @@ impl OmnidConfig {
         let v = &self.server;
         if v.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("[server] bind {:?} is not an address:port such as 127.0.0.1:8080", v.bind));
+        }
+        if v.max_batch == 0 || v.max_batch > 256 {
+            return Err(format!("[server] max_batch is {}; it must be between 1 and 256", v.max_batch));
         }
         if v.max_queued == 0 || v.max_request_bytes < 1024 || v.max_media_items == 0 || v.max_tokens == 0 {
             return Err(

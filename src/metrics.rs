@@ -68,6 +68,10 @@ pub struct Metrics {
     prompt_tokens: AtomicU64,
     generated_tokens: AtomicU64,
     jobs: [AtomicU64; 3],
+    /// Answers in the engine's batch now.
+    running: AtomicI64,
+    decode_steps: AtomicU64,
+    decode_rows: AtomicU64,
     pub first_token: Histogram,
     pub first_audio: Histogram,
 }
@@ -82,6 +86,17 @@ impl Metrics {
         self.jobs[outcome as usize].fetch_add(1, Ordering::Relaxed);
         self.prompt_tokens.fetch_add(prompt_tokens as u64, Ordering::Relaxed);
         self.generated_tokens.fetch_add(generated_tokens as u64, Ordering::Relaxed);
+    }
+
+    /// The number of answers being generated now.
+    pub fn set_running(&self, n: usize) {
+        self.running.store(n as i64, Ordering::Relaxed);
+    }
+
+    /// One batched decode step over `rows` answers.
+    pub fn decode_step(&self, rows: usize) {
+        self.decode_steps.fetch_add(1, Ordering::Relaxed);
+        self.decode_rows.fetch_add(rows as u64, Ordering::Relaxed);
     }
 
     /// A Realtime session opened; the guard closes it.
@@ -104,6 +119,7 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
         gauge(&mut out, "omnid_queue_waiting", "Requests waiting for the engine.", waiting as i64);
+        gauge(&mut out, "omnid_engine_running", "Answers being generated now.", self.running.load(Ordering::Relaxed));
         gauge(
             &mut out,
             "omnid_realtime_sessions",
@@ -124,6 +140,18 @@ impl Metrics {
             "omnid_generated_tokens_total",
             "Tokens generated.",
             self.generated_tokens.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "omnid_decode_steps_total",
+            "Batched decode steps.",
+            self.decode_steps.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "omnid_decode_rows_total",
+            "Answers advanced by decode steps (divided by the steps: the mean batch size).",
+            self.decode_rows.load(Ordering::Relaxed),
         );
         let _ = writeln!(out, "# HELP omnid_jobs_total Generation jobs by outcome.\n# TYPE omnid_jobs_total counter");
         for (i, name) in ["completed", "cancelled", "failed"].iter().enumerate() {

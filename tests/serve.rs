@@ -263,7 +263,7 @@ fn api_key_guards_every_route() {
 
 #[test]
 fn a_full_queue_answers_429_and_a_departed_client_frees_the_engine() {
-    let server = Server::start(&["--max-queued", "1"]);
+    let server = Server::start(&["--max-queued", "1", "--max-batch", "1"]);
     // Each of these runs ~700 tokens on the embedded model: one runs, one waits, the rest are refused.
     let long = json!({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4000, "temperature": 0});
     let statuses: Vec<u16> = std::thread::scope(|s| {
@@ -341,4 +341,32 @@ fn metrics_count_requests_tokens_and_latencies() {
     has("omnid_queue_waiting 0");
     has("omnid_realtime_sessions 0");
     has("omnid_first_audio_seconds_count 0");
+}
+
+#[test]
+fn a_short_request_is_answered_while_a_long_one_runs() {
+    let server = Server::start(&[]);
+    let long = json!({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4000, "temperature": 0, "stream": true})
+        .to_string();
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{long}",
+        long.len()
+    )
+    .unwrap();
+    // The long answer is streaming; now a short request arrives.
+    let mut first = [0u8; 256];
+    let n = s.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    let (status, body) = server.post(&json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}));
+    assert_eq!(status, 200, "{body}");
+    // Continuous batching: the short answer joined the running one's decode steps instead of
+    // waiting for its ~700 tokens, which are still streaming.
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    let chunks_after = rest.matches("data: {").count();
+    assert!(rest.contains("data: [DONE]"), "the long answer completes");
+    assert!(chunks_after > 100, "only {chunks_after} chunks of the long answer came after the short one");
 }

@@ -19,7 +19,7 @@ use candle_core::{DType, Device, Tensor};
 use omnid::engine::generate::{generate_observed, GenerateParams};
 use omnid::engine::model_dir::{DTypeChoice, LoadedModel};
 use omnid::engine::sampling::SamplingParams;
-use omnid::engine::speech::{respond_spoken, speech_models, ResponseEvent, SpeechOptions, SpeechStop};
+use omnid::engine::speech::{respond_spoken, speech_models, ResponseEvent, SpeechOptions, SpeechStop, ThinkerSource};
 use omnid::models::qwen3_omni::talker_prompt::{assistant_prompt, TalkerInputs, TextTrack, ThinkerPrompt};
 use serde_json::Value;
 
@@ -130,7 +130,7 @@ fn run_model(name: &str, wave_tol: f32) {
         opts.chunk_frames = 3;
         let mut audio = Vec::new();
         let mut chunks = 0;
-        let ans = respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), |ev| {
+        let ans = respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), ThinkerSource::Run, |ev| {
             if let ResponseEvent::Audio(a) = ev {
                 chunks += 1;
                 audio.extend(a);
@@ -211,7 +211,7 @@ fn cancelling_mid_speech_stops_every_stage_cleanly() {
     opts.chunk_frames = 1;
     let (mut chunks, mut text_after_cancel) = (0, 0);
     let started = Instant::now();
-    let ans = respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), |ev| match ev {
+    let ans = respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), ThinkerSource::Run, |ev| match ev {
         ResponseEvent::Audio(_) => {
             chunks += 1;
             chunks < 2
@@ -236,7 +236,7 @@ fn an_answer_that_is_only_its_end_token_is_not_spoken() {
     let (lm, built, params) = case_inputs("omni_a", "text_system");
     let opts = SpeechOptions::new("ethan", true, 0);
     let mut audio = 0;
-    let ans = respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), |ev| {
+    let ans = respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), ThinkerSource::Run, |ev| {
         audio += usize::from(matches!(ev, ResponseEvent::Audio(_)));
         true
     })
@@ -251,7 +251,7 @@ fn sampled_speech_is_seeded_and_stays_in_the_codebooks() {
     let run = |seed| {
         let mut opts = SpeechOptions::new("aiden", false, seed);
         opts.max_frames = 12;
-        respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), |_| true).unwrap().speech
+        respond_spoken(&lm, &built.inputs, &params, &opts, Instant::now(), ThinkerSource::Run, |_| true).unwrap().speech
     };
     let (a, b, c) = (run(1), run(1), run(2));
     assert_eq!(a.codes, b.codes, "same seed, same speech");

@@ -14,7 +14,7 @@ use crate::config::OmnidConfig;
 use crate::engine::embedded::{load_synthetic, EmbeddedSize};
 use crate::engine::generate::GenerateParams;
 use crate::engine::sampling::SamplingParams;
-use crate::engine::speech::{respond_spoken, SpeechOptions, SpokenAnswer};
+use crate::engine::speech::{respond_spoken, SpeechOptions, SpokenAnswer, ThinkerSource};
 use crate::models::multimodal::MultimodalInputs;
 
 /// Arguments of `omnid bench-speech`.
@@ -108,7 +108,7 @@ pub fn run(args: BenchSpeechArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
     };
     let mut runs: Vec<SpokenAnswer> = Vec::new();
     for run in 0..=args.runs {
-        let ans = respond_spoken(&loaded, &inputs, &params, &opts, Instant::now(), |_| true)?;
+        let ans = respond_spoken(&loaded, &inputs, &params, &opts, Instant::now(), ThinkerSource::Run, |_| true)?;
         anyhow::ensure!(ans.speech.frames == args.frames, "the talker stopped after {} frames", ans.speech.frames);
         if run > 0 {
             runs.push(ans);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{load_model, ModelArgs};
 use crate::config::OmnidConfig;
-use crate::engine::service::EngineService;
+use crate::engine::service::{EngineService, ServiceLimits};
 use crate::metrics::Metrics;
 use crate::server::{run, unix_now, AppState, ServerLimits};
 
@@ -21,9 +21,12 @@ pub struct ServeArgs {
     /// Require `Authorization: Bearer KEY` on every request (default: OMNID_API_KEY, then the config's).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
-    /// Requests that may wait behind the running one (default: the config's, 8); more get HTTP 429.
+    /// Requests that may wait behind the running ones (default: the config's, 8); more get HTTP 429.
     #[arg(long)]
     pub max_queued: Option<usize>,
+    /// Answers generated at once, decode steps batched (default: the config's, 8).
+    #[arg(long)]
+    pub max_batch: Option<usize>,
 }
 
 /// Runs `omnid serve`.
@@ -36,13 +39,16 @@ pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
     anyhow::ensure!(api_key.as_deref().is_none_or(|k| !k.trim().is_empty()), "the API key is empty");
     let max_queued = args.max_queued.unwrap_or(s.max_queued);
     anyhow::ensure!(max_queued > 0, "--max-queued must be at least 1");
+    let max_batch = args.max_batch.unwrap_or(s.max_batch);
+    anyhow::ensure!((1..=256).contains(&max_batch), "--max-batch must be between 1 and 256");
     let lm = Arc::new(load_model(&args.model, cfg)?);
     let model_id = match &lm.dir {
         Some(d) => d.file_name().map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into_owned()),
         None => "omnid-embedded-tiny".into(),
     };
     let metrics = Arc::new(Metrics::default());
-    let engine = EngineService::start(lm.clone(), max_queued, metrics.clone())?;
+    let engine =
+        EngineService::start(lm.clone(), ServiceLimits { queue_capacity: max_queued, max_batch }, metrics.clone())?;
     let state = Arc::new(AppState {
         engine,
         metrics,

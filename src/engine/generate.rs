@@ -11,6 +11,7 @@ use super::sampling::{top_n, Sampler, SamplingParams};
 use crate::models::family::MultimodalModel;
 use crate::models::layers::rotary::Positions3d;
 use crate::models::multimodal::MultimodalInputs;
+use crate::models::text_decoder::DecoderCache;
 
 /// Why generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -72,93 +73,216 @@ pub fn generate_observed(
     mut on_prefill: impl FnMut(Option<Tensor>) -> bool,
     mut on_token: impl FnMut(u32) -> bool,
 ) -> Result<GenerationOutput> {
-    params.sampling.validate().map_err(candle_core::Error::msg)?;
-    if inputs.ids.is_empty() {
-        candle_core::bail!("the prompt is empty: nothing to generate from")
+    let (mut seq, captured) = Sequence::prefill(model, inputs, params, capture)?;
+    if !on_prefill(captured) {
+        seq.cancel();
     }
-    if params.max_new_tokens == 0 {
-        candle_core::bail!("max_new_tokens must be at least 1")
-    }
-    let dec = model.decoder();
-    let context = dec.config().max_position_embeddings;
-    if let Some(max) = context {
-        if inputs.ids.len() >= max {
-            candle_core::bail!(
-                "the prompt has {} tokens, the model's context is {max} (max_position_embeddings): shorten it or lower the media budget",
-                inputs.ids.len()
-            )
-        }
-    }
-    // Generation also stops at the end of the context.
-    let budget = params.max_new_tokens.min(context.map_or(usize::MAX, |m| m - inputs.ids.len()));
-    let start = Instant::now();
-    let prepared = model.prepare(inputs)?;
-    let mut cache = dec.new_cache(inputs.ids.len() + budget);
-    let deepstack = prepared.deepstack.as_ref();
-    let (hidden, captured) = match capture {
-        Some(k) => {
-            let (h, c) = dec.forward_capturing(&prepared.embeds, &prepared.positions, &mut cache, deepstack, k)?;
-            (h, Some(c.squeeze(0)?))
-        }
-        None => (dec.forward(&prepared.embeds, &prepared.positions, &mut cache, deepstack)?, None),
-    };
-    let s = prepared.positions.len();
-    let mut logits = last_logits(model, &hidden.narrow(1, s - 1, 1)?)?;
-    let prefill_ms = start.elapsed().as_secs_f64() * 1e3;
-    let first_step_top5 = top_n(&logits, 5);
-    let go_on = on_prefill(captured);
-
-    let mut sampler = Sampler::new(params.sampling.clone());
-    let mut seen: Vec<u32> = inputs.ids.clone();
-    let mut token_ids = Vec::new();
-    let mut first_token_ms = 0.0;
-    let mut decode_start = None;
-    let mut stop_reason = if go_on { StopReason::Length } else { StopReason::Cancelled };
-    while go_on && token_ids.len() < budget {
-        let next = sampler.sample(&logits, &seen);
-        if token_ids.is_empty() {
-            first_token_ms = start.elapsed().as_secs_f64() * 1e3;
-            decode_start = Some(Instant::now());
-        }
-        token_ids.push(next);
-        seen.push(next);
+    while let Some(next) = seq.next_token() {
         if !on_token(next) {
-            stop_reason = StopReason::Cancelled;
+            seq.cancel();
             break;
         }
-        if params.stop_ids.contains(&next) {
-            stop_reason = StopReason::Eos;
-            break;
+        if seq.wants_step() {
+            decode_step(model, &mut [&mut seq])?;
         }
-        if token_ids.len() == budget {
-            break;
-        }
-        let _span = tracing::trace_span!("thinker.step").entered();
-        let pos = Positions3d::sequential(cache.len() as f32 + prepared.rope_delta, 1);
-        let emb = dec.embed(&[next])?.unsqueeze(0)?;
-        let h = dec.forward(&emb, &pos, &mut cache, None)?;
-        logits = last_logits(model, &h)?;
     }
-    let decode_tokens_per_s = match decode_start {
-        Some(t) if token_ids.len() > 1 => (token_ids.len() - 1) as f64 / t.elapsed().as_secs_f64(),
-        _ => 0.0,
-    };
-    Ok(GenerationOutput {
-        token_ids,
-        stop_reason,
-        prompt_tokens: s,
-        first_step_top5,
-        prefill_ms,
-        first_token_ms,
-        decode_tokens_per_s,
-    })
+    Ok(seq.finish())
 }
 
-/// Logits of a single position `[1, 1, H]` as a host vector (the sampler needs them on
-/// the host; one row per step). Non-finite logits (an f16 overflow, a broken checkpoint) are
-/// an error: sampling from them would silently pick token 0.
-fn last_logits(model: &MultimodalModel, hidden: &Tensor) -> Result<Vec<f32>> {
-    finite(model.decoder().logits(hidden)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()?)
+/// One generation in progress: its KV cache, sampler, and the logits of its next position.
+/// [`generate_observed`] drives one; the engine service drives many, stepping them together
+/// with [`decode_step`] (continuous batching). The cycle is: [`Sequence::next_token`] samples
+/// from the pending logits, then, while [`Sequence::wants_step`], a decode step computes the
+/// next logits.
+pub struct Sequence {
+    cache: DecoderCache,
+    rope_delta: f32,
+    sampler: Sampler,
+    /// Prompt and generated ids (the repetition penalty's window).
+    seen: Vec<u32>,
+    token_ids: Vec<u32>,
+    logits: Vec<f32>,
+    budget: usize,
+    stop_ids: Vec<u32>,
+    stop: Option<StopReason>,
+    prompt_tokens: usize,
+    first_step_top5: Vec<(u32, f32)>,
+    start: Instant,
+    prefill_ms: f64,
+    first_token_ms: f64,
+    decode_start: Option<Instant>,
+}
+
+impl Sequence {
+    /// Checks the request, merges the prompt and runs the prompt pass. With `capture`, also
+    /// returns `hidden_states[capture]` of the prompt rows `[S, hidden]`.
+    pub fn prefill(
+        model: &MultimodalModel,
+        inputs: &MultimodalInputs,
+        params: &GenerateParams,
+        capture: Option<usize>,
+    ) -> Result<(Self, Option<Tensor>)> {
+        params.sampling.validate().map_err(candle_core::Error::msg)?;
+        if inputs.ids.is_empty() {
+            candle_core::bail!("the prompt is empty: nothing to generate from")
+        }
+        if params.max_new_tokens == 0 {
+            candle_core::bail!("max_new_tokens must be at least 1")
+        }
+        let dec = model.decoder();
+        let context = dec.config().max_position_embeddings;
+        if let Some(max) = context {
+            if inputs.ids.len() >= max {
+                candle_core::bail!(
+                    "the prompt has {} tokens, the model's context is {max} (max_position_embeddings): shorten it or lower the media budget",
+                    inputs.ids.len()
+                )
+            }
+        }
+        // Generation also stops at the end of the context.
+        let budget = params.max_new_tokens.min(context.map_or(usize::MAX, |m| m - inputs.ids.len()));
+        let start = Instant::now();
+        let prepared = model.prepare(inputs)?;
+        let mut cache = dec.new_cache(inputs.ids.len() + budget);
+        let deepstack = prepared.deepstack.as_ref();
+        let (hidden, captured) = match capture {
+            Some(k) => {
+                let (h, c) = dec.forward_capturing(&prepared.embeds, &prepared.positions, &mut cache, deepstack, k)?;
+                (h, Some(c.squeeze(0)?))
+            }
+            None => (dec.forward(&prepared.embeds, &prepared.positions, &mut cache, deepstack)?, None),
+        };
+        let s = prepared.positions.len();
+        let logits = row_logits(model, &hidden.narrow(1, s - 1, 1)?)?.pop().expect("one row");
+        let seq = Self {
+            cache,
+            rope_delta: prepared.rope_delta,
+            sampler: Sampler::new(params.sampling.clone()),
+            seen: inputs.ids.clone(),
+            token_ids: Vec::new(),
+            first_step_top5: top_n(&logits, 5),
+            logits,
+            budget,
+            stop_ids: params.stop_ids.clone(),
+            stop: None,
+            prompt_tokens: s,
+            prefill_ms: start.elapsed().as_secs_f64() * 1e3,
+            start,
+            first_token_ms: 0.0,
+            decode_start: None,
+        };
+        Ok((seq, captured))
+    }
+
+    /// Samples the next token from the pending logits; `None` once the sequence has ended.
+    /// A stop id or the last token of the budget ends it (the token is still returned).
+    pub fn next_token(&mut self) -> Option<u32> {
+        if self.stop.is_some() || self.wants_step() {
+            return None;
+        }
+        let next = self.sampler.sample(&self.logits, &self.seen);
+        if self.token_ids.is_empty() {
+            self.first_token_ms = self.start.elapsed().as_secs_f64() * 1e3;
+            self.decode_start = Some(Instant::now());
+        }
+        self.token_ids.push(next);
+        self.seen.push(next);
+        if self.stop_ids.contains(&next) {
+            self.stop = Some(StopReason::Eos);
+        } else if self.token_ids.len() >= self.budget {
+            self.stop = Some(StopReason::Length);
+        }
+        Some(next)
+    }
+
+    /// True when the last token is chosen but its logits are not computed yet.
+    pub fn wants_step(&self) -> bool {
+        self.stop.is_none() && self.cache.len() < self.prompt_tokens + self.token_ids.len()
+    }
+
+    /// Ends the sequence at the caller's request (overrides a stop id or the budget reached by
+    /// the last token, as the caller declined that token's delivery).
+    pub fn cancel(&mut self) {
+        self.stop = Some(StopReason::Cancelled);
+    }
+
+    /// Why it ended, once it has.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.stop
+    }
+
+    /// Prompt tokens (after media expansion) and tokens generated so far.
+    pub fn token_counts(&self) -> (usize, usize) {
+        (self.prompt_tokens, self.token_ids.len())
+    }
+
+    /// The result (a sequence not ended counts as `Length`).
+    pub fn finish(self) -> GenerationOutput {
+        let decode_tokens_per_s = match self.decode_start {
+            Some(t) if self.token_ids.len() > 1 => (self.token_ids.len() - 1) as f64 / t.elapsed().as_secs_f64(),
+            _ => 0.0,
+        };
+        GenerationOutput {
+            stop_reason: self.stop.unwrap_or(StopReason::Length),
+            prompt_tokens: self.prompt_tokens,
+            first_step_top5: self.first_step_top5,
+            prefill_ms: self.prefill_ms,
+            first_token_ms: self.first_token_ms,
+            decode_tokens_per_s,
+            token_ids: self.token_ids,
+        }
+    }
+}
+
+/// One decode step for every sequence in `seqs` (each must [`Sequence::wants_step`]): their
+/// last tokens go through the decoder as one batch ([`TextDecoder::forward_rows`]) and each
+/// gets the logits of its next position. On an error every cache is rolled back, so each
+/// sequence can be retried (alone, to find the one at fault).
+///
+/// [`TextDecoder::forward_rows`]: crate::models::text_decoder::TextDecoder::forward_rows
+pub fn decode_step(model: &MultimodalModel, seqs: &mut [&mut Sequence]) -> Result<()> {
+    if let Some(i) = seqs.iter().position(|s| !s.wants_step()) {
+        candle_core::bail!("decode step for sequence {i}, which has no token waiting; this is a bug")
+    }
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let _span = tracing::trace_span!("thinker.step", rows = seqs.len()).entered();
+    let dec = model.decoder();
+    let last: Vec<u32> = seqs.iter().map(|s| *s.token_ids.last().expect("wants_step implies a token")).collect();
+    let mut pos = Positions3d::default();
+    for s in seqs.iter() {
+        pos.push_text(s.cache.len() as f32 + s.rope_delta);
+    }
+    let lengths: Vec<usize> = seqs.iter().map(|s| s.cache.len()).collect();
+    let result = (|| {
+        let emb = dec.embed(&last)?.unsqueeze(1)?;
+        let mut caches: Vec<&mut DecoderCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
+        let h = dec.forward_rows(&emb, &pos, &mut caches)?;
+        row_logits(model, &h)
+    })();
+    match result {
+        Ok(rows) => {
+            for (s, logits) in seqs.iter_mut().zip(rows) {
+                s.logits = logits;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for (s, len) in seqs.iter_mut().zip(lengths) {
+                s.cache.truncate(len);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Logits of one position per row, `hidden: [N, 1, H]`, as host vectors (the sampler needs
+/// them on the host). Non-finite logits (an f16 overflow, a broken checkpoint) are an error:
+/// sampling from them would silently pick token 0.
+fn row_logits(model: &MultimodalModel, hidden: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let rows: Vec<Vec<f32>> = model.decoder().logits(hidden)?.squeeze(1)?.to_dtype(DType::F32)?.to_vec2()?;
+    rows.into_iter().map(finite).collect()
 }
 
 fn finite(logits: Vec<f32>) -> Result<Vec<f32>> {

@@ -82,6 +82,20 @@ impl DecoderCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Forgets every position from `len` on: rolls back a step that failed part-way (some
+    /// layers had appended, others not).
+    pub fn truncate(&mut self, len: usize) {
+        self.layers.iter_mut().for_each(|c| c.truncate(len));
+    }
+}
+
+impl DecoderLayer {
+    /// Pre-norm residual block; `attend` runs the attention (one sequence or a batch of rows).
+    fn forward(&self, xs: &Tensor, attend: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+        let h = (xs + attend(&self.input_layernorm.forward(xs)?)?)?;
+        &h + self.mlp.forward(&self.post_attention_layernorm.forward(&h)?)?
+    }
 }
 
 /// DeepStack features to add after the first `features.len()` layers, at the given rows
@@ -168,6 +182,12 @@ impl TextDecoder {
         deepstack: Option<&DeepStack>,
     ) -> Result<Tensor> {
         self.stack.forward(embeds, pos, cache, deepstack)
+    }
+
+    /// One decode step of several independent sequences at once (see
+    /// [`DecoderStack::forward_rows`]).
+    pub fn forward_rows(&self, embeds: &Tensor, pos: &Positions3d, caches: &mut [&mut DecoderCache]) -> Result<Tensor> {
+        self.stack.forward_rows(embeds, pos, caches)
     }
 
     /// [`TextDecoder::forward`] that also returns `hidden_states[capture]` in transformers'
@@ -263,6 +283,34 @@ impl DecoderStack {
         Ok((out, captured.expect("run returns the capture it was asked for; this is a bug")))
     }
 
+    /// One decode step of several independent sequences (continuous batching): row `i` of
+    /// `embeds: [N, 1, hidden]` is the next token of the sequence of `caches[i]`, at position
+    /// `pos[i]`. Norms, projections, the FFN/MoE and (in the caller) the head run once over all
+    /// rows, so each weight matrix is read once per step instead of once per sequence; attention
+    /// runs per sequence over its own cache. Row `i` of the result equals what
+    /// [`DecoderStack::forward`] gives for that sequence alone. No DeepStack: decode steps are text.
+    pub fn forward_rows(&self, embeds: &Tensor, pos: &Positions3d, caches: &mut [&mut DecoderCache]) -> Result<Tensor> {
+        let (n, s, _) = embeds.dims3()?;
+        if s != 1 || pos.len() != n || caches.len() != n {
+            candle_core::bail!(
+                "batched decode: {n} rows of {s} positions, {} positions, {} caches",
+                pos.len(),
+                caches.len()
+            )
+        }
+        if let Some(c) = caches.iter().find(|c| c.layers.len() != self.layers.len()) {
+            candle_core::bail!("decoder cache has {} layers, the model {}", c.layers.len(), self.layers.len())
+        }
+        let (cos, sin) = self.rotary.cos_sin(pos, embeds.dtype(), embeds.device())?;
+        let mut xs = embeds.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let _span = tracing::trace_span!("decoder.layer", i, rows = n).entered();
+            let mut kvs: Vec<&mut KvCache> = caches.iter_mut().map(|c| &mut c.layers[i]).collect();
+            xs = layer.forward(&xs, |x| layer.self_attn.forward_rows(x, &cos, &sin, &mut kvs))?;
+        }
+        self.norm.forward(&xs)
+    }
+
     fn run(
         &self,
         embeds: &Tensor,
@@ -292,10 +340,7 @@ impl DecoderStack {
         let mut xs = embeds.clone();
         for (i, (layer, kv)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
             let _span = tracing::trace_span!("decoder.layer", i).entered();
-            let residual = &xs;
-            let h = layer.self_attn.forward(&layer.input_layernorm.forward(&xs)?, &cos, &sin, kv)?;
-            let h = (residual + h)?;
-            let out = (&h + layer.mlp.forward(&layer.post_attention_layernorm.forward(&h)?)?)?;
+            let out = layer.forward(&xs, |x| layer.self_attn.forward(x, &cos, &sin, kv))?;
             if capture == Some(i + 1) && i + 1 < n_layers {
                 captured = Some(out.clone());
             }

@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::engine::model_dir::LoadedModel;
-use crate::engine::service::{EngineService, EventSink, JobEvent};
+use crate::engine::service::{Delivery, EngineService, EventSink, JobEvent};
 use crate::engine::speech::SpeechOptions;
 use crate::metrics::Metrics;
 use crate::protocol::chat::{ModelCard, ModelList};
@@ -77,9 +77,17 @@ impl ServerLimits {
 pub(crate) struct ChannelSink(pub(crate) tokio::sync::mpsc::Sender<JobEvent>);
 
 impl EventSink for ChannelSink {
+    fn try_send(&mut self, event: JobEvent) -> Delivery {
+        match self.0.try_send(event) {
+            Ok(()) => Delivery::Sent,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(event)) => Delivery::Full(event),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
+        }
+    }
+
     fn send(&mut self, event: JobEvent) -> bool {
-        // The engine thread is not a tokio worker, so blocking here is allowed (and is the
-        // backpressure a slow client exerts on its own job).
+        // Called only from a spoken answer's own thread (never a tokio worker, never the engine
+        // thread): blocking here is the backpressure a slow client exerts on its own answer.
         self.0.blocking_send(event).is_ok()
     }
 }

@@ -28,6 +28,7 @@ mod talker_stage;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Tensor;
@@ -106,6 +107,25 @@ pub struct SpokenAnswer {
     pub speech: SpeechReport,
 }
 
+/// Where the thinker's half of a spoken answer runs.
+pub enum ThinkerSource {
+    /// Here, on a stage thread of its own ([`generate_observed`]).
+    Run,
+    /// Elsewhere: the engine service's batched decode loop, which sends the prompt pass and each
+    /// token over `feed` (sized so it never has to wait) and, when the answer must stop early,
+    /// finds `cancel` raised before its next step.
+    Fed { feed: Receiver<ThinkerFeed>, cancel: Arc<AtomicBool> },
+}
+
+/// What a thinker running elsewhere sends to a spoken answer, in this order: the prompt
+/// pass, each token, then exactly one `Done`.
+pub enum ThinkerFeed {
+    /// `hidden_states[accept_hidden_layer]` of the prompt rows `[S, thinker_hidden]`.
+    Prompt(Tensor),
+    Token(u32),
+    Done(Result<GenerationOutput, String>),
+}
+
 /// Messages from the thinker to the talker.
 enum ThinkerMsg {
     /// `hidden_states[accept_hidden_layer]` of the prompt rows `[S, thinker_hidden]`.
@@ -156,17 +176,18 @@ pub fn ask_spoken(
     opts.validate().map_err(anyhow::Error::msg)?;
     speech.talker.config().speaker(&opts.speaker).map_err(anyhow::Error::msg)?;
     let built = request_prompt(lm, req)?;
-    respond_spoken(lm, &built.inputs, &generate_params(lm, req), opts, start, on_event)
+    respond_spoken(lm, &built.inputs, &generate_params(lm, req), opts, start, ThinkerSource::Run, on_event)
 }
 
 /// Answers a prepared prompt (any conversation) in text and speech; `start` is when the
-/// request arrived (the origin of the reported latencies).
+/// request arrived (the origin of the reported latencies); `source` says where the thinker runs.
 pub fn respond_spoken(
     lm: &LoadedModel,
     inputs: &MultimodalInputs,
     params: &GenerateParams,
     opts: &SpeechOptions,
     start: Instant,
+    source: ThinkerSource,
     mut on_event: impl FnMut(ResponseEvent) -> bool,
 ) -> anyhow::Result<SpokenAnswer> {
     let (thinker, speech) = speech_models(lm)?;
@@ -193,7 +214,11 @@ pub fn respond_spoken(
         })
         .and_then(|()| {
             spawn_stage(scope, "omnid-thinker", cancel, ev_tx, StageMsg::Thinker, move |tx| {
-                run_thinker(lm, thinker, inputs, params, tok_tx, tx, cancel)
+                let relay = TextRelay::new(lm, tok_tx, tx, cancel);
+                match source {
+                    ThinkerSource::Run => run_thinker(lm, thinker, inputs, params, relay),
+                    ThinkerSource::Fed { feed, cancel: remote } => relay_feed(feed, &remote, relay),
+                }
             })
         });
         if let Err(e) = started {
@@ -291,61 +316,114 @@ fn collect(
     })
 }
 
-/// The thinker stage: generation with the talker's hidden state captured, text to the caller,
-/// tokens to the talker.
+/// The thinker stage's outputs: tokens to the talker, decoded text to the caller.
+struct TextRelay<'a> {
+    tok_tx: SyncSender<ThinkerMsg>,
+    ev_tx: &'a SyncSender<StageMsg>,
+    decoder: StreamDecoder<'a>,
+    text: String,
+    failure: Option<anyhow::Error>,
+    cancel: &'a AtomicBool,
+}
+
+impl<'a> TextRelay<'a> {
+    fn new(
+        lm: &'a LoadedModel,
+        tok_tx: SyncSender<ThinkerMsg>,
+        ev_tx: &'a SyncSender<StageMsg>,
+        cancel: &'a AtomicBool,
+    ) -> Self {
+        Self { tok_tx, ev_tx, decoder: StreamDecoder::new(&lm.tokenizer), text: String::new(), failure: None, cancel }
+    }
+
+    /// The prompt pass is done; `false`: stop before the first token.
+    fn prompt(&mut self, hidden: Tensor) -> bool {
+        // A closed channel means the talker has stopped; text goes on.
+        let _ = self.tok_tx.send(ThinkerMsg::Prompt(hidden));
+        !self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// One token; `false`: stop generating.
+    fn token(&mut self, id: u32) -> bool {
+        let _ = self.tok_tx.send(ThinkerMsg::Token(id));
+        if self.cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        match self.decoder.push(id) {
+            Ok(Some(chunk)) => {
+                self.text.push_str(&chunk);
+                self.send_text(chunk)
+            }
+            Ok(None) => true,
+            Err(e) => {
+                self.failure = Some(e.into());
+                false
+            }
+        }
+    }
+
+    fn send_text(&self, chunk: String) -> bool {
+        self.ev_tx.send(StageMsg::Event(ResponseEvent::Text(chunk))).is_ok()
+    }
+
+    /// The thinker has ended: tells the talker, flushes the text.
+    fn finish(mut self, generation: anyhow::Result<GenerationOutput>) -> anyhow::Result<(String, GenerationOutput)> {
+        let _ = self.tok_tx.send(ThinkerMsg::End);
+        let generation = generation?;
+        if let Some(e) = self.failure.take() {
+            return Err(e);
+        }
+        if let Some(rest) = self.decoder.finish()? {
+            self.text.push_str(&rest);
+            self.send_text(rest);
+        }
+        Ok((self.text, generation))
+    }
+}
+
+/// The thinker stage run here: generation with the talker's hidden state captured.
 fn run_thinker(
     lm: &LoadedModel,
     thinker: &Thinker,
     inputs: &MultimodalInputs,
     params: &GenerateParams,
-    tok_tx: SyncSender<ThinkerMsg>,
-    ev_tx: &SyncSender<StageMsg>,
-    cancel: &AtomicBool,
+    mut relay: TextRelay,
 ) -> anyhow::Result<(String, GenerationOutput)> {
     let accept = speech_accept_layer(thinker);
-    let mut decoder = StreamDecoder::new(&lm.tokenizer);
-    let mut text = String::new();
-    let mut failure = None;
-    let send_text = |chunk: String| ev_tx.send(StageMsg::Event(ResponseEvent::Text(chunk))).is_ok();
-    let generation = generate_observed(
-        &lm.model,
-        inputs,
-        params,
-        Some(accept),
-        |hidden| {
-            let hidden = hidden.expect("a capture was asked for; this is a bug");
-            // A closed channel means the talker has stopped; text goes on.
-            let _ = tok_tx.send(ThinkerMsg::Prompt(hidden));
-            !cancel.load(Ordering::Relaxed)
-        },
-        |id| {
-            let _ = tok_tx.send(ThinkerMsg::Token(id));
-            if cancel.load(Ordering::Relaxed) {
-                return false;
-            }
-            match decoder.push(id) {
-                Ok(Some(chunk)) => {
-                    text.push_str(&chunk);
-                    send_text(chunk)
-                }
-                Ok(None) => true,
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
-            }
-        },
-    );
-    let _ = tok_tx.send(ThinkerMsg::End);
-    let generation = generation?;
-    if let Some(e) = failure {
-        return Err(e.into());
+    let generation = {
+        let relay = std::cell::RefCell::new(&mut relay);
+        generate_observed(
+            &lm.model,
+            inputs,
+            params,
+            Some(accept),
+            |hidden| relay.borrow_mut().prompt(hidden.expect("a capture was asked for; this is a bug")),
+            |id| relay.borrow_mut().token(id),
+        )
+    };
+    relay.finish(generation.map_err(anyhow::Error::from))
+}
+
+/// The thinker stage fed from elsewhere: relays the feed; when this answer must stop, raises the
+/// feeder's `cancel` and waits for its `Done` (which then reports the cancelled generation).
+fn relay_feed(
+    feed: Receiver<ThinkerFeed>,
+    cancel: &AtomicBool,
+    mut relay: TextRelay,
+) -> anyhow::Result<(String, GenerationOutput)> {
+    let mut open = true;
+    loop {
+        let go_on = match feed.recv() {
+            Ok(ThinkerFeed::Prompt(hidden)) => relay.prompt(hidden),
+            Ok(ThinkerFeed::Token(id)) => !open || relay.token(id),
+            Ok(ThinkerFeed::Done(r)) => return relay.finish(r.map_err(anyhow::Error::msg)),
+            Err(_) => return relay.finish(Err(anyhow::anyhow!("the engine stopped before the answer was complete"))),
+        };
+        if !go_on && open {
+            open = false;
+            cancel.store(true, Ordering::Relaxed);
+        }
     }
-    if let Some(rest) = decoder.finish()? {
-        text.push_str(&rest);
-        send_text(rest);
-    }
-    Ok((text, generation))
 }
 
 fn speech_accept_layer(thinker: &Thinker) -> usize {

@@ -95,10 +95,39 @@ impl DecoderAttention {
 
     /// `xs: [B, S, hidden]` (the new positions, after those in `cache`); `cos/sin: [S, head_dim/2]`.
     pub fn forward(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let (b, s, _) = xs.dims3()?;
+        let qkv = self.qkv_proj.forward(xs)?;
+        self.o_proj.forward(&self.attend(&qkv, cos, sin, cache)?)
+    }
+
+    /// One new position for each of several independent sequences (a batched decode step):
+    /// `xs: [N, 1, hidden]`, row `i` belongs to the sequence of `caches[i]` and sits at the
+    /// position of `cos/sin` row `i` (`[N, head_dim/2]`). The projections run once for all rows
+    /// (one pass over each weight matrix); attention runs per sequence over its own cache,
+    /// whose lengths differ.
+    pub fn forward_rows(&self, xs: &Tensor, cos: &Tensor, sin: &Tensor, caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        let (n, s, _) = xs.dims3()?;
+        if s != 1 || n != caches.len() || cos.dim(0)? != n {
+            candle_core::bail!(
+                "batched decode: {n} rows of {s} positions, {} caches, {} rotary rows",
+                caches.len(),
+                cos.dim(0)?
+            )
+        }
+        let qkv = self.qkv_proj.forward(xs)?;
+        let rows = caches
+            .iter_mut()
+            .enumerate()
+            .map(|(i, cache)| self.attend(&qkv.narrow(0, i, 1)?, &cos.narrow(0, i, 1)?, &sin.narrow(0, i, 1)?, cache))
+            .collect::<Result<Vec<_>>>()?;
+        self.o_proj.forward(&Tensor::cat(&rows, 0)?)
+    }
+
+    /// Attention of projected `qkv: [B, S, (Hq + 2·Hkv)·D]` over `cache` (appending the new
+    /// keys and values); returns `[B, S, Hq·D]` before the output projection.
+    fn attend(&self, qkv: &Tensor, cos: &Tensor, sin: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let (b, s, _) = qkv.dims3()?;
         let d = self.head_dim;
         let (nq, nkv) = (self.num_heads * d, self.num_kv_heads * d);
-        let qkv = self.qkv_proj.forward(xs)?;
         let split = |start: usize, width: usize, heads: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
             let t = qkv.narrow(2, start, width)?.reshape((b, s, heads, d))?;
             let t = match norm {
@@ -126,7 +155,7 @@ impl DecoderAttention {
             let n = block.min(s - q0);
             let qb = q.narrow(2, q0, n)?.reshape((b, self.num_kv_heads, group * n, d))?;
             let scores = (qb.matmul(&kt)? * self.scale)?; // b, Hkv, group·n, T
-            let mask = causal_mask(past + q0, n, total, group, self.sliding_window, xs.device())?;
+            let mask = causal_mask(past + q0, n, total, group, self.sliding_window, qkv.device())?;
             let scores = match mask {
                 Some(m) => scores.broadcast_add(&m.to_dtype(scores.dtype())?)?,
                 None => scores,
@@ -135,8 +164,7 @@ impl DecoderAttention {
             outs.push(probs.matmul(&v)?.reshape((b, self.num_heads, n, d))?); // b, Hq, n, d
         }
         let out = if outs.len() == 1 { outs.pop().expect("one block") } else { Tensor::cat(&outs, 2)? };
-        let out = out.transpose(1, 2)?.reshape((b, s, self.num_heads * d))?;
-        self.o_proj.forward(&out)
+        out.transpose(1, 2)?.reshape((b, s, self.num_heads * d))
     }
 }
 

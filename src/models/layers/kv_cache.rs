@@ -58,6 +58,12 @@ impl KvCache {
 }
 
 impl KvCache {
+    /// Forgets every position from `len` on (a failed step is rolled back this way; the next
+    /// append overwrites them).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Keeps only the last `n` positions (a sliding-window attention never looks further back),
     /// so a long stream's cache stays bounded. Positions are then counted from the first kept.
     pub fn keep_last(&mut self, n: usize) -> Result<()> {

@@ -2,11 +2,23 @@
 //! each answering through its own event sink. Request threads (the server's async workers and
 //! blocking pool) do all parsing, decoding and preprocessing; this thread only generates.
 //!
+//! Scheduling ([`scheduler`]): up to `max_batch` answers run at once. Between two decode steps
+//! the engine admits at most one new job (its prompt pass), then moves every running answer by
+//! one token in a single batched decode step, so a long answer never holds the others up and
+//! each weight matrix is read once per step for all of them (continuous batching). Jobs are
+//! admitted in arrival order. A spoken answer's talker and Code2Wav run on threads of their
+//! own per answer ([`speech_job`]), fed by the batched thinker.
+//!
 //! Admission control: the queue holds at most `queue_capacity` waiting jobs; beyond that
 //! [`EngineService::submit`] answers [`SubmitError::Overloaded`] at once (HTTP 429) instead of
-//! queueing without bound. Jobs run one at a time, in arrival order (batching decode steps
-//! across requests is not built yet). A job whose sink reports its receiver gone (the client
-//! left) stops at its next token. Dropping the service closes the queue and joins the thread.
+//! queueing without bound. The engine never waits for a client: events go out with
+//! [`EventSink::try_send`], an answer whose client is behind sits out the decode steps until it
+//! catches up (and is dropped after [`scheduler::STALL_LIMIT`]), one whose client is gone stops.
+//! Dropping the service closes the queue, lets every accepted job finish and joins the threads.
+
+mod outbox;
+mod scheduler;
+mod speech_job;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -14,16 +26,30 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use super::ask::generate_text;
 use super::generate::{GenerateParams, StopReason};
 use super::model_dir::LoadedModel;
-use super::speech::{respond_spoken, ResponseEvent, SpeechOptions, SpeechReport};
-use crate::metrics::{JobOutcome, Metrics};
+use super::speech::{SpeechOptions, SpeechReport};
+use crate::metrics::Metrics;
 use crate::models::multimodal::MultimodalInputs;
 
-/// Where a job's events go. `send` returns `false` once nobody listens (the job then stops).
+/// Where a job's events go.
 pub trait EventSink: Send {
+    /// Hands `event` over without waiting (the engine thread serves every client and must never
+    /// block on one).
+    fn try_send(&mut self, event: JobEvent) -> Delivery;
+    /// Waits until the receiver takes `event`; `false` once nobody listens. Only threads that
+    /// serve a single job (a spoken answer's) call this: the wait is that job's backpressure.
     fn send(&mut self, event: JobEvent) -> bool;
+}
+
+/// What became of an event handed to [`EventSink::try_send`].
+#[derive(Debug)]
+pub enum Delivery {
+    Sent,
+    /// The receiver is behind; the event is given back.
+    Full(JobEvent),
+    /// Nobody listens any more (the client left or cancelled).
+    Gone,
 }
 
 /// What a job produces, in order: text and audio as they come, then exactly one `Done` or
@@ -66,6 +92,16 @@ pub enum SubmitError {
     Stopped,
 }
 
+/// How much the engine takes on.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceLimits {
+    /// Jobs waiting behind the running ones before new ones are refused.
+    pub queue_capacity: usize,
+    /// Answers generated at once (rows of a decode step; also the most spoken answers whose
+    /// talker threads run at once).
+    pub max_batch: usize,
+}
+
 /// Handle to the engine thread.
 pub struct EngineService {
     tx: Option<SyncSender<Job>>,
@@ -74,17 +110,17 @@ pub struct EngineService {
 }
 
 impl EngineService {
-    /// Starts the engine thread over `lm`; at most `queue_capacity` jobs wait behind the running one.
-    pub fn start(lm: Arc<LoadedModel>, queue_capacity: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel::<Job>(queue_capacity);
+    /// Starts the engine thread over `lm`.
+    pub fn start(lm: Arc<LoadedModel>, limits: ServiceLimits, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        if limits.queue_capacity == 0 || limits.max_batch == 0 {
+            return Err(std::io::Error::other("the engine needs a queue capacity and a batch size of at least 1"));
+        }
+        let (tx, rx) = sync_channel::<Job>(limits.queue_capacity);
         let waiting = Arc::new(AtomicUsize::new(0));
         let count = waiting.clone();
-        let thread = std::thread::Builder::new().name("omnid-engine".into()).spawn(move || {
-            for job in rx.iter() {
-                count.fetch_sub(1, Ordering::Relaxed);
-                run_job(&lm, job, &metrics);
-            }
-        })?;
+        let thread = std::thread::Builder::new()
+            .name("omnid-engine".into())
+            .spawn(move || scheduler::Scheduler::new(lm, limits.max_batch, metrics).run(rx, &count))?;
         Ok(Self { tx: Some(tx), thread: Some(thread), waiting })
     }
 
@@ -104,7 +140,7 @@ impl EngineService {
         }
     }
 
-    /// Jobs waiting behind the running one.
+    /// Jobs waiting to be admitted.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
@@ -117,44 +153,4 @@ impl Drop for EngineService {
             let _ = t.join();
         }
     }
-}
-
-fn run_job(lm: &LoadedModel, mut job: Job, metrics: &Metrics) {
-    let _span = tracing::debug_span!("engine.job", prompt_tokens = job.inputs.ids.len()).entered();
-    // Time spent waiting in the queue counts towards the latencies clients see.
-    let queued_s = job.received.elapsed().as_secs_f64();
-    let sink = &mut job.sink;
-    let result = match &job.speech {
-        Some(opts) => respond_spoken(lm, &job.inputs, &job.params, opts, job.received, |ev| match ev {
-            ResponseEvent::Text(t) => sink.send(JobEvent::Text(t)),
-            ResponseEvent::Audio(a) => sink.send(JobEvent::Audio(a)),
-        })
-        .map(|a| (a.generation, Some(a.speech))),
-        None => generate_text(lm, &job.inputs, &job.params, |t| sink.send(JobEvent::Text(t.to_string())))
-            .map(|a| (a.generation, None)),
-    };
-    match &result {
-        Ok((g, speech)) => {
-            let outcome =
-                if g.stop_reason == StopReason::Cancelled { JobOutcome::Cancelled } else { JobOutcome::Completed };
-            metrics.job(outcome, g.prompt_tokens, g.token_ids.len());
-            if !g.token_ids.is_empty() {
-                metrics.first_token.observe(queued_s + g.first_token_ms / 1e3);
-            }
-            if let Some(ms) = speech.as_ref().and_then(|s| s.first_audio_ms) {
-                metrics.first_audio.observe(ms / 1e3);
-            }
-        }
-        Err(_) => metrics.job(JobOutcome::Failed, job.inputs.ids.len(), 0),
-    }
-    let last = match result {
-        Ok((g, speech)) => JobEvent::Done(JobSummary {
-            prompt_tokens: g.prompt_tokens,
-            completion_tokens: g.token_ids.len(),
-            stop: g.stop_reason,
-            speech,
-        }),
-        Err(e) => JobEvent::Failed(format!("{e:#}")),
-    };
-    job.sink.send(last);
 }

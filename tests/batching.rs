@@ -1,0 +1,187 @@
+//! Continuous batching: answers decoded together in one batch equal each answer decoded alone,
+//! and the engine service runs answers side by side without letting one client hold up another.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device};
+use omnid::engine::embedded::load_embedded;
+use omnid::engine::generate::{decode_step, generate, GenerateParams, Sequence};
+use omnid::engine::model_dir::{DTypeChoice, LoadedModel};
+use omnid::engine::sampling::SamplingParams;
+use omnid::engine::service::{Delivery, EngineService, EventSink, Job, JobEvent, ServiceLimits};
+use omnid::metrics::Metrics;
+use omnid::models::multimodal::MultimodalInputs;
+
+fn text_inputs(ids: Vec<u32>) -> MultimodalInputs {
+    MultimodalInputs { ids, ..Default::default() }
+}
+
+fn params(max_new_tokens: usize, sampling: SamplingParams) -> GenerateParams {
+    GenerateParams { sampling, max_new_tokens, stop_ids: vec![] }
+}
+
+#[test]
+fn answers_decoded_in_one_batch_equal_each_decoded_alone() {
+    let lm = LoadedModel::open(&common::fixture_dir("omni_a"), DTypeChoice::parse("f32").unwrap(), &Device::Cpu)
+        .expect("omni_a fixture");
+    let sampled =
+        SamplingParams { greedy: false, temperature: 0.8, top_k: 20, top_p: 0.9, repetition_penalty: 1.1, seed: 11 };
+    // Different prompt lengths (different cache lengths and positions in one step), different
+    // budgets (answers leave the batch at different steps), greedy and seeded sampling.
+    let cases = [
+        (vec![10u32, 11, 12, 13, 14], params(12, SamplingParams::default())),
+        ((20..29).collect::<Vec<u32>>(), params(5, SamplingParams::default())),
+        ((40..54).collect::<Vec<u32>>(), params(9, sampled)),
+    ];
+    let alone: Vec<Vec<u32>> = cases
+        .iter()
+        .map(|(ids, p)| generate(&lm.model, &text_inputs(ids.clone()), p, |_| true).unwrap().token_ids)
+        .collect();
+
+    let mut seqs: Vec<Sequence> = cases
+        .iter()
+        .map(|(ids, p)| Sequence::prefill(&lm.model, &text_inputs(ids.clone()), p, None).unwrap().0)
+        .collect();
+    let mut together = vec![Vec::new(); seqs.len()];
+    let mut widest = 0;
+    loop {
+        for (s, out) in seqs.iter_mut().zip(&mut together) {
+            if let Some(t) = s.next_token() {
+                out.push(t);
+            }
+        }
+        let mut step: Vec<&mut Sequence> = seqs.iter_mut().filter(|s| s.wants_step()).collect();
+        if step.is_empty() {
+            break;
+        }
+        widest = widest.max(step.len());
+        decode_step(&lm.model, &mut step).unwrap();
+    }
+    assert_eq!(widest, 3, "all three answers shared steps");
+    assert_eq!(together, alone);
+    assert_eq!(together.iter().map(Vec::len).collect::<Vec<_>>(), [12, 5, 9]);
+}
+
+/// A sink over a bounded std channel, like the server's over a tokio one.
+struct ChannelSink(SyncSender<JobEvent>);
+
+impl EventSink for ChannelSink {
+    fn try_send(&mut self, event: JobEvent) -> Delivery {
+        match self.0.try_send(event) {
+            Ok(()) => Delivery::Sent,
+            Err(TrySendError::Full(e)) => Delivery::Full(e),
+            Err(TrySendError::Disconnected(_)) => Delivery::Gone,
+        }
+    }
+    fn send(&mut self, event: JobEvent) -> bool {
+        self.0.send(event).is_ok()
+    }
+}
+
+/// A client that never reads: always behind, until told it has left.
+struct NeverReads {
+    offered: Arc<std::sync::atomic::AtomicUsize>,
+    left: Arc<AtomicBool>,
+}
+
+impl EventSink for NeverReads {
+    fn try_send(&mut self, event: JobEvent) -> Delivery {
+        self.offered.fetch_add(1, Ordering::Relaxed);
+        if self.left.load(Ordering::Relaxed) {
+            Delivery::Gone
+        } else {
+            Delivery::Full(event)
+        }
+    }
+    fn send(&mut self, _: JobEvent) -> bool {
+        panic!("the engine thread must never block on a client")
+    }
+}
+
+fn job(ids: Vec<u32>, max_new_tokens: usize, sink: Box<dyn EventSink>) -> Job {
+    Job {
+        inputs: text_inputs(ids),
+        params: params(max_new_tokens, SamplingParams::default()),
+        speech: None,
+        sink,
+        received: Instant::now(),
+    }
+}
+
+/// Events of one job until its end, with the time each arrived.
+fn drain(rx: Receiver<JobEvent>) -> Vec<(Instant, JobEvent)> {
+    let mut out = Vec::new();
+    while let Ok(ev) = rx.recv_timeout(Duration::from_secs(60)) {
+        let end = matches!(ev, JobEvent::Done(_) | JobEvent::Failed(_));
+        out.push((Instant::now(), ev));
+        if end {
+            break;
+        }
+    }
+    out
+}
+
+fn metric(m: &Metrics, name: &str) -> f64 {
+    let text = m.render(0);
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("{name}: {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_service_runs_answers_side_by_side_and_isolates_bad_ones() {
+    let lm = Arc::new(load_embedded(DType::F32, &Device::Cpu).unwrap());
+    let metrics = Arc::new(Metrics::default());
+    let engine = EngineService::start(lm, ServiceLimits { queue_capacity: 8, max_batch: 4 }, metrics.clone()).unwrap();
+    // Three long answers, a job that fails in its prompt pass, and a client that never reads.
+    let mut receivers = Vec::new();
+    for ids in [vec![10u32, 11, 12], vec![20, 21, 22, 23, 24], vec![30, 31]] {
+        let (tx, rx) = sync_channel(4);
+        engine.submit(job(ids, 150, Box::new(ChannelSink(tx)))).unwrap();
+        receivers.push(rx);
+    }
+    let (bad_tx, bad_rx) = sync_channel(4);
+    engine.submit(job(vec![], 10, Box::new(ChannelSink(bad_tx)))).unwrap();
+    let offered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let left = Arc::new(AtomicBool::new(false));
+    engine
+        .submit(job(vec![40, 41], 150, Box::new(NeverReads { offered: offered.clone(), left: left.clone() })))
+        .unwrap();
+
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = receivers.into_iter().map(|rx| s.spawn(move || drain(rx))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in &runs {
+        match &run.last().unwrap().1 {
+            JobEvent::Done(d) => assert_eq!(d.completion_tokens, 150),
+            other => panic!("expected Done, got {other:?}"),
+        }
+    }
+    // Side by side: every answer had its first text before any answer ended.
+    let first_text_last = runs.iter().map(|r| r.iter().find(|(_, e)| matches!(e, JobEvent::Text(_))).unwrap().0).max();
+    let first_end = runs.iter().map(|r| r.last().unwrap().0).min();
+    assert!(first_text_last < first_end, "answers ran one after another");
+    let (steps, rows) = (metric(&metrics, "omnid_decode_steps_total"), metric(&metrics, "omnid_decode_rows_total"));
+    assert!(rows / steps > 2.0, "mean batch {rows}/{steps}");
+
+    match drain(bad_rx).last().unwrap() {
+        (_, JobEvent::Failed(m)) => assert!(m.contains("prompt is empty"), "{m}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    // The client that never read was offered its first event and then nothing more: it sat out
+    // the steps instead of making the engine wait or queue its answer.
+    assert!(offered.load(Ordering::Relaxed) >= 1);
+    let offered_before = offered.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(offered.load(Ordering::Relaxed) - offered_before <= 20, "retries are paced, not a flood");
+    left.store(true, Ordering::Relaxed);
+    let t = Instant::now();
+    drop(engine); // returns once every accepted job has ended
+    assert!(t.elapsed() < Duration::from_secs(5), "a departed client's answer stops at once");
+    assert_eq!(metric(&metrics, "omnid_engine_running"), 0.0);
+}
