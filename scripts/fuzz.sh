@@ -2,7 +2,7 @@
 # Runs every cargo-fuzz target in fuzz/ for a fixed time and reports, per target, how many inputs ran and
 # whether libFuzzer found anything (crash, panic, leak, timeout, out-of-memory).
 #
-# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]        (default 60)
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET [TARGET...]]   (default 60 s, every target)
 # Needs: a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
 #
 # The corpus grows in fuzz/corpus/<target> across runs; findings land in fuzz/artifacts/<target>
@@ -15,9 +15,13 @@ TARGETS=(
     wire_decode
     container_probe
     media_decode
+    realtime_events
 )
 
 seconds="${1:-60}"
+if [ $# -gt 1 ]; then
+    TARGETS=("${@:2}")
+fi
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
     echo "usage: $0 [SECONDS_PER_TARGET]  (a positive whole number, default 60)" >&2
     exit 2
@@ -48,6 +52,17 @@ seed_containers() {
     ffmpeg -hide_banner -loglevel error -y -f lavfi -i "$v" -pix_fmt yuv420p "$dir/seed.y4m"
 }
 
+# Seeds for the Realtime event parser: one valid event of each kind per file, so mutations start from the
+# protocol's shapes rather than from nothing.
+seed_realtime() {
+    local dir=fuzz/corpus/realtime_events
+    [ -n "$(ls -A "$dir" 2>/dev/null)" ] && return 0
+    printf '%s\n' '{"type":"session.update","session":{"instructions":"hi","output_modalities":["audio"],"max_output_tokens":"inf","tools":[{"type":"function","name":"f","parameters":{"type":"object"}}],"tool_choice":"auto","audio":{"input":{"format":{"type":"audio/pcmu"},"turn_detection":{"type":"server_vad","threshold":0.5,"prefix_padding_ms":300,"silence_duration_ms":200}},"output":{"format":{"type":"audio/pcm","rate":24000},"voice":"ethan"}}}}' >"$dir/session_update"
+    printf '%s\n' '{"type":"input_audio_buffer.append","audio":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA//8AAP//AAD//wAA"}' '{"type":"input_audio_buffer.commit"}' '{"type":"input_audio_buffer.clear"}' >"$dir/audio"
+    printf '%s\n' '{"type":"conversation.item.create","item":{"type":"message","role":"user","content":[{"type":"input_text","text":"hi"},{"type":"input_audio","audio":"AAAA"},{"type":"input_image","image_url":"data:image/png;base64,iVBORw0KGgo="}]}}' '{"type":"conversation.item.truncate","item_id":"item_1","content_index":0,"audio_end_ms":10}' '{"type":"conversation.item.delete","item_id":"item_1"}' '{"type":"conversation.item.retrieve","item_id":"x"}' >"$dir/items"
+    printf '%s\n' '{"type":"conversation.item.create","item":{"type":"function_call","call_id":"c","name":"f","arguments":"{}"}}' '{"type":"conversation.item.create","item":{"type":"function_call_output","call_id":"c","output":"{}"}}' '{"type":"response.create"}' '{"type":"response.cancel"}' >"$dir/calls"
+}
+
 # Per-target libFuzzer options: media seeds are a few kilobytes, above libFuzzer's default 4 KB input cap.
 options_for() {
     case $1 in
@@ -61,6 +76,7 @@ summary=()
 for target in "${TARGETS[@]}"; do
     mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
     [ "$target" = container_probe ] && seed_containers
+    [ "$target" = realtime_events ] && seed_realtime
     # The decoders start from the same real files as the container probe.
     if [ "$target" = media_decode ] && [ -z "$(ls -A fuzz/corpus/media_decode 2>/dev/null)" ]; then
         seed_containers

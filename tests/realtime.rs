@@ -343,3 +343,62 @@ async fn the_key_guards_the_upgrade_by_header_or_browser_subprotocol() {
     assert_eq!(resp.headers()["sec-websocket-protocol"], "realtime", "the key is never echoed");
     assert_eq!(next(&mut ws).await["type"], "session.created");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_and_function_results_over_the_socket() {
+    let server = Server::start(&[]);
+    let mut ws = connect(&server.addr).await;
+    next(&mut ws).await;
+    let tool = json!({"type": "function", "name": "get_weather", "description": "Weather of a city",
+                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}});
+    send(&mut ws, json!({"type": "session.update", "session": {"output_modalities": ["text"], "max_output_tokens": 4, "tools": [tool]}}))
+        .await;
+    let updated = next(&mut ws).await;
+    assert_eq!(updated["session"]["tools"][0]["name"], "get_weather", "{updated}");
+    assert_eq!(updated["session"]["tool_choice"], "auto");
+    // Bad tools are refused by name; the session keeps its tools.
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"tools": [{"type": "function", "name": "no spaces allowed"}]}}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!((e["type"].as_str(), e["error"]["param"].as_str()), (Some("error"), Some("session.tools[0]")), "{e}");
+
+    // History with a call (as a client replays it) and the function's result; then a response.
+    send(
+        &mut ws,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": "Weather in Paris?"}]}}),
+    )
+    .await;
+    until(&mut ws, "conversation.item.done").await;
+    send(
+        &mut ws,
+        json!({"type": "conversation.item.create", "item": {"type": "function_call", "call_id": "call_7",
+        "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}),
+    )
+    .await;
+    let call = until(&mut ws, "conversation.item.done").await.pop().unwrap();
+    assert_eq!(
+        (call["item"]["type"].as_str(), call["item"]["call_id"].as_str()),
+        (Some("function_call"), Some("call_7"))
+    );
+    send(&mut ws, json!({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "call_8", "output": "{}"}}))
+        .await;
+    let e = next(&mut ws).await;
+    assert!(e["error"]["message"].as_str().unwrap().contains("no function_call with call_id \"call_8\""), "{e}");
+    send(
+        &mut ws,
+        json!({"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "call_7",
+        "output": "{\"temp\": 21}"}}),
+    )
+    .await;
+    let out = until(&mut ws, "conversation.item.done").await.pop().unwrap();
+    assert_eq!(out["item"]["type"], "function_call_output");
+    send(&mut ws, json!({"type": "response.create"})).await;
+    let done = until(&mut ws, "response.done").await.pop().unwrap();
+    assert_eq!(done["response"]["status"], "completed", "{done}");
+    // The prompt held the tools, the call and its result: more tokens than the question alone.
+    assert!(done["response"]["usage"]["input_tokens"].as_u64().unwrap() > 100, "{done}");
+}

@@ -14,6 +14,7 @@
 
 mod ask;
 mod bench;
+mod bench_load;
 mod bench_speech;
 mod check;
 mod media;
@@ -59,6 +60,9 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Measure first-audio latency and real-time factor of spoken answers, per stage.
     BenchSpeech(Box<bench_speech::BenchSpeechArgs>),
+    /// Measure N concurrent Realtime voice sessions: first audio p50/p95, real-time factor, the
+    /// highest N that stays real-time.
+    BenchLoad(Box<bench_load::BenchLoadArgs>),
     /// Serve the OpenAI-compatible HTTP API.
     Serve(Box<serve::ServeArgs>),
     /// Open a model directory and print what omnid understood of it.
@@ -93,6 +97,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
         Command::Bench(b) => bench::run(b, &cfg),
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
+        Command::BenchLoad(b) => bench_load::run(*b, &cfg),
         Command::Serve(s) => serve::run_serve(*s, &cfg),
         Command::Check(c) => check::run(c, &cfg),
         Command::Probe(p) => media::probe(&p),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{load_model, ModelArgs};
 use crate::config::OmnidConfig;
+use crate::engine::model_dir::LoadedModel;
 use crate::engine::service::{EngineService, ServiceLimits};
 use crate::metrics::Metrics;
 use crate::server::{run, unix_now, AppState, ServerLimits};
@@ -42,14 +43,40 @@ pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
     let max_batch = args.max_batch.unwrap_or(s.max_batch);
     anyhow::ensure!((1..=256).contains(&max_batch), "--max-batch must be between 1 and 256");
     let lm = Arc::new(load_model(&args.model, cfg)?);
+    let state = app_state(lm, cfg, api_key, ServiceLimits { queue_capacity: max_queued, max_batch })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("omnid-http").build()?;
+    runtime.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        if state.api_key.is_none() && !local.ip().is_loopback() {
+            eprintln!("omnid: warning: serving {local} without an API key: anyone who can reach it can use it");
+        }
+        // The address goes to stdout (scripts and tests read it); everything else to stderr.
+        println!("omnid: listening on http://{local}");
+        eprintln!("omnid: voice page (browser microphone ↔ the model): http://{local}/");
+        run(listener, state, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    eprintln!("omnid: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The daemon's state over a loaded model: the engine thread started, limits from the config.
+pub(super) fn app_state(
+    lm: Arc<LoadedModel>,
+    cfg: &OmnidConfig,
+    api_key: Option<String>,
+    engine_limits: ServiceLimits,
+) -> anyhow::Result<Arc<AppState>> {
+    let s = &cfg.server;
     let model_id = match &lm.dir {
         Some(d) => d.file_name().map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into_owned()),
         None => "omnid-embedded-tiny".into(),
     };
     let metrics = Arc::new(Metrics::default());
-    let engine =
-        EngineService::start(lm.clone(), ServiceLimits { queue_capacity: max_queued, max_batch }, metrics.clone())?;
-    let state = Arc::new(AppState {
+    let engine = EngineService::start(lm.clone(), engine_limits, metrics.clone())?;
+    Ok(Arc::new(AppState {
         engine,
         metrics,
         model: lm,
@@ -65,22 +92,7 @@ pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
             speech_left_context: cfg.speech.left_context,
         },
         started: unix_now(),
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("omnid-http").build()?;
-    runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-        let local = listener.local_addr()?;
-        if state.api_key.is_none() && !local.ip().is_loopback() {
-            eprintln!("omnid: warning: serving {local} without an API key: anyone who can reach it can use it");
-        }
-        // The address goes to stdout (scripts and tests read it); everything else to stderr.
-        println!("omnid: listening on http://{local}");
-        run(listener, state, shutdown_signal()).await?;
-        anyhow::Ok(())
-    })?;
-    eprintln!("omnid: stopped");
-    Ok(ExitCode::SUCCESS)
+    }))
 }
 
 /// Ctrl-C or SIGTERM.

@@ -39,11 +39,12 @@ const SPECIALS: &[&str] = &[
 /// Words that get their own token, as in the real vocabulary (the chat template's roles).
 const WORDS: &[&str] = &["system", "user", "assistant"];
 
-const CHAT_TEMPLATE: &str = r#"{%- for message in messages -%}
-{{- '<|im_start|>' + message['role'] + '\n' -}}
+/// The Qwen3-Omni chat template's layout (roles, media placeholders, and the tool section,
+/// calls and `<tool_response>` turns of its function calling), compacted.
+const CHAT_TEMPLATE: &str = r#"{%- macro content(message) -%}
 {%- if message['content'] is string -%}
 {{- message['content'] -}}
-{%- else -%}
+{%- elif message['content'] -%}
 {%- for part in message['content'] -%}
 {%- if part['type'] == 'text' -%}{{- part['text'] -}}
 {%- elif part['type'] == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}
@@ -52,7 +53,28 @@ const CHAT_TEMPLATE: &str = r#"{%- for message in messages -%}
 {%- endif -%}
 {%- endfor -%}
 {%- endif -%}
+{%- endmacro -%}
+{%- if tools -%}
+{{- '<|im_start|>system\n' -}}
+{%- if messages[0]['role'] == 'system' -%}{{- content(messages[0]) -}}{{- '\n\n' -}}{%- endif -%}
+{{- '# Tools\n\nYou may call these functions:\n<tools>' -}}
+{%- for tool in tools -%}{{- '\n' -}}{{- tool | tojson -}}{%- endfor -%}
+{{- '\n</tools>\n\nCall one with:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n' -}}
+{%- endif -%}
+{%- for message in messages -%}
+{%- if message['role'] == 'tool' -%}
+{{- '<|im_start|>user\n<tool_response>\n' -}}{{- content(message) -}}{{- '\n</tool_response><|im_end|>\n' -}}
+{%- elif not (tools and loop.first and message['role'] == 'system') -%}
+{{- '<|im_start|>' + message['role'] + '\n' -}}
+{{- content(message) -}}
+{%- for call in message['tool_calls'] or [] -%}
+{%- if not loop.first or message['content'] -%}{{- '\n' -}}{%- endif -%}
+{{- '<tool_call>\n{"name": "' + call['function']['name'] + '", "arguments": ' -}}
+{%- if call['function']['arguments'] is string -%}{{- call['function']['arguments'] -}}{%- else -%}{{- call['function']['arguments'] | tojson -}}{%- endif -%}
+{{- '}\n</tool_call>' -}}
+{%- endfor -%}
 {{- '<|im_end|>\n' -}}
+{%- endif -%}
 {%- endfor -%}
 {%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}"#;
 

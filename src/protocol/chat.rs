@@ -33,6 +33,12 @@ pub struct ChatRequest {
     pub modalities: Option<Vec<String>>,
     #[serde(default)]
     pub audio: Option<AudioRequest>,
+    /// Functions the model may call (`{"type": "function", "function": {name, description, parameters}}`).
+    #[serde(default)]
+    pub tools: Option<Vec<serde_json::Value>>,
+    /// `"auto"` (default) or `"none"`.
+    #[serde(default)]
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 /// `stream_options`.
@@ -53,9 +59,49 @@ pub struct AudioRequest {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatMessage {
     pub role: String,
-    /// A string, a list of parts, or null (assistant messages that only carried audio).
+    /// A string, a list of parts, or null (assistant messages that only carried audio or calls).
     #[serde(default)]
     pub content: Option<MessageContent>,
+    /// The calls an assistant message made.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+    /// In a `tool` message: the call it answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+/// A call in an assistant message of the history.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ToolCallIn {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub function: FunctionCall,
+}
+
+/// A function call: the name and the arguments as JSON text.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A call in the answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallOut {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionCall,
+}
+
+/// A call in a stream chunk (sent whole, once parsed).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCallDelta {
+    pub index: usize,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionCall,
 }
 
 /// `content`: plain text or typed parts.
@@ -135,6 +181,8 @@ pub struct AssistantMessage {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallOut>>,
 }
 
 /// A spoken answer: base64 audio in the requested format and its transcript.
@@ -176,6 +224,8 @@ pub struct Delta {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioDelta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 /// A piece of a streamed spoken answer: base64 PCM16 (24 kHz mono) and/or transcript text.

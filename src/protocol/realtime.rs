@@ -49,6 +49,12 @@ pub struct SessionPatch {
     /// A number or `"inf"`.
     #[serde(default)]
     pub max_output_tokens: Option<serde_json::Value>,
+    /// Functions the model may call (`{"type": "function", "name", "description", "parameters"}`).
+    #[serde(default)]
+    pub tools: Option<Vec<serde_json::Value>>,
+    /// `"auto"` or `"none"`.
+    #[serde(default)]
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 /// `session.audio`.
@@ -99,6 +105,17 @@ pub struct ItemIn {
     pub role: Option<String>,
     #[serde(default)]
     pub content: Vec<ContentIn>,
+    /// `function_call` and `function_call_output` items: the call they belong to.
+    #[serde(default)]
+    pub call_id: Option<String>,
+    /// `function_call`: the function and its arguments (JSON text).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub arguments: Option<String>,
+    /// `function_call_output`: what the function returned.
+    #[serde(default)]
+    pub output: Option<String>,
 }
 
 /// One content part of an item.

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 
+use super::answer::{call_id, AnswerSplitter, Piece};
 use super::media::decode_all;
 use super::validate::{validate, AudioFormat, RequestLimits, ValidChat};
 use super::{unix_now, ApiError, AppState, ChannelSink};
@@ -27,7 +28,8 @@ use crate::engine::service::{Job, JobEvent, JobSummary, SubmitError};
 use crate::engine::speech::speech_models;
 use crate::models::multimodal::MultimodalInputs;
 use crate::protocol::chat::{
-    AssistantMessage, AudioDelta, AudioOut, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta, Usage,
+    AssistantMessage, AudioDelta, AudioOut, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta,
+    FunctionCall, ToolCallDelta, ToolCallOut, Usage,
 };
 
 /// Events buffered between the engine and one response (text pieces and audio chunks); a
@@ -111,8 +113,11 @@ fn prepare(state: &AppState, valid: &ValidChat) -> Result<MultimodalInputs, Stri
     let lm = &state.model;
     let rate = lm.processor.audio.as_ref().map_or(16_000, |a| a.sampling_rate as u32);
     let media = decode_all(&valid.media, lm.processor.image.max_input_pixels, rate)?;
-    let opts =
-        PromptOptions { add_generation_prompt: true, use_audio_in_video: false, template_vars: Default::default() };
+    let mut template_vars = serde_json::Map::new();
+    if !valid.tools.is_empty() {
+        template_vars.insert("tools".into(), serde_json::Value::Array(valid.tools.clone()));
+    }
+    let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video: false, template_vars };
     let built = build_prompt(lm, &valid.messages, &media, &opts).map_err(|e| e.to_string())?;
     if let Some(max) = lm.model.decoder().config().max_position_embeddings {
         if built.inputs.ids.len() + valid.max_tokens > max {
@@ -159,17 +164,34 @@ async fn collect(
     valid: &ValidChat,
 ) -> Result<ChatCompletion, ApiError> {
     let (mut text, mut audio) = (String::new(), Vec::new());
+    let mut answer = AnswerSplitter::new(!valid.tools.is_empty());
+    let mut calls = Vec::new();
+    let mut take = |pieces: Vec<Piece>, text: &mut String| {
+        for p in pieces {
+            match p {
+                Piece::Text(t) => text.push_str(&t),
+                Piece::Call(c) => calls.push(ToolCallOut {
+                    id: call_id(),
+                    kind: "function",
+                    function: FunctionCall { name: c.name, arguments: c.arguments },
+                }),
+            }
+        }
+    };
     let summary = loop {
         match rx.recv().await {
-            Some(JobEvent::Text(t)) => text.push_str(&t),
-            Some(JobEvent::Audio(a)) => audio.extend(a),
+            Some(JobEvent::Text(t)) => take(answer.push(&t), &mut text),
+            // A call is not spoken: the audio stops where the call begins.
+            Some(JobEvent::Audio(a)) if !answer.in_calls() => audio.extend(a),
+            Some(JobEvent::Audio(_)) => {}
             Some(JobEvent::Done(s)) => break s,
             Some(JobEvent::Failed(m)) => return Err(engine_failure(m)),
             None => return Err(engine_failure("the engine dropped the request".into())),
         }
     };
+    take(answer.finish(), &mut text);
     let (content, audio) = match &valid.audio {
-        None => (Some(text), None),
+        None => ((!text.is_empty() || calls.is_empty()).then_some(text), None),
         Some(a) => {
             let bytes = match a.format {
                 AudioFormat::Wav => {
@@ -194,8 +216,13 @@ async fn collect(
         model: meta.model.clone(),
         choices: vec![Choice {
             index: 0,
-            message: AssistantMessage { role: "assistant", content, audio },
-            finish_reason: finish_reason(summary.stop),
+            finish_reason: if calls.is_empty() { finish_reason(summary.stop) } else { "tool_calls" },
+            message: AssistantMessage {
+                role: "assistant",
+                content,
+                audio,
+                tool_calls: (!calls.is_empty()).then_some(calls),
+            },
         }],
         usage: usage(&meta, &summary),
     })
@@ -230,18 +257,40 @@ fn stream(
         if tx.send(chunk(Delta { role: Some("assistant"), ..Default::default() }, None, None)).await.is_err() {
             return;
         }
-        while let Some(ev) = rx.recv().await {
-            let event = match ev {
-                JobEvent::Text(t) if spoken => chunk(
-                    Delta {
+        let mut answer = AnswerSplitter::new(!valid.tools.is_empty());
+        let mut calls = 0;
+        // Text pieces and calls → chunks.
+        let mut deltas = |pieces: Vec<Piece>| -> Vec<Event> {
+            pieces
+                .into_iter()
+                .map(|p| match p {
+                    Piece::Text(t) if spoken => Delta {
                         audio: Some(AudioDelta { id: Some(audio_id.clone()), transcript: Some(t), data: None }),
                         ..Default::default()
                     },
-                    None,
-                    None,
-                ),
-                JobEvent::Text(t) => chunk(Delta { content: Some(t), ..Default::default() }, None, None),
-                JobEvent::Audio(a) => chunk(
+                    Piece::Text(t) => Delta { content: Some(t), ..Default::default() },
+                    Piece::Call(c) => {
+                        calls += 1;
+                        Delta {
+                            tool_calls: Some(vec![ToolCallDelta {
+                                index: calls - 1,
+                                id: call_id(),
+                                kind: "function",
+                                function: FunctionCall { name: c.name, arguments: c.arguments },
+                            }]),
+                            ..Default::default()
+                        }
+                    }
+                })
+                .map(|d| chunk(d, None, None))
+                .collect()
+        };
+        while let Some(ev) = rx.recv().await {
+            let events = match ev {
+                JobEvent::Text(t) => deltas(answer.push(&t)),
+                // A call is not spoken: the audio stops where the call begins.
+                JobEvent::Audio(_) if answer.in_calls() => vec![],
+                JobEvent::Audio(a) => vec![chunk(
                     Delta {
                         audio: Some(AudioDelta {
                             id: Some(audio_id.clone()),
@@ -252,11 +301,16 @@ fn stream(
                     },
                     None,
                     None,
-                ),
+                )],
                 JobEvent::Done(s) => {
-                    let _ = tx.send(chunk(Delta::default(), Some(finish_reason(s.stop)), None)).await;
+                    let mut last = deltas(answer.finish());
+                    let finish = if calls > 0 { "tool_calls" } else { finish_reason(s.stop) };
+                    last.push(chunk(Delta::default(), Some(finish), None));
                     if valid.include_usage {
-                        let _ = tx.send(chunk(Delta::default(), None, Some(usage(&meta, &s)))).await;
+                        last.push(chunk(Delta::default(), None, Some(usage(&meta, &s))));
+                    }
+                    for e in last {
+                        let _ = tx.send(e).await;
                     }
                     break;
                 }
@@ -267,8 +321,10 @@ fn stream(
                     break;
                 }
             };
-            if tx.send(event).await.is_err() {
-                return; // the client left: dropping `rx` stops the job
+            for e in events {
+                if tx.send(e).await.is_err() {
+                    return; // the client left: dropping `rx` stops the job
+                }
             }
         }
         let _ = tx.send(Event::default().data("[DONE]")).await;
@@ -288,4 +344,76 @@ pub(super) fn rand_id() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     crate::engine::rng::SplitMix64::new(nanos ^ n.rotate_left(32)).next_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::sampling::SamplingParams;
+
+    /// A request offering a tool, and the engine stand-in's answer: a call, split mid-marker.
+    fn scripted() -> (ValidChat, ResponseMeta, Vec<JobEvent>) {
+        let req: ChatRequest = serde_json::from_value(serde_json::json!({
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]}))
+        .unwrap();
+        let limits = RequestLimits {
+            max_media_items: 1,
+            max_tokens: 100,
+            default_max_tokens: 10,
+            sampling_defaults: SamplingParams::default(),
+            audio_input: false,
+        };
+        let meta =
+            ResponseMeta { id: "chatcmpl-0123456789abcdef".into(), created: 0, model: "m".into(), prompt_tokens: 9 };
+        let events = vec![
+            JobEvent::Text("Checking.\n<tool".into()),
+            JobEvent::Text(
+                "_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>".into(),
+            ),
+            JobEvent::Done(JobSummary { prompt_tokens: 9, completion_tokens: 20, stop: StopReason::Eos, speech: None }),
+        ];
+        (validate(&req, &limits).unwrap(), meta, events)
+    }
+
+    async fn feed(events: Vec<JobEvent>) -> mpsc::Receiver<JobEvent> {
+        let (tx, rx) = mpsc::channel(8);
+        for e in events {
+            tx.send(e).await.unwrap();
+        }
+        rx
+    }
+
+    #[tokio::test]
+    async fn a_call_in_the_answer_becomes_tool_calls_streamed_or_not() {
+        let (valid, meta, events) = scripted();
+        let c = collect(feed(events.clone()).await, meta, &valid).await.unwrap_or_else(|_| panic!("collect failed"));
+        let j = serde_json::to_value(&c).unwrap();
+        let choice = &j["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        assert_eq!(choice["message"]["content"], "Checking.\n");
+        let call = &choice["message"]["tool_calls"][0];
+        assert_eq!((call["type"].as_str(), call["function"]["name"].as_str()), (Some("function"), Some("get_weather")));
+        let args: serde_json::Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(args, serde_json::json!({"city": "Paris"}));
+
+        let (valid, meta, events) = scripted();
+        let body = stream(feed(events).await, meta, valid).into_response().into_body();
+        let body = String::from_utf8(axum::body::to_bytes(body, usize::MAX).await.unwrap().to_vec()).unwrap();
+        let chunks: Vec<serde_json::Value> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let deltas: Vec<&serde_json::Value> = chunks.iter().map(|c| &c["choices"][0]["delta"]).collect();
+        let text: String = deltas.iter().filter_map(|d| d["content"].as_str()).collect();
+        assert_eq!(text, "Checking.\n");
+        let calls: Vec<&serde_json::Value> = deltas.iter().filter_map(|d| d.get("tool_calls")).collect();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0][0]["index"], 0);
+        assert_eq!(calls[0][0]["function"]["name"], "get_weather");
+        assert_eq!(chunks.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
+        assert!(body.trim_end().ends_with("data: [DONE]"));
+    }
 }

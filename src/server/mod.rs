@@ -7,17 +7,23 @@
 //! | `GET /health` | liveness and queue depth |
 //! | `GET /metrics` | Prometheus: responses by route and status, queue depth, Realtime sessions, tokens, first-token and first-audio latency histograms |
 //! | `GET /v1/models` | the loaded model |
-//! | `POST /v1/chat/completions` | text, image and audio in; text, and speech on request, out; SSE with `stream: true` |
-//! | `GET /v1/realtime` | OpenAI Realtime sessions over a WebSocket (push-to-talk so far) |
+//! | `POST /v1/chat/completions` | text, image and audio in; text, speech on request, and tool calls out; SSE with `stream: true` |
+//! | `GET /v1/realtime` | OpenAI Realtime sessions over a WebSocket (push-to-talk or server VAD, barge-in, function calls) |
+//! | `GET /` | a browser voice client for `/v1/realtime` (static page, served without the key) |
 //!
-//! Every route requires `Authorization: Bearer KEY` when a key is configured. Errors use the
-//! OpenAI body (`{"error": {"message", "type", "param"}}`): 400 for a bad request, 401 for a
-//! missing or wrong key, 413 for an oversized body, 429 when the queue is full.
+//! Every route but the static page (`/`, `/app.js`, `/mic-worklet.js`, `/style.css`) requires
+//! `Authorization: Bearer KEY` when a key is configured. Errors use the OpenAI body
+//! (`{"error": {"message", "type", "param"}}`): 400 for a bad request, 401 for a missing or wrong
+//! key, 413 for an oversized body, 429 when the queue is full.
 
+mod answer;
 mod chat;
 mod media;
 mod realtime;
 pub mod validate;
+mod web;
+
+pub use self::realtime::{replay_client_events, Replay};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -125,6 +131,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // The browser client: static, no secrets, so outside the key check (its WebSocket is not).
+        .route("/", get(web::index))
+        .route("/app.js", get(web::app_js))
+        .route("/mic-worklet.js", get(web::mic_worklet_js))
+        .route("/style.css", get(web::style_css))
         .layer(middleware::from_fn_with_state(state.clone(), count_responses))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)

@@ -4,6 +4,7 @@
 
 use crate::engine::sampling::SamplingParams;
 use crate::protocol::chat::{ChatRequest, ContentPart, MessageContent};
+use crate::protocol::tool_calls::{function_tool, tool_choice, ToolChoice};
 
 /// A request the server accepts.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct ValidChat {
     pub include_usage: bool,
     /// `Some` when audio was asked for.
     pub audio: Option<AudioAnswer>,
+    /// Tools for the template (`tools` variable), in its shape; empty: none, or `tool_choice: "none"`.
+    pub tools: Vec<serde_json::Value>,
     pub model: Option<String>,
 }
 
@@ -86,13 +89,17 @@ pub fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<ValidChat, 
             "system" | "developer" => "system",
             "user" => "user",
             "assistant" => "assistant",
+            "tool" => "tool",
             other => {
                 return Err(invalid(
                     &at("role"),
-                    format!("role {other:?} is not supported (system, developer, user, assistant)"),
+                    format!("role {other:?} is not supported (system, developer, user, assistant, tool)"),
                 ))
             }
         };
+        if m.tool_calls.as_ref().is_some_and(|c| !c.is_empty()) && role != "assistant" {
+            return Err(invalid(&at("tool_calls"), "only assistant messages carry tool_calls"));
+        }
         let mut parts = Vec::new();
         match &m.content {
             None => {}
@@ -139,7 +146,28 @@ pub fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<ValidChat, 
                 }
             }
         }
-        messages.push(serde_json::json!({"role": role, "content": parts}));
+        let mut message = serde_json::json!({"role": role, "content": parts});
+        if let Some(calls) = m.tool_calls.as_ref().filter(|c| !c.is_empty()) {
+            let mut out = Vec::with_capacity(calls.len());
+            for (j, c) in calls.iter().enumerate() {
+                let args: serde_json::Value = serde_json::from_str(&c.function.arguments)
+                    .ok()
+                    .filter(serde_json::Value::is_object)
+                    .ok_or_else(|| {
+                        invalid(
+                            &at(&format!("tool_calls[{j}].function.arguments")),
+                            "arguments must be a JSON object in a string",
+                        )
+                    })?;
+                // As an object, as vLLM passes it: the template prints it with `tojson`, in the
+                // layout the model was trained on.
+                out.push(
+                    serde_json::json!({"type": "function", "function": {"name": c.function.name, "arguments": args}}),
+                );
+            }
+            message["tool_calls"] = serde_json::Value::Array(out);
+        }
+        messages.push(message);
     }
     if media.len() > limits.max_media_items {
         return Err(invalid(
@@ -147,6 +175,16 @@ pub fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<ValidChat, 
             format!("{} images and audio clips; at most {} per request", media.len(), limits.max_media_items),
         ));
     }
+    let tools = match tool_choice(req.tool_choice.as_ref()).map_err(|m| invalid("tool_choice", m))? {
+        ToolChoice::None => Vec::new(),
+        ToolChoice::Auto => req
+            .tools
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, t)| function_tool(t).map_err(|m| invalid(&format!("tools[{i}]"), m)))
+            .collect::<Result<_, _>>()?,
+    };
     if req.messages.last().is_some_and(|m| m.role == "assistant") {
         return Err(invalid("messages", "the last message is the assistant's: nothing to answer"));
     }
@@ -212,6 +250,7 @@ pub fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<ValidChat, 
         stream: req.stream,
         include_usage: req.stream_options.as_ref().is_some_and(|o| o.include_usage),
         audio,
+        tools,
         model: req.model.clone(),
     })
 }
@@ -277,8 +316,8 @@ mod tests {
     fn refusals_name_the_field() {
         let e = check(serde_json::json!({"messages": []})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages"));
-        let e = check(serde_json::json!({"messages": [{"role": "tool", "content": "x"}]})).unwrap_err();
-        assert!(e.message.contains("\"tool\"") && e.param.as_deref() == Some("messages[0].role"), "{e:?}");
+        let e = check(serde_json::json!({"messages": [{"role": "function", "content": "x"}]})).unwrap_err();
+        assert!(e.message.contains("\"function\"") && e.param.as_deref() == Some("messages[0].role"), "{e:?}");
         let e = check(serde_json::json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}))
         .unwrap_err();
@@ -303,5 +342,41 @@ mod tests {
         let e =
             check(serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "temperature": 7})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("temperature"));
+    }
+
+    #[test]
+    fn a_function_calling_conversation_becomes_the_template_messages_transformers_renders() {
+        let fx: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tool_calls.json")).unwrap(),
+        )
+        .unwrap();
+        // The same conversation as an OpenAI client sends it.
+        let v = check(serde_json::json!({
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather in Paris?"},
+                {"role": "assistant", "content": "Checking.", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 21}"}],
+            "tools": fx["tools"]}))
+        .unwrap();
+        assert_eq!(v.messages, fx["messages"]);
+        assert_eq!(v.tools, fx["tools"].as_array().unwrap().clone());
+        // tool_choice "none" leaves the tools out of the prompt; forcing a call is refused.
+        let none = check(
+            serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "tools": fx["tools"], "tool_choice": "none"}),
+        );
+        assert!(none.unwrap().tools.is_empty());
+        let e = check(serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "tools": fx["tools"], "tool_choice": "required"}))
+            .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tool_choice"));
+        let e = check(serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {"name": "a b"}}]}))
+            .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("tools[0]"));
+        let e = check(serde_json::json!({"messages": [
+            {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f", "arguments": "not json"}}]},
+            {"role": "user", "content": "hi"}]}))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].tool_calls[0].function.arguments"));
     }
 }

@@ -3,14 +3,20 @@
 //! runs at most one response at a time through the engine, translating its text and audio into
 //! `response.*` events as they come.
 //!
-//! Push-to-talk only so far (`turn_detection: null`): `input_audio_buffer.append` → `commit`
-//! → `response.create`. A response in flight stops at once on `response.cancel` (its partial
-//! answer stays in the conversation) or when the client goes away. A client that does not read
-//! for [`SEND_TIMEOUT`] is disconnected, so its job cannot hold the engine.
+//! Turns come from push-to-talk (`turn_detection: null`: `input_audio_buffer.append` → `commit`
+//! → `response.create`) or from server VAD ([`vad`]), which commits and answers a turn when its
+//! silence lasts long enough and cancels the answer in flight when the user speaks over it
+//! (barge-in). With tools declared, the model's calls become `function_call` items and a
+//! `function_call_output` continues the turn. A response in flight stops at once on
+//! `response.cancel` (its partial answer stays in the conversation) or when the client goes away.
+//! A client that does not read for [`SEND_TIMEOUT`] is disconnected, so its job cannot hold the engine.
 
 mod events;
+mod replay;
 mod session;
 mod vad;
+
+pub use self::replay::{replay_client_events, Replay};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,12 +31,14 @@ use tokio::sync::mpsc;
 use self::events::{error_event, Events};
 use self::session::{Item, Part, Role, Session, SessionError, Spoken};
 use self::vad::VadEvent;
+use super::answer::{call_id, AnswerSplitter, Piece};
 use super::{AppState, ChannelSink};
 use crate::engine::generate::GenerateParams;
 use crate::engine::processor::{build_prompt, PromptOptions};
 use crate::engine::service::{Job, JobEvent, SubmitError};
 use crate::engine::speech::speech_models;
 use crate::protocol::realtime::ClientEvent;
+use crate::protocol::tool_calls::ToolChoice;
 
 /// Longest wait for a client to take an event before the session is closed.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +67,10 @@ struct Active {
     samples: usize,
     audio_out: WireOutput,
     audio: bool,
+    /// Takes the model's function calls out of its text (when the session has tools).
+    answer: AnswerSplitter,
+    /// The `function_call` items this response made, in order (output indexes 1, 2, …).
+    calls: Vec<Item>,
 }
 
 async fn send(socket: &mut WebSocket, text: String) -> anyhow::Result<()> {
@@ -367,10 +379,14 @@ async fn start_response(
         return Err(("invalid_request_error", "the conversation has no user item to answer".into()));
     }
     let (messages, media) = session.prompt();
+    let mut template_vars = serde_json::Map::new();
+    let tools = session.tool_choice == ToolChoice::Auto && !session.tools.is_empty();
+    if tools {
+        template_vars.insert("tools".into(), serde_json::Value::Array(session.tools.clone()));
+    }
     let st = state.clone();
     let inputs = tokio::task::spawn_blocking(move || {
-        let opts =
-            PromptOptions { add_generation_prompt: true, use_audio_in_video: false, template_vars: Default::default() };
+        let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video: false, template_vars };
         build_prompt(&st.model, &messages, &media, &opts).map(|b| b.inputs).map_err(|e| e.to_string())
     })
     .await
@@ -404,7 +420,20 @@ async fn start_response(
         ),
     ];
     let audio_out = WireOutput::new(24_000, session.output_format).map_err(|e| ("server_error", e.to_string()))?;
-    Ok((Active { id, item_id, rx, transcript: String::new(), pieces: Vec::new(), samples: 0, audio_out, audio }, out))
+    let answer = AnswerSplitter::new(tools);
+    let active = Active {
+        id,
+        item_id,
+        rx,
+        transcript: String::new(),
+        pieces: Vec::new(),
+        samples: 0,
+        audio_out,
+        audio,
+        answer,
+        calls: Vec::new(),
+    };
+    Ok((active, out))
 }
 
 /// One engine event of the active response → server events.
@@ -423,11 +452,11 @@ fn on_engine_event(
     };
     match event {
         Some(JobEvent::Text(t)) => {
-            a.transcript.push_str(&t);
-            a.pieces.push(t.clone());
-            let kind = if a.audio { "response.output_audio_transcript.delta" } else { "response.output_text.delta" };
-            vec![ev.make(kind, with(serde_json::json!({"delta": t})))]
+            let pieces = a.answer.push(&t);
+            piece_events(pieces, a, session, ev)
         }
+        // A call is not spoken: the audio stops where the call begins.
+        Some(JobEvent::Audio(_)) if a.answer.in_calls() => vec![],
         Some(JobEvent::Audio(samples)) => {
             a.samples += samples.len();
             let mut bytes = Vec::new();
@@ -467,11 +496,71 @@ fn add_usage(event: String, usage: &serde_json::Value) -> String {
     v.to_string()
 }
 
+/// Text pieces and function calls of the answer → their events.
+fn piece_events(pieces: Vec<Piece>, a: &mut Active, session: &mut Session, ev: &mut Events) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => {
+                a.transcript.push_str(&t);
+                a.pieces.push(t.clone());
+                let kind =
+                    if a.audio { "response.output_audio_transcript.delta" } else { "response.output_text.delta" };
+                out.push(ev.make(
+                    kind,
+                    serde_json::json!({"response_id": a.id, "item_id": a.item_id, "output_index": 0, "content_index": 0, "delta": t}),
+                ));
+            }
+            Piece::Call(call) => {
+                let item = Item {
+                    id: session.new_id("item"),
+                    role: Role::Assistant,
+                    parts: vec![Part::FunctionCall { call_id: call_id(), name: call.name, arguments: call.arguments }],
+                    spoken: None,
+                };
+                let output_index = 1 + a.calls.len();
+                let done = Session::item_json(&item);
+                let mut added = done.clone();
+                added["status"] = "in_progress".into();
+                added["arguments"] = "".into();
+                let ids = serde_json::json!({"response_id": a.id, "item_id": item.id, "output_index": output_index, "call_id": done["call_id"]});
+                let with = |extra: serde_json::Value| {
+                    let mut v = ids.clone();
+                    v.as_object_mut().expect("an object").extend(extra.as_object().expect("an object").clone());
+                    v
+                };
+                out.push(ev.make(
+                    "response.output_item.added",
+                    serde_json::json!({"response_id": a.id, "output_index": output_index, "item": added}),
+                ));
+                out.push(ev.make("conversation.item.added", serde_json::json!({"item": added})));
+                // The call is parsed whole, so its arguments come in one delta.
+                out.push(ev.make(
+                    "response.function_call_arguments.delta",
+                    with(serde_json::json!({"delta": done["arguments"]})),
+                ));
+                out.push(ev.make(
+                    "response.function_call_arguments.done",
+                    with(serde_json::json!({"name": done["name"], "arguments": done["arguments"]})),
+                ));
+                out.push(ev.make(
+                    "response.output_item.done",
+                    serde_json::json!({"response_id": a.id, "output_index": output_index, "item": done}),
+                ));
+                out.push(ev.make("conversation.item.done", serde_json::json!({"item": done})));
+                a.calls.push(item);
+            }
+        }
+    }
+    out
+}
+
 /// Closes a response: the `*.done` events, the assistant item (with what was said so far) in
 /// the conversation, then `response.done` with `status`.
 fn finish(session: &mut Session, mut a: Active, status: &str, failure: Option<String>, ev: &mut Events) -> Vec<String> {
     drop(std::mem::replace(&mut a.rx, mpsc::channel(1).1));
-    let mut out = Vec::new();
+    let rest = a.answer.finish();
+    let mut out = piece_events(rest, &mut a, session, ev);
     let ids = serde_json::json!({"response_id": a.id, "item_id": a.item_id, "output_index": 0, "content_index": 0});
     let mut tail = Vec::new();
     if a.audio {
@@ -504,15 +593,134 @@ fn finish(session: &mut Session, mut a: Active, status: &str, failure: Option<St
     ));
     out.push(ev.make("conversation.item.done", serde_json::json!({"item": item_json})));
     // A full conversation keeps its earlier items; the answer was still delivered.
-    if session.items.len() < session::MAX_ITEMS {
-        session.items.push(item);
+    let calls: Vec<serde_json::Value> = a.calls.iter().map(Session::item_json).collect();
+    for item in std::iter::once(item).chain(a.calls) {
+        if session.items.len() < session::MAX_ITEMS {
+            session.items.push(item);
+        }
     }
+    let output: Vec<serde_json::Value> = std::iter::once(item_json).chain(calls).collect();
     let mut response =
-        serde_json::json!({"id": a.id, "object": "realtime.response", "status": status, "output": [item_json]});
+        serde_json::json!({"id": a.id, "object": "realtime.response", "status": status, "output": output});
     if let Some(m) = &failure {
         response["status_details"] =
             serde_json::json!({"type": "failed", "error": {"type": "server_error", "message": m}});
     }
     out.push(ev.make("response.done", serde_json::json!({"response": response})));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::generate::StopReason;
+    use crate::engine::service::JobSummary;
+    use crate::protocol::realtime::{ItemIn, SessionPatch};
+
+    fn fixture() -> serde_json::Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tool_calls.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn item(v: serde_json::Value) -> ItemIn {
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// The engine stand-in answers with a call; the client returns the function's result.
+    #[test]
+    fn a_call_in_the_answer_becomes_a_function_call_item_and_its_output_continues_the_turn() {
+        let fx = fixture();
+        let mut s = Session::new("sess_0123456789abcdef".into(), vec![], String::new(), 100, 10);
+        let patch: SessionPatch = serde_json::from_value(serde_json::json!({
+            "instructions": "Be brief.",
+            "tools": [{"type": "function", "name": "get_weather", "description": "Weather of a city",
+                       "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+        }))
+        .unwrap();
+        s.update(&patch).unwrap();
+        assert_eq!(s.tools, fx["tools"].as_array().unwrap().clone());
+        let user = item(
+            serde_json::json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]}),
+        );
+        s.create_item(&user, vec![]).unwrap();
+
+        let (_tx, rx) = mpsc::channel(4);
+        let mut active = Some(Active {
+            id: "resp_1".into(),
+            item_id: s.new_id("item"),
+            rx,
+            transcript: String::new(),
+            pieces: Vec::new(),
+            samples: 0,
+            audio_out: WireOutput::new(24_000, s.output_format).unwrap(),
+            audio: false,
+            answer: AnswerSplitter::new(true),
+            calls: Vec::new(),
+        });
+        let mut ev = Events::default();
+        let mut out = Vec::new();
+        // The marker split across pieces, as the tokenizer streams it.
+        for piece in [
+            "Checking.",
+            "\n<tool_",
+            "call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>",
+        ] {
+            out.extend(on_engine_event(Some(JobEvent::Text(piece.into())), &mut s, &mut active, &mut ev));
+        }
+        let done = JobSummary { prompt_tokens: 50, completion_tokens: 30, stop: StopReason::Eos, speech: None };
+        out.extend(on_engine_event(Some(JobEvent::Done(done)), &mut s, &mut active, &mut ev));
+        let events: Vec<serde_json::Value> = out.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+        // Only the text before the call is text (in whatever pieces it streamed).
+        let text: String = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .map(|e| e["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(text, "Checking.\n");
+        let events: Vec<serde_json::Value> =
+            events.into_iter().filter(|e| e["type"] != "response.output_text.delta").collect();
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.output_item.added",
+                "conversation.item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "conversation.item.done",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "conversation.item.done",
+                "response.done",
+            ]
+        );
+        assert_eq!(events[6]["text"], "Checking.\n");
+        let args = &events[3];
+        assert_eq!((args["name"].as_str(), args["output_index"].as_u64()), (Some("get_weather"), Some(1)));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(args["arguments"].as_str().unwrap()).unwrap(),
+            serde_json::json!({"city": "Paris"})
+        );
+        let call_id = args["call_id"].as_str().unwrap().to_string();
+        assert!(call_id.starts_with("call_"));
+        let output = &events[10]["response"]["output"];
+        assert_eq!((output[0]["type"].as_str(), output[1]["type"].as_str()), (Some("message"), Some("function_call")));
+        assert_eq!(events[10]["response"]["usage"]["output_tokens"], 30);
+
+        // An output for a call that was never made is refused; the right one is taken.
+        let wrong = item(serde_json::json!({"type": "function_call_output", "call_id": "call_nope", "output": "{}"}));
+        assert!(s.create_item(&wrong, vec![]).unwrap_err().message.contains("no function_call"));
+        let result =
+            item(serde_json::json!({"type": "function_call_output", "call_id": call_id, "output": "{\"temp\": 21}"}));
+        s.create_item(&result, vec![]).unwrap();
+        // The next prompt is what transformers renders the same conversation from (the message
+        // text keeps the newline the model wrote before its call; the template prints the call
+        // on its own line after it).
+        let (messages, _) = s.prompt();
+        let mut want = fx["messages"].clone();
+        want[2]["content"][0]["text"] = "Checking.\n".into();
+        assert_eq!(messages, want);
+    }
 }

@@ -9,6 +9,7 @@ use omnid_codecs::wire::{WireFormat, WireInput};
 use super::vad::{EnergyVad, VadConfig, VadEvent};
 use crate::engine::media::MediaItem;
 use crate::protocol::realtime::{ItemIn, SessionPatch};
+use crate::protocol::tool_calls::{function_tool, tool_choice, ToolChoice};
 
 /// Longest input audio buffer, seconds (at 16 kHz: 4.8 M samples, 19 MB).
 pub const MAX_BUFFER_S: usize = 300;
@@ -21,6 +22,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A function's result.
+    Tool,
 }
 
 impl Role {
@@ -29,6 +32,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
@@ -42,6 +46,17 @@ pub enum Part {
     Image(RgbImage),
     /// An assistant's spoken answer (its transcript).
     SpokenText(String),
+    /// A function call of the model (an item of its own, `function_call`).
+    FunctionCall {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    /// What the client's function returned (`function_call_output`).
+    FunctionOutput {
+        call_id: String,
+        output: String,
+    },
 }
 
 /// A conversation item.
@@ -87,6 +102,9 @@ pub struct Session {
     pub input_format: WireFormat,
     pub output_format: WireFormat,
     pub max_output_tokens: usize,
+    /// Declared tools, in the chat template's shape.
+    pub tools: Vec<serde_json::Value>,
+    pub tool_choice: ToolChoice,
     pub items: Vec<Item>,
     buffer: Vec<f32>,
     /// Input time (ms since the session began) of `buffer[0]`.
@@ -122,6 +140,8 @@ impl Session {
             input_format,
             output_format: input_format,
             max_output_tokens: default_tokens,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
             items: Vec::new(),
             buffer: Vec::new(),
             buffer_start_ms: 0,
@@ -209,6 +229,21 @@ impl Session {
                 }
             },
         };
+        let tools = match &p.tools {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        function_tool(t).map_err(|m| err("invalid_value", m, Some(&format!("session.tools[{i}]"))))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        let choice = match &p.tool_choice {
+            None => self.tool_choice,
+            Some(v) => tool_choice(Some(v)).map_err(|m| err("invalid_value", m, Some("session.tool_choice")))?,
+        };
         if input_format != self.input_format {
             self.wire_in = WireInput::new(input_format, 16_000)
                 .map_err(|e| err("invalid_value", e.to_string(), Some("session.audio.input.format")))?;
@@ -219,6 +254,10 @@ impl Session {
         self.voice = voice;
         self.output_audio = output_audio;
         self.max_output_tokens = max_output_tokens;
+        if let Some(t) = tools {
+            self.tools = t;
+        }
+        self.tool_choice = choice;
         if let Some(t) = turn {
             if t.as_ref() != self.vad.as_ref().map(|v| v.config()) {
                 self.vad = t.map(|cfg| {
@@ -315,12 +354,16 @@ impl Session {
     /// `conversation.item.create`: checks the item; images are decoded by the caller (`images`,
     /// one per `input_image` part, in order).
     pub fn create_item(&mut self, item: &ItemIn, mut images: Vec<RgbImage>) -> Result<usize, SessionError> {
-        if item.kind != "message" {
-            return Err(err(
-                "unsupported",
-                format!("item type {:?}: only \"message\" items are supported", item.kind),
-                Some("item.type"),
-            ));
+        match item.kind.as_str() {
+            "message" => {}
+            "function_call" | "function_call_output" => return self.create_call_item(item),
+            other => {
+                return Err(err(
+                    "unsupported",
+                    format!("item type {other:?}: message, function_call or function_call_output"),
+                    Some("item.type"),
+                ))
+            }
         }
         let role = match item.role.as_deref() {
             Some("user") => Role::User,
@@ -383,6 +426,56 @@ impl Session {
         self.push_item(Item { id, role, parts, spoken: None })
     }
 
+    /// A `function_call` (history the client supplies) or a `function_call_output` (the result
+    /// of a call, which the next response continues from).
+    fn create_call_item(&mut self, item: &ItemIn) -> Result<usize, SessionError> {
+        let call_id = item.call_id.clone().filter(|c| !c.is_empty()).ok_or_else(|| {
+            err("missing_field", format!("a {} item needs a call_id", item.kind), Some("item.call_id"))
+        })?;
+        let part = if item.kind == "function_call" {
+            let name = item
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| err("missing_field", "a function_call item needs a name", Some("item.name")))?;
+            let arguments = item.arguments.clone().unwrap_or_else(|| "{}".into());
+            if !serde_json::from_str::<serde_json::Value>(&arguments).is_ok_and(|v| v.is_object()) {
+                return Err(err(
+                    "invalid_value",
+                    "arguments must be a JSON object in a string",
+                    Some("item.arguments"),
+                ));
+            }
+            Part::FunctionCall { call_id, name, arguments }
+        } else {
+            if !self
+                .items
+                .iter()
+                .any(|i| matches!(&i.parts[..], [Part::FunctionCall { call_id: c, .. }] if *c == call_id))
+            {
+                return Err(err(
+                    "invalid_value",
+                    format!("no function_call with call_id {call_id:?} in the conversation"),
+                    Some("item.call_id"),
+                ));
+            }
+            let output = item.output.clone().ok_or_else(|| {
+                err("missing_field", "a function_call_output item needs an output", Some("item.output"))
+            })?;
+            Part::FunctionOutput { call_id, output }
+        };
+        let id = item.id.clone().unwrap_or_else(|| self.new_id("item"));
+        if self.items.iter().any(|i| i.id == id) {
+            return Err(err(
+                "invalid_value",
+                format!("item id {id:?} is already in the conversation"),
+                Some("item.id"),
+            ));
+        }
+        let role = if matches!(part, Part::FunctionCall { .. }) { Role::Assistant } else { Role::Tool };
+        self.push_item(Item { id, role, parts: vec![part], spoken: None })
+    }
+
     fn push_item(&mut self, item: Item) -> Result<usize, SessionError> {
         if self.items.len() >= MAX_ITEMS {
             return Err(err(
@@ -442,6 +535,30 @@ impl Session {
             messages.push(serde_json::json!({"role": "system", "content": [{"type": "text", "text": i}]}));
         }
         for item in &self.items {
+            match &item.parts[..] {
+                [Part::FunctionCall { name, arguments, .. }] => {
+                    // As an object, printed by the template's `tojson` (as vLLM passes it).
+                    let args: serde_json::Value = serde_json::from_str(arguments).unwrap_or_default();
+                    let call = serde_json::json!({"type": "function", "function": {"name": name, "arguments": args}});
+                    // A call belongs to the assistant turn that made it (the template prints the
+                    // turn's text, then its calls).
+                    match messages.last_mut().filter(|m| m["role"] == "assistant") {
+                        Some(turn) => match turn.get_mut("tool_calls").and_then(|c| c.as_array_mut()) {
+                            Some(calls) => calls.push(call),
+                            None => turn["tool_calls"] = serde_json::json!([call]),
+                        },
+                        None => {
+                            messages.push(serde_json::json!({"role": "assistant", "content": [], "tool_calls": [call]}))
+                        }
+                    }
+                    continue;
+                }
+                [Part::FunctionOutput { output, .. }] => {
+                    messages.push(serde_json::json!({"role": "tool", "content": [{"type": "text", "text": output}]}));
+                    continue;
+                }
+                _ => {}
+            }
             let mut content = Vec::new();
             for p in &item.parts {
                 match p {
@@ -454,6 +571,7 @@ impl Session {
                         media.push(MediaItem::Image(img.clone()));
                         content.push(serde_json::json!({"type": "image", "image": item.id}));
                     }
+                    Part::FunctionCall { .. } | Part::FunctionOutput { .. } => {}
                 }
             }
             messages.push(serde_json::json!({"role": item.role.name(), "content": content}));
@@ -463,6 +581,17 @@ impl Session {
 
     /// The item as the server events show it.
     pub fn item_json(item: &Item) -> serde_json::Value {
+        match &item.parts[..] {
+            [Part::FunctionCall { call_id, name, arguments }] => {
+                return serde_json::json!({"id": item.id, "type": "function_call", "object": "realtime.item",
+                    "status": "completed", "call_id": call_id, "name": name, "arguments": arguments})
+            }
+            [Part::FunctionOutput { call_id, output }] => {
+                return serde_json::json!({"id": item.id, "type": "function_call_output", "object": "realtime.item",
+                    "call_id": call_id, "output": output})
+            }
+            _ => {}
+        }
         let content: Vec<serde_json::Value> = item
             .parts
             .iter()
@@ -472,6 +601,7 @@ impl Session {
                 (Part::SpokenText(t), _) => serde_json::json!({"type": "output_audio", "transcript": t}),
                 (Part::Audio(_), _) => serde_json::json!({"type": "input_audio", "transcript": null}),
                 (Part::Image(_), _) => serde_json::json!({"type": "input_image"}),
+                (Part::FunctionCall { .. } | Part::FunctionOutput { .. }, _) => serde_json::Value::Null,
             })
             .collect();
         serde_json::json!({"id": item.id, "type": "message", "object": "realtime.item", "status": "completed",
@@ -498,6 +628,13 @@ impl Session {
             "instructions": self.instructions.clone().unwrap_or_default(),
             "output_modalities": if self.output_audio { vec!["audio"] } else { vec!["text"] },
             "max_output_tokens": self.max_output_tokens,
+            "tools": self.tools.iter().map(|t| {
+                // The Realtime shape is flat.
+                let mut f = t["function"].clone();
+                f["type"] = serde_json::json!("function");
+                f
+            }).collect::<Vec<_>>(),
+            "tool_choice": if self.tool_choice == ToolChoice::None { "none" } else { "auto" },
             "audio": {
                 "input": {"format": fmt(self.input_format), "turn_detection": turn},
                 "output": {"format": fmt(self.output_format), "voice": self.voice},
