@@ -48,6 +48,9 @@ pub struct ServerSection {
     /// Largest `max_tokens` a request may ask for.
     #[serde(default = "max_tokens_cap")]
     pub max_tokens: usize,
+    /// Longest Realtime session, seconds (OpenAI's limit is an hour); then it is closed.
+    #[serde(default = "realtime_session_s")]
+    pub realtime_session_s: u64,
 }
 
 impl Default for ServerSection {
@@ -60,6 +63,7 @@ impl Default for ServerSection {
             max_request_bytes: max_request_bytes(),
             max_media_items: max_media_items(),
             max_tokens: max_tokens_cap(),
+            realtime_session_s: realtime_session_s(),
         }
     }
 }
@@ -79,6 +83,9 @@ fn max_request_bytes() -> usize {
 }
 fn max_media_items() -> usize {
     16
+}
+fn realtime_session_s() -> u64 {
+    3600
 }
 fn max_tokens_cap() -> usize {
     4096
@@ -223,6 +230,9 @@ impl OmnidConfig {
         let v = &self.server;
         if v.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err(format!("[server] bind {:?} is not an address:port such as 127.0.0.1:8080", v.bind));
+        }
+        if v.realtime_session_s == 0 {
+            return Err("[server] realtime_session_s must be at least 1".into());
         }
         if v.max_batch == 0 || v.max_batch > 256 {
             return Err(format!("[server] max_batch is {}; it must be between 1 and 256", v.max_batch));

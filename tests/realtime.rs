@@ -402,3 +402,84 @@ async fn tools_and_function_results_over_the_socket() {
     // The prompt held the tools, the call and its result: more tokens than the question alone.
     assert!(done["response"]["usage"]["input_tokens"].as_u64().unwrap() > 100, "{done}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_at_their_time_limit_and_items_have_an_image_limit() {
+    let dir = std::env::temp_dir().join(format!("omnid-rt-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("short.toml");
+    std::fs::write(&cfg, "[server]\nrealtime_session_s = 2\nmax_media_items = 2\n").unwrap();
+    let server = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let mut ws = connect(&server.addr).await;
+    next(&mut ws).await;
+    let image = json!({"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="});
+    send(
+        &mut ws,
+        json!({"type": "conversation.item.create", "item": {"type": "message", "role": "user",
+        "content": [image, image, image]}}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!((e["type"].as_str(), e["error"]["code"].as_str()), (Some("error"), Some("too_many_images")), "{e}");
+    // Session-level refusals carry their code too.
+    send(&mut ws, json!({"type": "conversation.item.delete", "item_id": "nope"})).await;
+    let e = next(&mut ws).await;
+    assert_eq!(e["error"]["code"], "item_not_found", "{e}");
+    // Then the session expires: an error naming the limit, and the socket closes.
+    let t = std::time::Instant::now();
+    let e = next(&mut ws).await;
+    assert_eq!(e["error"]["code"], "session_expired", "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let closed = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("closed promptly");
+    assert!(matches!(closed, None | Some(Ok(Message::Close(_))) | Some(Err(_))), "{closed:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_audio_is_transcribed_when_asked() {
+    let server = Server::start(&[]);
+    let mut ws = connect(&server.addr).await;
+    next(&mut ws).await;
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"audio": {"input": {"transcription": {"language": "English"}}}}}),
+    )
+    .await;
+    let e = next(&mut ws).await;
+    assert_eq!(e["error"]["param"], "session.audio.input.transcription", "{e}");
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"output_modalities": ["text"], "max_output_tokens": 4,
+            "audio": {"input": {"turn_detection": null, "transcription": {"model": "whisper-1", "language": "en"}}}}}),
+    )
+    .await;
+    let updated = next(&mut ws).await;
+    assert_eq!(updated["session"]["audio"]["input"]["transcription"]["model"], "whisper-1", "{updated}");
+
+    send(&mut ws, json!({"type": "input_audio_buffer.append", "audio": pcm24k_b64(1.0)})).await;
+    send(&mut ws, json!({"type": "input_audio_buffer.commit"})).await;
+    let evs = until(&mut ws, "conversation.item.input_audio_transcription.completed").await;
+    let item_id = evs.iter().find(|e| e["type"] == "input_audio_buffer.committed").unwrap()["item_id"].clone();
+    let done = evs.last().unwrap();
+    assert_eq!(done["item_id"], item_id);
+    let deltas: String = evs
+        .iter()
+        .filter(|e| e["type"] == "conversation.item.input_audio_transcription.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(done["transcript"].as_str().unwrap(), deltas);
+    assert!(done["usage"]["output_tokens"].as_u64().unwrap() >= 1, "{done}");
+    // The item now carries its transcript.
+    send(&mut ws, json!({"type": "conversation.item.retrieve", "item_id": item_id})).await;
+    let r = next(&mut ws).await;
+    assert_eq!(r["item"]["content"][0]["transcript"], done["transcript"], "{r}");
+
+    // Off again: a committed turn gets no transcription; the answer still comes.
+    send(&mut ws, json!({"type": "session.update", "session": {"audio": {"input": {"transcription": null}}}})).await;
+    next(&mut ws).await;
+    send(&mut ws, json!({"type": "input_audio_buffer.append", "audio": pcm24k_b64(0.5)})).await;
+    send(&mut ws, json!({"type": "input_audio_buffer.commit"})).await;
+    send(&mut ws, json!({"type": "response.create"})).await;
+    let evs = until(&mut ws, "response.done").await;
+    assert!(!types(&evs).iter().any(|t| t.contains("input_audio_transcription")), "{:?}", types(&evs));
+}

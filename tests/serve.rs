@@ -288,18 +288,7 @@ fn a_full_queue_answers_429_and_a_departed_client_frees_the_engine() {
     // is not stuck behind it.
     let mut streamed = long.clone();
     streamed["stream"] = json!(true);
-    let body = streamed.to_string();
-    let mut s = TcpStream::connect(&server.addr).unwrap();
-    write!(
-        s,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut first = [0u8; 256];
-    let n = s.read(&mut first).unwrap();
-    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
-    drop(s);
+    drop(open_stream(&server, &streamed));
     let t = Instant::now();
     let (status, _) = server.post(&json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}));
     assert_eq!(status, 200);
@@ -343,22 +332,29 @@ fn metrics_count_requests_tokens_and_latencies() {
     has("omnid_first_audio_seconds_count 0");
 }
 
-#[test]
-fn a_short_request_is_answered_while_a_long_one_runs() {
-    let server = Server::start(&[]);
-    let long = json!({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4000, "temperature": 0, "stream": true})
-        .to_string();
+/// Starts a streamed chat request on a raw socket (closed by the server at the end) and reads
+/// until its `200` status line has arrived.
+fn open_stream(server: &Server, body: &Value) -> TcpStream {
+    let body = body.to_string();
     let mut s = TcpStream::connect(&server.addr).unwrap();
     write!(
         s,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{long}",
-        long.len()
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
-    // The long answer is streaming; now a short request arrives.
     let mut first = [0u8; 256];
     let n = s.read(&mut first).unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    s
+}
+
+#[test]
+fn a_short_request_is_answered_while_a_long_one_runs() {
+    let server = Server::start(&[]);
+    let long = json!({"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 4000, "temperature": 0, "stream": true});
+    // The long answer is streaming; now a short request arrives.
+    let mut s = open_stream(&server, &long);
     let (status, body) = server.post(&json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}));
     assert_eq!(status, 200, "{body}");
     // Continuous batching: the short answer joined the running one's decode steps instead of

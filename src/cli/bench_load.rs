@@ -18,10 +18,9 @@ use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::bench_model::BenchModelArgs;
 use super::serve::app_state;
-use super::{load_model, ModelArgs};
 use crate::config::OmnidConfig;
-use crate::engine::embedded::{load_synthetic, EmbeddedSize};
 use crate::engine::service::ServiceLimits;
 
 /// Audio a player holds before it starts: a session "stays real-time" when, with this much
@@ -40,18 +39,9 @@ pub struct BenchLoadArgs {
     /// API key of the daemon at `--url`.
     #[arg(long)]
     pub api_key: Option<String>,
+    /// The in-process daemon's model.
     #[command(flatten)]
-    pub model: ModelArgs,
-    /// In-process daemon on a random-weight model of the Instruct model's real widths.
-    #[arg(long, value_parser = ["real-widths"])]
-    pub synthetic: Option<String>,
-    /// Thinker / talker layers and thinker experts of the synthetic model.
-    #[arg(long, default_value_t = 2)]
-    pub thinker_layers: usize,
-    #[arg(long, default_value_t = 32)]
-    pub thinker_experts: usize,
-    #[arg(long, default_value_t = 2)]
-    pub talker_layers: usize,
+    pub model: BenchModelArgs,
     /// Concurrent sessions to try, in order (comma-separated).
     #[arg(long, default_value = "1,2,4,8", value_delimiter = ',')]
     pub sessions: Vec<usize>,
@@ -143,17 +133,8 @@ async fn start_daemon(
     args: &BenchLoadArgs,
     cfg: &OmnidConfig,
 ) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
-    let lm = match &args.synthetic {
-        Some(_) => {
-            let size = EmbeddedSize::RealWidths {
-                thinker_layers: args.thinker_layers,
-                thinker_experts: args.thinker_experts,
-                talker_layers: args.talker_layers,
-            };
-            load_synthetic(&size, candle_core::DType::F32, &candle_core::Device::Cpu)?
-        }
-        None => load_model(&args.model, cfg)?,
-    };
+    let lm = args.model.load(cfg)?;
+    eprintln!("omnid bench-load: in-process daemon on {}", args.model.describe(&lm));
     let widest = args.sessions.iter().copied().max().unwrap_or(1);
     let mut cfg = cfg.clone();
     cfg.speech.max_frames = args.speech_frames;

@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use super::bench::peak_rss_bytes;
-use super::{load_model, ModelArgs};
+use super::bench_model::BenchModelArgs;
 use crate::config::OmnidConfig;
-use crate::engine::embedded::{load_synthetic, EmbeddedSize};
 use crate::engine::generate::GenerateParams;
 use crate::engine::sampling::SamplingParams;
 use crate::engine::speech::{respond_spoken, SpeechOptions, SpokenAnswer, ThinkerSource};
@@ -21,19 +20,7 @@ use crate::models::multimodal::MultimodalInputs;
 #[derive(Debug, clap::Args)]
 pub struct BenchSpeechArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
-    /// Build a random-weight model in-process: `real-widths` (the Instruct model's widths).
-    #[arg(long, value_parser = ["real-widths"])]
-    pub synthetic: Option<String>,
-    /// Thinker layers of the synthetic model (the talker reads layer min(24, this)).
-    #[arg(long, default_value_t = 2)]
-    pub thinker_layers: usize,
-    /// Thinker experts of the synthetic model (128 in the real one; top-8 routing either way).
-    #[arg(long, default_value_t = 32)]
-    pub thinker_experts: usize,
-    /// Talker layers of the synthetic model (20 in the real one; 128 experts each, as the real one).
-    #[arg(long, default_value_t = 2)]
-    pub talker_layers: usize,
+    pub model: BenchModelArgs,
     /// Prompt length in tokens.
     #[arg(long, default_value_t = 32)]
     pub prompt_tokens: usize,
@@ -69,21 +56,7 @@ pub fn run(args: BenchSpeechArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
         "prompt-tokens, frames, chunk and runs must be ≥ 1 and text-tokens ≥ 2"
     );
     let load_start = Instant::now();
-    let loaded = match args.synthetic.as_deref() {
-        Some(_) => {
-            anyhow::ensure!(
-                args.thinker_layers > 0 && args.talker_layers > 0 && args.thinker_experts > 0,
-                "--thinker-layers, --thinker-experts and --talker-layers must be ≥ 1"
-            );
-            let size = EmbeddedSize::RealWidths {
-                thinker_layers: args.thinker_layers,
-                thinker_experts: args.thinker_experts,
-                talker_layers: args.talker_layers,
-            };
-            load_synthetic(&size, candle_core::DType::F32, &candle_core::Device::Cpu)?
-        }
-        None => load_model(&args.model, cfg)?,
-    };
+    let loaded = args.model.load(cfg)?;
     let load_s = load_start.elapsed().as_secs_f64();
     // A text prompt ending in the assistant turn the talker speaks.
     let sentence = "The quick brown fox jumps over the lazy dog while the omni model listens and answers. ";
@@ -128,15 +101,7 @@ pub fn run(args: BenchSpeechArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
         "first_audio_ms": m(&|a| a.speech.first_audio_ms.unwrap_or(f64::NAN)),
         "audio_rtf": m(&|a| a.speech.audio_rtf),
     });
-    let model = match &args.synthetic {
-        Some(s) => format!(
-            "synthetic {s}: thinker {} layers × {} experts, talker {} layers",
-            args.thinker_layers, args.thinker_experts, args.talker_layers
-        ),
-        None => {
-            loaded.dir.as_ref().map_or("<embedded tiny random-weight Qwen3-Omni>".into(), |d| d.display().to_string())
-        }
-    };
+    let model = args.model.describe(&loaded);
     let obj = serde_json::json!({
         "model": model,
         "threads": candle_core::utils::get_num_threads(),

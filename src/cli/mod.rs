@@ -15,6 +15,7 @@
 mod ask;
 mod bench;
 mod bench_load;
+mod bench_model;
 mod bench_speech;
 mod check;
 mod media;

@@ -90,6 +90,7 @@ pub(super) fn app_state(
             speech_max_frames: cfg.speech.max_frames,
             speech_chunk_frames: cfg.speech.chunk_frames,
             speech_left_context: cfg.speech.left_context,
+            realtime_session: std::time::Duration::from_secs(s.realtime_session_s),
         },
         started: unix_now(),
     }))

@@ -74,6 +74,9 @@ pub struct AudioInPatch {
     /// `null` (push-to-talk) or `{"type": "server_vad", …}`; absent leaves it unchanged.
     #[serde(default, deserialize_with = "present")]
     pub turn_detection: Option<serde_json::Value>,
+    /// `null` (off) or `{"model", "language", "prompt"}`; absent leaves it unchanged.
+    #[serde(default, deserialize_with = "present")]
+    pub transcription: Option<serde_json::Value>,
 }
 
 /// `session.audio.output`.

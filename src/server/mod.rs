@@ -65,6 +65,8 @@ pub struct ServerLimits {
     pub speech_max_frames: usize,
     pub speech_chunk_frames: usize,
     pub speech_left_context: Option<usize>,
+    /// Longest Realtime session.
+    pub realtime_session: std::time::Duration,
 }
 
 impl ServerLimits {

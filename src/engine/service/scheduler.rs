@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::outbox::{Flow, Outbox};
 use super::speech_job::{self, SpeechFeed};
 use super::{Job, JobEvent, JobSummary};
-use crate::engine::generate::{decode_step, GenerateParams, Sequence};
+use crate::engine::generate::{decode_step, GenerateParams, GenerationOutput, Sequence, StopReason};
 use crate::engine::model_dir::LoadedModel;
 use crate::engine::speech::ThinkerFeed;
 use crate::metrics::{JobOutcome, Metrics};
@@ -242,9 +242,10 @@ impl<'lm> Batch<'lm> {
     /// An answer has ended: its last events, its metrics.
     fn retire(&mut self, r: Running<'lm>) {
         let Running { seq, route, queued_s, failure } = r;
-        let outcome = match (&failure, seq.stop_reason()) {
-            (Some(_), _) => Err(failure.clone().unwrap_or_default()),
-            (None, _) => Ok(seq.finish()),
+        let (prompt_tokens, generated) = seq.token_counts();
+        let outcome = match failure {
+            Some(message) => Err(message),
+            None => Ok(seq.finish()),
         };
         if let Ok(g) = &outcome {
             if !g.token_ids.is_empty() {
@@ -262,7 +263,7 @@ impl<'lm> Batch<'lm> {
                         if let Some(rest) = rest {
                             outbox.send(JobEvent::Text(rest));
                         }
-                        let cancelled = g.stop_reason == crate::engine::generate::StopReason::Cancelled;
+                        let cancelled = g.stop_reason == StopReason::Cancelled;
                         self.metrics.job(
                             if cancelled { JobOutcome::Cancelled } else { JobOutcome::Completed },
                             g.prompt_tokens,
@@ -276,7 +277,7 @@ impl<'lm> Batch<'lm> {
                         })
                     }
                     Err(message) => {
-                        self.metrics.job(JobOutcome::Failed, 0, 0);
+                        self.metrics.job(JobOutcome::Failed, prompt_tokens, generated);
                         JobEvent::Failed(message)
                     }
                 };
@@ -295,7 +296,7 @@ impl<'lm> Batch<'lm> {
 }
 
 /// A sequence stopped before its first token (its speech threads are gone).
-fn cancelled(mut seq: Sequence) -> crate::engine::generate::GenerationOutput {
+fn cancelled(mut seq: Sequence) -> GenerationOutput {
     seq.cancel();
     seq.finish()
 }

@@ -26,5 +26,17 @@ pub fn error_event(
     param: Option<&str>,
     client_event_id: Option<&str>,
 ) -> String {
-    ev.make("error", serde_json::json!({"error": {"type": kind, "code": null, "message": message, "param": param, "event_id": client_event_id}}))
+    coded_error_event(ev, kind, None, message, param, client_event_id)
+}
+
+/// An `error` event with a machine-readable `code` (`item_not_found`, `session_expired`, …).
+pub fn coded_error_event(
+    ev: &mut Events,
+    kind: &str,
+    code: Option<&str>,
+    message: &str,
+    param: Option<&str>,
+    client_event_id: Option<&str>,
+) -> String {
+    ev.make("error", serde_json::json!({"error": {"type": kind, "code": code, "message": message, "param": param, "event_id": client_event_id}}))
 }

@@ -14,6 +14,7 @@
 mod events;
 mod replay;
 mod session;
+mod transcribe;
 mod vad;
 
 pub use self::replay::{replay_client_events, Replay};
@@ -28,7 +29,7 @@ use base64::Engine as _;
 use omnid_codecs::wire::WireOutput;
 use tokio::sync::mpsc;
 
-use self::events::{error_event, Events};
+use self::events::{coded_error_event, error_event, Events};
 use self::session::{Item, Part, Role, Session, SessionError, Spoken};
 use self::vad::VadEvent;
 use super::answer::{call_id, AnswerSplitter, Piece};
@@ -100,8 +101,20 @@ async fn run_session(mut socket: WebSocket, state: Arc<AppState>) -> anyhow::Res
     );
     send(&mut socket, ev.make("session.created", serde_json::json!({"session": session.json()}))).await?;
     let mut active: Option<Active> = None;
+    let mut transcribing: Option<transcribe::Transcribing> = None;
+    let expiry = tokio::time::sleep(state.limits.realtime_session);
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
+            () = &mut expiry => {
+                // The answer in flight stops with the session (dropping its receiver stops the job).
+                drop(active.take());
+                let secs = state.limits.realtime_session.as_secs();
+                let msg = format!("the session reached its {secs} s limit (configurable: [server] realtime_session_s); open a new one");
+                send(&mut socket, coded_error_event(&mut ev, "invalid_request_error", Some("session_expired"), &msg, None, None)).await?;
+                let _ = socket.send(Message::Close(None)).await;
+                return Ok(());
+            }
             msg = socket.recv() => {
                 let Some(msg) = msg else { return Ok(()) };
                 let text = match msg? {
@@ -121,6 +134,24 @@ async fn run_session(mut socket: WebSocket, state: Arc<AppState>) -> anyhow::Res
                 for out in on_engine_event(event, &mut session, &mut active, &mut ev) {
                     send(&mut socket, out).await?;
                 }
+            }
+            event = async { match transcribing.as_mut() { Some(t) => t.rx.recv().await, None => std::future::pending().await } } => {
+                let t = transcribing.as_mut().expect("the branch runs only with a transcription");
+                let (events, ended) = transcribe::on_event(t, event, &mut session, &mut ev);
+                if ended {
+                    transcribing = None;
+                }
+                for out in events {
+                    send(&mut socket, out).await?;
+                }
+            }
+        }
+        // The next committed item's transcription, once the previous one has ended.
+        while transcribing.is_none() {
+            let Some(item_id) = session.pending_transcriptions.pop_front() else { break };
+            match transcribe::start(&session, &item_id, &state).await {
+                Ok(t) => transcribing = Some(t),
+                Err(m) => send(&mut socket, transcribe::failed(&item_id, &m, &mut ev)).await?,
             }
         }
     }
@@ -148,7 +179,14 @@ async fn handle_client(
         }
     };
     let fail = |ev: &mut Events, e: SessionError| {
-        vec![error_event(ev, "invalid_request_error", &e.message, e.param.as_deref(), event_id.as_deref())]
+        vec![coded_error_event(
+            ev,
+            "invalid_request_error",
+            Some(e.code),
+            &e.message,
+            e.param.as_deref(),
+            event_id.as_deref(),
+        )]
     };
     match parsed {
         ClientEvent::SessionUpdate { session: patch } => match session.update(&patch) {
@@ -201,6 +239,17 @@ async fn handle_client(
                 .filter(|c| c.kind == "input_image")
                 .map(|c| c.image_url.clone().unwrap_or_default())
                 .collect();
+            let most = state.limits.max_media_items;
+            if urls.len() > most {
+                return vec![coded_error_event(
+                    ev,
+                    "invalid_request_error",
+                    Some("too_many_images"),
+                    &format!("{} images in one item; at most {most} ([server] max_media_items)", urls.len()),
+                    Some("item.content"),
+                    event_id.as_deref(),
+                )];
+            }
             let max_pixels = state.model.processor.image.max_input_pixels;
             let images = tokio::task::spawn_blocking(move || {
                 urls.iter()
@@ -345,7 +394,14 @@ async fn on_turn(
             match session.commit_turn(start) {
                 Ok(i) => out.extend(committed(session, i, ev)),
                 Err(e) => {
-                    out.push(error_event(ev, "invalid_request_error", &e.message, e.param.as_deref(), None));
+                    out.push(coded_error_event(
+                        ev,
+                        "invalid_request_error",
+                        Some(e.code),
+                        &e.message,
+                        e.param.as_deref(),
+                        None,
+                    ));
                     return out;
                 }
             }
@@ -517,6 +573,7 @@ fn piece_events(pieces: Vec<Piece>, a: &mut Active, session: &mut Session, ev: &
                     role: Role::Assistant,
                     parts: vec![Part::FunctionCall { call_id: call_id(), name: call.name, arguments: call.arguments }],
                     spoken: None,
+                    transcript: None,
                 };
                 let output_index = 1 + a.calls.len();
                 let done = Session::item_json(&item);
@@ -582,7 +639,7 @@ fn finish(session: &mut Session, mut a: Active, status: &str, failure: Option<St
     let part = if a.audio { Part::SpokenText(a.transcript.clone()) } else { Part::Text(a.transcript.clone()) };
     let spoken =
         a.audio.then(|| Spoken { pieces: std::mem::take(&mut a.pieces), audio_ms: (a.samples as u64 * 1000) / 24_000 });
-    let item = Item { id: a.item_id.clone(), role: Role::Assistant, parts: vec![part], spoken };
+    let item = Item { id: a.item_id.clone(), role: Role::Assistant, parts: vec![part], spoken, transcript: None };
     let item_json = Session::item_json(&item);
     let mut v = ids.clone();
     v["part"] = item_json["content"][0].clone();

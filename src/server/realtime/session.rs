@@ -15,6 +15,9 @@ use crate::protocol::tool_calls::{function_tool, tool_choice, ToolChoice};
 pub const MAX_BUFFER_S: usize = 300;
 /// Items a conversation may hold.
 pub const MAX_ITEMS: usize = 512;
+/// Audio a conversation may hold in all, seconds (16 kHz f32: 38 MB), so a session's memory
+/// stays bounded whatever its length; older items can be deleted to make room.
+pub const MAX_CONVERSATION_AUDIO_S: usize = 600;
 
 /// Who said an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,8 @@ pub struct Item {
     /// For spoken answers: the text as it was streamed (pieces) and the audio length, so a
     /// truncation can keep only what was heard.
     pub spoken: Option<Spoken>,
+    /// For committed user audio with input transcription on: the transcript, once made.
+    pub transcript: Option<String>,
 }
 
 /// What a spoken answer said.
@@ -80,6 +85,15 @@ pub struct Spoken {
 /// The talker takes one text token per 80 ms codec frame, so by audio time t the answer has
 /// voiced about `t / 80 ms` of its text pieces.
 const MS_PER_TEXT_TOKEN: u64 = 80;
+
+/// `audio.input.transcription`: the loaded model transcribes committed audio (the `model` a
+/// client names is echoed, not used); `language` (ISO-639-1) and `prompt` guide it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcription {
+    pub model: String,
+    pub language: Option<String>,
+    pub prompt: Option<String>,
+}
 
 /// A refusal for the client: `error` event fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +116,10 @@ pub struct Session {
     pub input_format: WireFormat,
     pub output_format: WireFormat,
     pub max_output_tokens: usize,
+    /// Input audio transcription (`audio.input.transcription`); `None`: off.
+    pub transcription: Option<Transcription>,
+    /// Committed audio items waiting for their transcript, oldest first.
+    pub pending_transcriptions: std::collections::VecDeque<String>,
     /// Declared tools, in the chat template's shape.
     pub tools: Vec<serde_json::Value>,
     pub tool_choice: ToolChoice,
@@ -140,6 +158,8 @@ impl Session {
             input_format,
             output_format: input_format,
             max_output_tokens: default_tokens,
+            transcription: None,
+            pending_transcriptions: Default::default(),
             tools: Vec::new(),
             tool_choice: ToolChoice::Auto,
             items: Vec::new(),
@@ -188,6 +208,7 @@ impl Session {
         let (mut input_format, mut output_format, mut voice) =
             (self.input_format, self.output_format, self.voice.clone());
         let mut turn: Option<Option<VadConfig>> = None;
+        let mut transcription: Option<Option<Transcription>> = None;
         if let Some(a) = &p.audio {
             if let Some(i) = &a.input {
                 if let Some(f) = &i.format {
@@ -196,6 +217,9 @@ impl Session {
                 }
                 if let Some(td) = &i.turn_detection {
                     turn = Some(parse_turn_detection(td)?);
+                }
+                if let Some(t) = &i.transcription {
+                    transcription = Some(parse_transcription(t)?);
                 }
             }
             if let Some(o) = &a.output {
@@ -256,6 +280,9 @@ impl Session {
         self.max_output_tokens = max_output_tokens;
         if let Some(t) = tools {
             self.tools = t;
+        }
+        if let Some(t) = transcription {
+            self.transcription = t;
         }
         self.tool_choice = choice;
         if let Some(t) = turn {
@@ -348,7 +375,17 @@ impl Session {
         if let Some(v) = &mut self.vad {
             v.reset_turn();
         }
-        self.push_item(Item { id, role: Role::User, parts: vec![Part::Audio(audio)], spoken: None })
+        let i = self.push_item(Item {
+            id,
+            role: Role::User,
+            parts: vec![Part::Audio(audio)],
+            spoken: None,
+            transcript: None,
+        })?;
+        if self.transcription.is_some() {
+            self.pending_transcriptions.push_back(self.items[i].id.clone());
+        }
+        Ok(i)
     }
 
     /// `conversation.item.create`: checks the item; images are decoded by the caller (`images`,
@@ -415,15 +452,8 @@ impl Session {
                 }
             });
         }
-        let id = item.id.clone().unwrap_or_else(|| self.new_id("item"));
-        if self.items.iter().any(|i| i.id == id) {
-            return Err(err(
-                "invalid_value",
-                format!("item id {id:?} is already in the conversation"),
-                Some("item.id"),
-            ));
-        }
-        self.push_item(Item { id, role, parts, spoken: None })
+        let id = self.item_id(item)?;
+        self.push_item(Item { id, role, parts, spoken: None, transcript: None })
     }
 
     /// A `function_call` (history the client supplies) or a `function_call_output` (the result
@@ -464,6 +494,13 @@ impl Session {
             })?;
             Part::FunctionOutput { call_id, output }
         };
+        let id = self.item_id(item)?;
+        let role = if matches!(part, Part::FunctionCall { .. }) { Role::Assistant } else { Role::Tool };
+        self.push_item(Item { id, role, parts: vec![part], spoken: None, transcript: None })
+    }
+
+    /// The id a created item gets: the client's (unless already taken) or a new one.
+    fn item_id(&mut self, item: &ItemIn) -> Result<String, SessionError> {
         let id = item.id.clone().unwrap_or_else(|| self.new_id("item"));
         if self.items.iter().any(|i| i.id == id) {
             return Err(err(
@@ -472,8 +509,7 @@ impl Session {
                 Some("item.id"),
             ));
         }
-        let role = if matches!(part, Part::FunctionCall { .. }) { Role::Assistant } else { Role::Tool };
-        self.push_item(Item { id, role, parts: vec![part], spoken: None })
+        Ok(id)
     }
 
     fn push_item(&mut self, item: Item) -> Result<usize, SessionError> {
@@ -481,6 +517,19 @@ impl Session {
             return Err(err(
                 "conversation_full",
                 format!("the conversation holds at most {MAX_ITEMS} items: delete some"),
+                None,
+            ));
+        }
+        let audio =
+            |i: &Item| -> usize { i.parts.iter().map(|p| if let Part::Audio(a) = p { a.len() } else { 0 }).sum() };
+        let held: usize = self.items.iter().map(audio).sum();
+        if held + audio(&item) > MAX_CONVERSATION_AUDIO_S * 16_000 {
+            return Err(err(
+                "conversation_full",
+                format!(
+                    "the conversation would hold more than {MAX_CONVERSATION_AUDIO_S} s of audio ({} s now): delete older items",
+                    held / 16_000
+                ),
                 None,
             ));
         }
@@ -524,6 +573,7 @@ impl Session {
             .position(|x| x.id == id)
             .ok_or_else(|| err("item_not_found", format!("no item {id:?}"), Some("item_id")))?;
         self.items.remove(i);
+        self.pending_transcriptions.retain(|p| p != id);
         Ok(())
     }
 
@@ -599,7 +649,7 @@ impl Session {
                 (Part::Text(t), Role::Assistant) => serde_json::json!({"type": "output_text", "text": t}),
                 (Part::Text(t), _) => serde_json::json!({"type": "input_text", "text": t}),
                 (Part::SpokenText(t), _) => serde_json::json!({"type": "output_audio", "transcript": t}),
-                (Part::Audio(_), _) => serde_json::json!({"type": "input_audio", "transcript": null}),
+                (Part::Audio(_), _) => serde_json::json!({"type": "input_audio", "transcript": item.transcript}),
                 (Part::Image(_), _) => serde_json::json!({"type": "input_image"}),
                 (Part::FunctionCall { .. } | Part::FunctionOutput { .. }, _) => serde_json::Value::Null,
             })
@@ -636,11 +686,45 @@ impl Session {
             }).collect::<Vec<_>>(),
             "tool_choice": if self.tool_choice == ToolChoice::None { "none" } else { "auto" },
             "audio": {
-                "input": {"format": fmt(self.input_format), "turn_detection": turn},
+                "input": {"format": fmt(self.input_format), "turn_detection": turn, "transcription": self.transcription.as_ref().map(|t|
+                    serde_json::json!({"model": t.model, "language": t.language, "prompt": t.prompt}))},
                 "output": {"format": fmt(self.output_format), "voice": self.voice},
             },
         })
     }
+}
+
+/// `transcription`: `null` (off) or `{"model", "language", "prompt"}` (every field optional).
+fn parse_transcription(v: &serde_json::Value) -> Result<Option<Transcription>, SessionError> {
+    let at = Some("session.audio.input.transcription");
+    if v.is_null() {
+        return Ok(None);
+    }
+    if !v.is_object() {
+        return Err(err("invalid_value", "transcription must be an object or null", at));
+    }
+    let text = |k: &str| -> Result<Option<String>, SessionError> {
+        match v.get(k) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(x) => Err(err("invalid_value", format!("transcription.{k} {x}: a string"), at)),
+        }
+    };
+    let language = text("language")?;
+    if let Some(l) = &language {
+        if !(2..=3).contains(&l.len()) || !l.chars().all(|c| c.is_ascii_lowercase()) {
+            return Err(err(
+                "invalid_value",
+                format!("transcription.language {l:?}: an ISO-639-1 code such as \"en\""),
+                at,
+            ));
+        }
+    }
+    let prompt = text("prompt")?;
+    if prompt.as_ref().is_some_and(|p| p.len() > 4096) {
+        return Err(err("invalid_value", "transcription.prompt is longer than 4096 bytes", at));
+    }
+    Ok(Some(Transcription { model: text("model")?.unwrap_or_else(|| "omnid".into()), language, prompt }))
 }
 
 /// `turn_detection`: `null` or `{"type": "server_vad", …}` with OpenAI's defaults for absent fields.
