@@ -10,7 +10,7 @@ use serde::Deserialize;
 #[serde(tag = "type")]
 pub enum ClientEvent {
     #[serde(rename = "session.update")]
-    SessionUpdate { session: SessionPatch },
+    SessionUpdate { session: Box<SessionPatch> },
     #[serde(rename = "input_audio_buffer.append")]
     AudioAppend { audio: String },
     #[serde(rename = "input_audio_buffer.commit")]
