@@ -14,7 +14,7 @@ a transcript out), a barge-in with server VAD (speaking over the answer cancels 
 call round trip (tools declared, a call and its output in the conversation, the next response).
 Exits non-zero with the failing check's message.
 """
-import argparse, array, base64, io, math, os, subprocess, sys, wave
+import argparse, array, base64, contextlib, io, math, os, subprocess, sys, wave
 
 import openai
 
@@ -73,7 +73,7 @@ def main():
             raise AssertionError("a wrong key was accepted")
         except openai.AuthenticationError:
             pass
-        deltas = realtime_checks(base, line.strip().split("listening on ")[1])
+        deltas = realtime_checks(base, line.strip().split("listening on ")[1], a.omnid)
         print(f"sdk_check: ok (openai {openai.__version__}; text {len(text)} chars; speech {n} samples; "
               f"realtime {deltas} audio deltas)")
     finally:
@@ -114,7 +114,22 @@ def until(conn, kind, seen):
     raise AssertionError(f"the connection closed before {kind}")
 
 
-def realtime_checks(base, http_base):
+@contextlib.contextmanager
+def long_answers_daemon(omnid):
+    """`omnid serve` on the embedded default model: (http base, websocket base)."""
+    proc = subprocess.Popen([omnid, "serve", "--bind", "127.0.0.1:0", "--api-key", "sdk-key"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("omnid: listening on http://"), line
+        http_base = line.strip().split("listening on ")[1]
+        yield http_base, "ws://" + http_base.split("://", 1)[1] + "/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def realtime_checks(base, http_base, omnid):
     ws_base = "ws://" + http_base.split("://", 1)[1] + "/v1"
     client = openai.OpenAI(base_url=base, api_key="sdk-key", websocket_base_url=ws_base)
 
@@ -140,8 +155,12 @@ def realtime_checks(base, http_base):
         assert transcript, "an empty transcript"
         assert done.response.usage.output_tokens > 0, done.response.usage
 
-    # Barge-in: with server VAD, speaking during the answer cancels it.
-    with client.realtime.connect(model="omni_c") as conn:
+    # Barge-in: with server VAD, speaking during the answer cancels it. On the embedded default,
+    # whose answers run to max_output_tokens (omni_c's end within a few tokens, before the user
+    # could speak over them).
+    with long_answers_daemon(omnid) as (http_base2, ws_base2), \
+            openai.OpenAI(base_url=http_base2 + "/v1", api_key="sdk-key", websocket_base_url=ws_base2).realtime.connect(
+                model="omnid-embedded-tiny") as conn:
         seen = []
         until(conn, "session.created", seen)
         conn.session.update(session={"type": "realtime", "output_modalities": ["text"], "max_output_tokens": 4000,
