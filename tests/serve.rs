@@ -366,3 +366,53 @@ fn a_short_request_is_answered_while_a_long_one_runs() {
     assert!(rest.contains("data: [DONE]"), "the long answer completes");
     assert!(chunks_after > 100, "only {chunks_after} chunks of the long answer came after the short one");
 }
+
+#[test]
+fn a_video_part_is_answered_as_omnid_ask_answers_the_file() {
+    let dir = std::env::temp_dir().join(format!("omnid-serve-video-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=96x64:rate=10:duration=2",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-c:v", "mpeg4"])
+        .arg(&clip)
+        .status()
+        .expect("the ffmpeg CLI (scripts/install-deps.sh)");
+    assert!(made.success());
+    let want = omnid_ask(&[
+        "--model",
+        &fixture("omni_a"),
+        "--greedy",
+        "--max-tokens",
+        "6",
+        "--video",
+        clip.to_str().unwrap(),
+        "What happens?",
+    ]);
+    let server = Server::start(&["--model", &fixture("omni_a")]);
+    let data = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&clip).unwrap());
+    let request = |url: String| {
+        json!({"temperature": 0, "max_tokens": 6, "messages": [{"role": "user", "content": [
+            {"type": "video_url", "video_url": {"url": url}}, {"type": "text", "text": "What happens?"}]}]})
+    };
+    let (status, c) = server.post(&request(format!("data:video/mp4;base64,{data}")));
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["choices"][0]["message"]["content"], want["text"], "server vs omnid ask");
+    assert_eq!(c["usage"]["prompt_tokens"], want["prompt_tokens"]);
+
+    let (status, e) = server.post(&request("data:video/ogg;base64,AAAA".into()));
+    assert_error(status, &e, 400, "invalid_request_error", "video/ogg");
+    assert_eq!(e["error"]["param"], "messages[0].content[0].video_url.url");
+    let (status, e) = server.post(&request("data:video/mp4;base64,AAAAAAAAAAAA".into()));
+    assert_error(status, &e, 400, "invalid_request_error", "media item 0: mp4 video");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -128,9 +128,25 @@ impl<'de> Deserialize<'de> for MessageContent {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
-    Text { text: String },
-    ImageUrl { image_url: ImageUrl },
-    InputAudio { input_audio: InputAudio },
+    Text {
+        text: String,
+    },
+    ImageUrl {
+        image_url: ImageUrl,
+    },
+    InputAudio {
+        input_audio: InputAudio,
+    },
+    /// A video as a `data:video/…;base64,` URL (vLLM's `video_url` part).
+    VideoUrl {
+        video_url: VideoUrl,
+    },
+}
+
+/// `video_url`: a `data:` URL (`video/mp4`, `video/webm`, `video/quicktime`, `video/x-matroska`, …).
+#[derive(Debug, Clone, Deserialize)]
+pub struct VideoUrl {
+    pub url: String,
 }
 
 /// `image_url`: a `data:` URL (remote URLs are refused unless enabled).

@@ -19,10 +19,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 
 use super::answer::{call_id, AnswerSplitter, Piece};
-use super::media::decode_all;
+use super::media::{decode_all, MediaSettings};
 use super::validate::{validate, AudioFormat, RequestLimits, ValidChat};
 use super::{unix_now, ApiError, AppState, ChannelSink};
 use crate::engine::generate::{GenerateParams, StopReason};
+use crate::engine::media::{frame_rule, VideoRequest};
 use crate::engine::processor::{build_prompt, PromptOptions};
 use crate::engine::service::{Job, JobEvent, JobSummary, SubmitError};
 use crate::engine::speech::speech_models;
@@ -35,6 +36,10 @@ use crate::protocol::chat::{
 /// Events buffered between the engine and one response (text pieces and audio chunks); a
 /// slow client slows its own job down, nobody else's.
 const RESPONSE_QUEUE: usize = 64;
+
+/// Frames per second sampled from a video part when the checkpoint's video processor names none
+/// (the Qwen processors' default, as `omnid ask`).
+const DEFAULT_VIDEO_FPS: f64 = 2.0;
 
 pub async fn completions(
     State(state): State<Arc<AppState>>,
@@ -112,7 +117,19 @@ async fn answer(state: Arc<AppState>, body: Result<Json<ChatRequest>, JsonReject
 fn prepare(state: &AppState, valid: &ValidChat) -> Result<MultimodalInputs, String> {
     let lm = &state.model;
     let rate = lm.processor.audio.as_ref().map_or(16_000, |a| a.sampling_rate as u32);
-    let media = decode_all(&valid.media, lm.processor.image.max_input_pixels, rate)?;
+    let settings = MediaSettings {
+        max_pixels: lm.processor.image.max_input_pixels,
+        audio_rate_hz: rate,
+        video: VideoRequest {
+            fps: lm.processor.video.fps.unwrap_or(DEFAULT_VIDEO_FPS),
+            rule: frame_rule(lm.family),
+            processor: &lm.processor.video,
+            max_tokens: lm.model.decoder().config().max_position_embeddings,
+            audio_rate_hz: None,
+            window: (0.0, None),
+        },
+    };
+    let media = decode_all(&valid.media, &settings)?;
     let mut template_vars = serde_json::Map::new();
     if !valid.tools.is_empty() {
         template_vars.insert("tools".into(), serde_json::Value::Array(valid.tools.clone()));

@@ -1,4 +1,4 @@
-//! Media of a chat request: base64 → decoded images and 16 kHz audio, on a blocking worker
+//! Media of a chat request: base64 → decoded images, 16 kHz audio and sampled video frames, on a blocking worker
 //! (never on the engine thread, never on an async worker). WAV is decoded in memory; other
 //! containers go through FFmpeg via a private temporary file, removed right after.
 
@@ -7,18 +7,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use base64::Engine as _;
 
 use super::validate::EncodedMedia;
-use crate::engine::media::{load_audio, MediaItem};
+use crate::engine::media::{load_audio, load_video, MediaItem, VideoRequest};
 
-/// Decodes every media item, naming the one that fails.
-pub fn decode_all(items: &[EncodedMedia], max_pixels: u64, audio_rate_hz: u32) -> Result<Vec<MediaItem>, String> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, m)| decode_one(m, max_pixels, audio_rate_hz).map_err(|e| format!("media item {i}: {e}")))
-        .collect()
+/// How the model takes media.
+pub struct MediaSettings<'a> {
+    pub max_pixels: u64,
+    pub audio_rate_hz: u32,
+    /// Frame sampling and budgets of videos.
+    pub video: VideoRequest<'a>,
 }
 
-fn decode_one(item: &EncodedMedia, max_pixels: u64, audio_rate_hz: u32) -> Result<MediaItem, String> {
+/// Decodes every media item, naming the one that fails.
+pub fn decode_all(items: &[EncodedMedia], settings: &MediaSettings) -> Result<Vec<MediaItem>, String> {
+    items.iter().enumerate().map(|(i, m)| decode_one(m, settings).map_err(|e| format!("media item {i}: {e}"))).collect()
+}
+
+fn decode_one(item: &EncodedMedia, settings: &MediaSettings) -> Result<MediaItem, String> {
+    let (max_pixels, audio_rate_hz) = (settings.max_pixels, settings.audio_rate_hz);
     let b64 = base64::engine::general_purpose::STANDARD;
     match item {
         EncodedMedia::ImageBase64(data) => {
@@ -38,6 +43,11 @@ fn decode_one(item: &EncodedMedia, max_pixels: u64, audio_rate_hz: u32) -> Resul
             let path = TempFile::write(&bytes, format).map_err(|e| format!("audio: cannot stage the upload ({e})"))?;
             let samples = load_audio(&path.0, audio_rate_hz).map_err(|e| format!("{format} audio: {e}"))?;
             Ok(MediaItem::Audio(samples))
+        }
+        EncodedMedia::VideoBase64 { data, ext } => {
+            let bytes = b64.decode(data.trim()).map_err(|e| format!("video data is not valid base64 ({e})"))?;
+            let path = TempFile::write(&bytes, ext).map_err(|e| format!("video: cannot stage the upload ({e})"))?;
+            load_video(&path.0, &settings.video).map_err(|e| format!("{ext} video: {e}"))
         }
     }
 }

@@ -47,6 +47,8 @@ pub enum EncodedMedia {
     ImageBase64(String),
     /// Base64 audio and its container name.
     AudioBase64 { data: String, format: String },
+    /// Base64 video and the file extension of its container.
+    VideoBase64 { data: String, ext: &'static str },
 }
 
 /// A refusal: message and the offending field.
@@ -118,6 +120,17 @@ pub fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<ValidChat, 
                             media.push(EncodedMedia::ImageBase64(data.to_string()));
                             parts.push(
                                 serde_json::json!({"type": "image", "image": format!("media:{}", media.len() - 1)}),
+                            );
+                        }
+                        ContentPart::VideoUrl { video_url } => {
+                            if role != "user" {
+                                return Err(invalid(&at("video_url"), "videos go in user messages"));
+                            }
+                            let (ext, data) =
+                                video_data_url(&video_url.url).map_err(|m| invalid(&at("video_url.url"), m))?;
+                            media.push(EncodedMedia::VideoBase64 { data: data.to_string(), ext });
+                            parts.push(
+                                serde_json::json!({"type": "video", "video": format!("media:{}", media.len() - 1)}),
                             );
                         }
                         ContentPart::InputAudio { input_audio } => {
@@ -269,6 +282,32 @@ fn data_url_payload(url: &str) -> Result<&str, String> {
         return Err(format!("data URL of type {head:?}: expected image/…;base64"));
     }
     Ok(payload)
+}
+
+/// The container and payload of a `data:video/…;base64,` URL.
+fn video_data_url(url: &str) -> Result<(&'static str, &str), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Err("remote video URLs are not fetched by this server: send the video as a data: URL".into());
+    }
+    let (head, payload) = url
+        .strip_prefix("data:")
+        .and_then(|r| r.split_once(','))
+        .ok_or("expected a data: URL (data:video/mp4;base64,…)")?;
+    let mime =
+        head.strip_suffix(";base64").ok_or_else(|| format!("data URL of type {head:?}: expected video/…;base64"))?;
+    let ext = match mime {
+        "video/mp4" => "mp4",
+        "video/webm" => "webm",
+        "video/quicktime" => "mov",
+        "video/x-matroska" | "video/matroska" => "mkv",
+        "video/x-msvideo" | "video/avi" => "avi",
+        other => {
+            return Err(format!(
+                "video type {other:?} is not supported (video/mp4, video/webm, video/quicktime, video/x-matroska, video/x-msvideo)"
+            ))
+        }
+    };
+    Ok((ext, payload))
 }
 
 #[cfg(test)]
