@@ -324,7 +324,8 @@ async fn the_page_talks_and_plays_the_answer_in_a_browser_with_a_fake_microphone
         let s = cdp.eval("omnid.snapshot()").await;
         let played = s["playedSeconds"].as_f64().unwrap_or(0.0);
         let said = s["assistantTranscript"].as_str().unwrap_or("");
-        if s["audioDeltas"].as_u64().unwrap_or(0) >= 1 && played > 0.1 && !said.is_empty() {
+        let transcribed = s["userTranscripts"].as_u64().unwrap_or(0) >= 1;
+        if s["audioDeltas"].as_u64().unwrap_or(0) >= 1 && played > 0.1 && !said.is_empty() && transcribed {
             break s;
         }
         let failed = !s["lastError"].is_null() || s["state"] == "error" || s["state"] == "closed";
@@ -350,6 +351,7 @@ async fn the_page_talks_and_plays_the_answer_in_a_browser_with_a_fake_microphone
     assert!(snap["speechStarted"].as_u64().unwrap() >= 1, "the server heard the microphone: {snap:#}");
     assert!(snap["speechStopped"].as_u64().unwrap() >= 1, "and the end of the turn: {snap:#}");
     assert!(snap["userTurns"].as_u64().unwrap() >= 1, "the user turn is in the transcript: {snap:#}");
+    assert!(snap["userTranscripts"].as_u64().unwrap() >= 1, "the model transcribed the turn: {snap:#}");
     assert!(snap["micChunksSent"].as_u64().unwrap() >= 20, "the microphone streamed: {snap:#}");
     assert!(snap["audioDeltas"].as_u64().unwrap() >= 1, "{snap:#}");
     assert!(snap["samplesReceived"].as_u64().unwrap() > 0, "{snap:#}");

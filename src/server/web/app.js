@@ -28,6 +28,7 @@
     voice: null,
     speechStarted: 0,
     speechStopped: 0,
+    userTranscripts: 0,
     committed: 0,
     responsesCreated: 0,
     responsesDone: 0,
@@ -307,6 +308,8 @@
             create_response: true,
             interrupt_response: true,
           },
+          // The model transcribes each turn; the transcript replaces "(spoken …)" in the pane.
+          transcription: { model: 'omnid' },
         },
         output: { format: { type: 'audio/pcm', rate: OUT_RATE } },
       },
@@ -382,6 +385,23 @@
       case 'input_audio_buffer.committed':
         stats.committed++;
         break;
+      case 'conversation.item.input_audio_transcription.delta': {
+        const e = entry(ev.item_id, 'user');
+        if (!e.transcribing) {
+          e.transcribing = true;
+          setText(e, '');
+        }
+        setText(e, e.text + ev.delta);
+        break;
+      }
+      case 'conversation.item.input_audio_transcription.completed': {
+        stats.userTranscripts++;
+        setText(entry(ev.item_id, 'user'), ev.transcript || '(spoken, no words heard)');
+        break;
+      }
+      case 'conversation.item.input_audio_transcription.failed':
+        recordError(`transcription: ${(ev.error && ev.error.message) || 'failed'}`);
+        break;
       case 'conversation.item.added':
       case 'conversation.item.done': {
         const it = ev.item;
@@ -390,8 +410,8 @@
         if (it.role === 'user' || it.role === 'system') {
           const audio = (it.content || []).some((c) => c.type === 'input_audio');
           const text = partsText(it.content);
-          // The server does not transcribe input audio: keep the turn's length if known.
-          if (text || !e.text.startsWith('(spoken')) setText(e, text || (audio ? '(spoken)' : ''));
+          // Audio turns show their length until their transcript arrives.
+          if (!e.transcribing && (text || !e.text.startsWith('(spoken'))) setText(e, text || (audio ? '(spoken)' : ''));
         } else if (ev.type === 'conversation.item.done' && !e.text) {
           setText(e, partsText(it.content));
         }
