@@ -51,6 +51,10 @@ pub struct BenchLoadArgs {
     /// Speech frames per answer at most (80 ms each; in-process daemon only).
     #[arg(long, default_value_t = 50)]
     pub speech_frames: usize,
+    /// Answers the in-process daemon generates at once (default: the most sessions tried); 1
+    /// measures the engine without continuous batching.
+    #[arg(long)]
+    pub max_batch: Option<usize>,
     /// Voice (default: the daemon's).
     #[arg(long)]
     pub voice: Option<String>,
@@ -138,7 +142,9 @@ async fn start_daemon(
     let widest = args.sessions.iter().copied().max().unwrap_or(1);
     let mut cfg = cfg.clone();
     cfg.speech.max_frames = args.speech_frames;
-    let state = app_state(Arc::new(lm), &cfg, None, ServiceLimits { queue_capacity: widest, max_batch: widest })?;
+    let max_batch = args.max_batch.unwrap_or(widest).clamp(1, 256);
+    eprintln!("omnid bench-load: max_batch {max_batch}");
+    let state = app_state(Arc::new(lm), &cfg, None, ServiceLimits { queue_capacity: widest, max_batch })?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
