@@ -63,6 +63,18 @@ def main():
         n = w.getnframes()
         assert w.getframerate() == 24000 and n > 0 and (n + 555) % 1920 == 0, (w.getframerate(), n)
 
+        # The same multimodal request streamed (text only): the chunks add up to a complete answer.
+        mm = [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64("omni_a/inputs/img_0.png")}},
+            {"type": "input_audio", "input_audio": {"data": b64("omni_a/inputs/aud_short.wav"), "format": "wav"}},
+            {"type": "text", "text": "Describe what you see and hear."}]}]
+        whole = client.chat.completions.create(model="omni_c", temperature=0, max_tokens=8, messages=mm)
+        parts = list(client.chat.completions.create(model="omni_c", temperature=0, max_tokens=8, messages=mm,
+                                                    stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in parts if c.choices) == \
+            whole.choices[0].message.content, "streamed multimodal answer differs"
+        assert parts[-1].choices[0].finish_reason in ("stop", "length"), parts[-1]
+
         try:
             client.chat.completions.create(model="omni_c", messages=msgs, max_tokens=10**6)
             raise AssertionError("an oversized max_tokens was accepted")

@@ -51,6 +51,13 @@ pub struct ServerSection {
     /// Longest Realtime session, seconds (OpenAI's limit is an hour); then it is closed.
     #[serde(default = "realtime_session_s")]
     pub realtime_session_s: u64,
+    /// Fetch `http(s)://` image and video URLs of chat requests (off: only `data:` URLs).
+    #[serde(default)]
+    pub remote_media: bool,
+    /// Let remote URLs reach loopback, private and link-local addresses (off: refused, so a
+    /// request cannot make the daemon probe its own network).
+    #[serde(default)]
+    pub remote_media_allow_private: bool,
 }
 
 impl Default for ServerSection {
@@ -64,6 +71,8 @@ impl Default for ServerSection {
             max_media_items: max_media_items(),
             max_tokens: max_tokens_cap(),
             realtime_session_s: realtime_session_s(),
+            remote_media: false,
+            remote_media_allow_private: false,
         }
     }
 }

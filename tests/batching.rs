@@ -185,3 +185,56 @@ fn the_service_runs_answers_side_by_side_and_isolates_bad_ones() {
     assert!(t.elapsed() < Duration::from_secs(5), "a departed client's answer stops at once");
     assert_eq!(metric(&metrics, "omnid_engine_running"), 0.0);
 }
+
+#[test]
+fn a_prompt_pass_in_chunks_equals_one_pass() {
+    use omnid::engine::ask::{request_prompt, AskRequest, MediaRef};
+    let lm = LoadedModel::open(&common::fixture_dir("omni_a"), DTypeChoice::parse("f32").unwrap(), &Device::Cpu)
+        .expect("omni_a fixture");
+    // An image (DeepStack rows fall inside some chunks and not others) and an audio clip.
+    let req = AskRequest {
+        system: None,
+        media: vec![
+            MediaRef::Image(common::fixture("omni_a/inputs/img_1.png")),
+            MediaRef::Audio(common::fixture("omni_a/inputs/aud_short.wav")),
+        ],
+        prompt: "Describe both.".into(),
+        use_audio_in_video: false,
+        video_fps: 2.0,
+        video_window: (0.0, None),
+        sampling: SamplingParams::default(),
+        max_new_tokens: 8,
+        template_vars: Default::default(),
+    };
+    let inputs = request_prompt(&lm, &req).unwrap().inputs;
+    let p = params(8, SamplingParams::default());
+    let (mut whole, captured_whole) = Sequence::prefill(&lm.model, &inputs, &p, Some(2)).unwrap();
+    let mut chunked = Sequence::start(&lm.model, &inputs, &p, Some(2)).unwrap();
+    let mut chunks = 0;
+    let captured_chunked = loop {
+        chunks += 1;
+        if let Some(c) = chunked.prefill_chunk(&lm.model, 7).unwrap() {
+            break c;
+        }
+        assert!(chunked.is_prefilling() && chunked.next_token().is_none(), "no token before the prompt pass ends");
+    };
+    assert!(chunks > 3, "{} prompt rows in chunks of 7", inputs.ids.len());
+    let (a, b) = (captured_whole.unwrap(), captured_chunked.unwrap());
+    assert_eq!(a.dims(), b.dims());
+    let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-4, "captured thinker states differ by {diff}");
+    // The same tokens follow.
+    let run = |s: &mut Sequence| {
+        let mut out = Vec::new();
+        while let Some(t) = s.next_token() {
+            out.push(t);
+            if s.wants_step() {
+                decode_step(&lm.model, &mut [s]).unwrap();
+            }
+        }
+        out
+    };
+    let (x, y) = (run(&mut whole), run(&mut chunked));
+    assert_eq!(x, y);
+    assert_eq!(x.len(), 8);
+}

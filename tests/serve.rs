@@ -212,8 +212,8 @@ fn bad_requests_get_clear_errors_and_the_server_lives_on() {
     let (s, e) = post_raw("{\"messages\": 5}");
     assert_error(s, &e, 400, "invalid_request_error", "messages");
     let (s, e) = server
-        .post(&json!({"messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "x"}}]}]}));
-    assert_error(s, &e, 400, "invalid_request_error", "video_url");
+        .post(&json!({"messages": [{"role": "user", "content": [{"type": "input_file", "file": {"file_id": "x"}}]}]}));
+    assert_error(s, &e, 400, "invalid_request_error", "input_file");
     let (s, e) = server.post(&json!({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}));
     assert_error(s, &e, 400, "invalid_request_error", "remote image URLs");
@@ -290,8 +290,8 @@ fn a_full_queue_answers_429_and_a_departed_client_frees_the_engine() {
     streamed["stream"] = json!(true);
     drop(open_stream(&server, &streamed));
     let t = Instant::now();
-    let (status, _) = server.post(&json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}));
-    assert_eq!(status, 200);
+    let (status, b) = server.post(&json!({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}));
+    assert_eq!(status, 200, "{b} after {statuses:?}");
     let short = t.elapsed();
     // The departed stream's whole answer, for scale (the engine is idle now).
     let t = Instant::now();
@@ -333,7 +333,8 @@ fn metrics_count_requests_tokens_and_latencies() {
 }
 
 /// Starts a streamed chat request on a raw socket (closed by the server at the end) and reads
-/// until its `200` status line has arrived.
+/// until its `200` status line and the first event have arrived: the engine has taken the job
+/// off the queue and is answering it.
 fn open_stream(server: &Server, body: &Value) -> TcpStream {
     let body = body.to_string();
     let mut s = TcpStream::connect(&server.addr).unwrap();
@@ -343,9 +344,14 @@ fn open_stream(server: &Server, body: &Value) -> TcpStream {
         body.len()
     )
     .unwrap();
-    let mut first = [0u8; 256];
-    let n = s.read(&mut first).unwrap();
-    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&got).contains("data: ") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended before its first event: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
     s
 }
 
@@ -414,5 +420,68 @@ fn a_video_part_is_answered_as_omnid_ask_answers_the_file() {
     assert_eq!(e["error"]["param"], "messages[0].content[0].video_url.url");
     let (status, e) = server.post(&request("data:video/mp4;base64,AAAAAAAAAAAA".into()));
     assert_error(status, &e, 400, "invalid_request_error", "media item 0: mp4 video");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Serves `body` to every HTTP request on a loopback port, on a thread of its own.
+fn file_server(body: Vec<u8>, content_type: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut req = [0u8; 4096];
+            let _ = s.read(&mut req);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    addr
+}
+
+#[test]
+fn remote_image_urls_are_fetched_only_when_enabled_and_never_from_private_addresses() {
+    let png = std::fs::read(fixture("omni_a/inputs/img_1.png")).unwrap();
+    let at = file_server(png, "image/png");
+    let ask = |url: String| {
+        json!({"temperature": 0, "max_tokens": 5, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "What is it?"}]}]})
+    };
+    let dir = std::env::temp_dir().join(format!("omnid-remote-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+
+    // Off (the default): refused, naming the setting.
+    let server = Server::start(&["--model", &fixture("omni_a")]);
+    let (status, e) = server.post(&ask(format!("http://{at}/a.png")));
+    assert_error(status, &e, 400, "invalid_request_error", "remote_media is off");
+    let (status, by_data) = server.post(&ask(format!("data:image/png;base64,{}", b64_file("omni_a/inputs/img_1.png"))));
+    assert_eq!(status, 200, "{by_data}");
+    drop(server);
+
+    // On, but a loopback address: refused as private.
+    let on = config("on.toml", "[server]\nremote_media = true\n");
+    let server = Server::start(&["--model", &fixture("omni_a"), "--config", &on]);
+    let (status, e) = server.post(&ask(format!("http://{at}/a.png")));
+    assert_error(status, &e, 400, "invalid_request_error", "private");
+    drop(server);
+
+    // On with private addresses allowed: the same answer as the data: URL.
+    let open = config("open.toml", "[server]\nremote_media = true\nremote_media_allow_private = true\n");
+    let server = Server::start(&["--model", &fixture("omni_a"), "--config", &open]);
+    let (status, by_url) = server.post(&ask(format!("http://{at}/a.png")));
+    assert_eq!(status, 200, "{by_url}");
+    assert_eq!(by_url["choices"][0]["message"]["content"], by_data["choices"][0]["message"]["content"]);
+    assert_eq!(by_url["usage"], by_data["usage"]);
+    // A server that is not there: a clear error, not a hang.
+    let (status, e) = server.post(&ask("http://127.0.0.1:9/a.png".into()));
+    assert_error(status, &e, 400, "invalid_request_error", "127.0.0.1:9");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -91,6 +91,11 @@ pub(super) fn app_state(
             speech_chunk_frames: cfg.speech.chunk_frames,
             speech_left_context: cfg.speech.left_context,
             realtime_session: std::time::Duration::from_secs(s.realtime_session_s),
+            remote_media: s.remote_media.then(|| crate::server::media::RemoteFetch {
+                max_bytes: s.max_request_bytes,
+                timeout: std::time::Duration::from_secs(10),
+                allow_private: s.remote_media_allow_private,
+            }),
         },
         started: unix_now(),
     }))

@@ -10,7 +10,7 @@ use candle_core::{DType, Result, Tensor};
 use super::sampling::{top_n, Sampler, SamplingParams};
 use crate::models::family::MultimodalModel;
 use crate::models::layers::rotary::Positions3d;
-use crate::models::multimodal::MultimodalInputs;
+use crate::models::multimodal::{MultimodalInputs, PreparedPrompt};
 use crate::models::text_decoder::DecoderCache;
 
 /// Why generation ended.
@@ -111,6 +111,18 @@ pub struct Sequence {
     prefill_ms: f64,
     first_token_ms: f64,
     decode_start: Option<Instant>,
+    /// The prompt pass still to run.
+    pending: Option<PendingPrompt>,
+}
+
+/// A prompt whose decoder pass runs in chunks.
+struct PendingPrompt {
+    prepared: PreparedPrompt,
+    /// Rows already through the decoder.
+    done: usize,
+    capture: Option<usize>,
+    /// `hidden_states[capture]` of the rows done, one tensor per chunk.
+    captured: Vec<Tensor>,
 }
 
 impl Sequence {
@@ -122,6 +134,23 @@ impl Sequence {
         params: &GenerateParams,
         capture: Option<usize>,
     ) -> Result<(Self, Option<Tensor>)> {
+        let mut seq = Self::start(model, inputs, params, capture)?;
+        loop {
+            if let Some(captured) = seq.prefill_chunk(model, usize::MAX)? {
+                return Ok((seq, captured));
+            }
+        }
+    }
+
+    /// Checks the request and merges the prompt (the audio and vision encoders run here); the
+    /// decoder's prompt pass is left to [`Sequence::prefill_chunk`], so a scheduler can run it
+    /// in pieces between other answers' decode steps.
+    pub fn start(
+        model: &MultimodalModel,
+        inputs: &MultimodalInputs,
+        params: &GenerateParams,
+        capture: Option<usize>,
+    ) -> Result<Self> {
         params.sampling.validate().map_err(candle_core::Error::msg)?;
         if inputs.ids.is_empty() {
             candle_core::bail!("the prompt is empty: nothing to generate from")
@@ -143,41 +172,79 @@ impl Sequence {
         let budget = params.max_new_tokens.min(context.map_or(usize::MAX, |m| m - inputs.ids.len()));
         let start = Instant::now();
         let prepared = model.prepare(inputs)?;
-        let mut cache = dec.new_cache(inputs.ids.len() + budget);
-        let deepstack = prepared.deepstack.as_ref();
-        let (hidden, captured) = match capture {
-            Some(k) => {
-                let (h, c) = dec.forward_capturing(&prepared.embeds, &prepared.positions, &mut cache, deepstack, k)?;
-                (h, Some(c.squeeze(0)?))
-            }
-            None => (dec.forward(&prepared.embeds, &prepared.positions, &mut cache, deepstack)?, None),
-        };
-        let s = prepared.positions.len();
-        let logits = row_logits(model, &hidden.narrow(1, s - 1, 1)?)?.pop().expect("one row");
-        let seq = Self {
-            cache,
+        let prompt_tokens = prepared.positions.len();
+        Ok(Self {
+            cache: dec.new_cache(inputs.ids.len() + budget),
             rope_delta: prepared.rope_delta,
             sampler: Sampler::new(params.sampling.clone()),
             seen: inputs.ids.clone(),
             token_ids: Vec::new(),
-            first_step_top5: top_n(&logits, 5),
-            logits,
+            first_step_top5: Vec::new(),
+            logits: Vec::new(),
             budget,
             stop_ids: params.stop_ids.clone(),
             stop: None,
-            prompt_tokens: s,
-            prefill_ms: start.elapsed().as_secs_f64() * 1e3,
+            prompt_tokens,
+            prefill_ms: 0.0,
             start,
             first_token_ms: 0.0,
             decode_start: None,
-        };
-        Ok((seq, captured))
+            pending: Some(PendingPrompt { prepared, done: 0, capture, captured: Vec::new() }),
+        })
     }
 
-    /// Samples the next token from the pending logits; `None` once the sequence has ended.
+    /// Runs up to `max_rows` more prompt rows through the decoder. After the last, the sequence
+    /// has the logits of its first token and this returns `Some` of the captured
+    /// `hidden_states[capture]` of every prompt row (`None` inside when none was asked for);
+    /// before that it returns `None`. Chunks give the same result as one pass (the same causal
+    /// attention over the cache), to float rounding.
+    pub fn prefill_chunk(&mut self, model: &MultimodalModel, max_rows: usize) -> Result<Option<Option<Tensor>>> {
+        let Some(p) = self.pending.as_mut() else {
+            candle_core::bail!("the prompt pass has already run; this is a bug")
+        };
+        let dec = model.decoder();
+        let total = p.prepared.positions.len();
+        let n = max_rows.max(1).min(total - p.done);
+        // The whole prompt in one pass uses the prepared tensors as they are.
+        let (embeds, pos, deepstack) = if n == total {
+            (p.prepared.embeds.clone(), p.prepared.positions.clone(), p.prepared.deepstack.clone())
+        } else {
+            p.prepared.chunk(p.done, n)?
+        };
+        let hidden = match p.capture {
+            Some(k) => {
+                let (h, c) = dec.forward_capturing(&embeds, &pos, &mut self.cache, deepstack.as_ref(), k)?;
+                p.captured.push(c.squeeze(0)?);
+                h
+            }
+            None => dec.forward(&embeds, &pos, &mut self.cache, deepstack.as_ref())?,
+        };
+        p.done += n;
+        if p.done < total {
+            return Ok(None);
+        }
+        let p = self.pending.take().expect("checked above");
+        self.logits = row_logits(model, &hidden.narrow(1, n - 1, 1)?)?.pop().expect("one row");
+        self.first_step_top5 = top_n(&self.logits, 5);
+        self.prefill_ms = self.start.elapsed().as_secs_f64() * 1e3;
+        let captured = match p.captured.len() {
+            0 => None,
+            1 => p.captured.into_iter().next(),
+            _ => Some(Tensor::cat(&p.captured, 0)?),
+        };
+        Ok(Some(captured))
+    }
+
+    /// True until the prompt pass has run.
+    pub fn is_prefilling(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Samples the next token from the pending logits; `None` once the sequence has ended (or
+    /// while its prompt pass has not finished).
     /// A stop id or the last token of the budget ends it (the token is still returned).
     pub fn next_token(&mut self) -> Option<u32> {
-        if self.stop.is_some() || self.wants_step() {
+        if self.stop.is_some() || self.pending.is_some() || self.wants_step() {
             return None;
         }
         let next = self.sampler.sample(&self.logits, &self.seen);
@@ -197,7 +264,7 @@ impl Sequence {
 
     /// True when the last token is chosen but its logits are not computed yet.
     pub fn wants_step(&self) -> bool {
-        self.stop.is_none() && self.cache.len() < self.prompt_tokens + self.token_ids.len()
+        self.stop.is_none() && self.pending.is_none() && self.cache.len() < self.prompt_tokens + self.token_ids.len()
     }
 
     /// Ends the sequence at the caller's request (overrides a stop id or the budget reached by

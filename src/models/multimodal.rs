@@ -50,6 +50,35 @@ pub struct PreparedPrompt {
     pub deepstack: Option<DeepStack>,
 }
 
+impl PreparedPrompt {
+    /// Prompt rows `start..start + len` for a prefill in chunks: their embeddings `[1, len, H]`,
+    /// positions, and the DeepStack rows that fall inside (renumbered from the chunk's start).
+    pub fn chunk(&self, start: usize, len: usize) -> Result<(Tensor, Positions3d, Option<DeepStack>)> {
+        let end = start + len;
+        if len == 0 || end > self.positions.len() {
+            candle_core::bail!("prompt chunk {start}..{end} of a {}-token prompt", self.positions.len())
+        }
+        let embeds = self.embeds.narrow(1, start, len)?;
+        let pos = Positions3d {
+            t: self.positions.t[start..end].to_vec(),
+            h: self.positions.h[start..end].to_vec(),
+            w: self.positions.w[start..end].to_vec(),
+        };
+        let deepstack = match &self.deepstack {
+            None => None,
+            Some(d) => {
+                // `rows` ascend, so the rows inside the chunk are one run of them.
+                let lo = d.rows.partition_point(|&r| (r as usize) < start);
+                let hi = d.rows.partition_point(|&r| (r as usize) < end);
+                let rows: Vec<u32> = d.rows[lo..hi].iter().map(|&r| r - start as u32).collect();
+                let features = d.features.iter().map(|f| f.narrow(0, lo, hi - lo)).collect::<Result<Vec<_>>>()?;
+                Some(DeepStack { rows, features })
+            }
+        };
+        Ok((embeds, pos, deepstack))
+    }
+}
+
 /// Rows of `ids` equal to `token`, ascending.
 pub fn rows_of(ids: &[u32], token: u32) -> Vec<u32> {
     ids.iter().enumerate().filter(|(_, &t)| t == token).map(|(i, _)| i as u32).collect()

@@ -69,6 +69,7 @@ async fn answer(state: Arc<AppState>, body: Result<Json<ChatRequest>, JsonReject
         default_max_tokens: state.limits.default_max_tokens,
         sampling_defaults: lm.generation.sampling_defaults(),
         audio_input: lm.model.accepts_audio(),
+        remote_media: state.limits.remote_media.is_some(),
     };
     let valid = validate(&req, &limits).map_err(|e| ApiError::bad_request(e.message, e.param.as_deref()))?;
     let speech = match &valid.audio {
@@ -118,6 +119,7 @@ fn prepare(state: &AppState, valid: &ValidChat) -> Result<MultimodalInputs, Stri
     let lm = &state.model;
     let rate = lm.processor.audio.as_ref().map_or(16_000, |a| a.sampling_rate as u32);
     let settings = MediaSettings {
+        remote: state.limits.remote_media.clone(),
         max_pixels: lm.processor.image.max_input_pixels,
         audio_rate_hz: rate,
         video: VideoRequest {
@@ -380,6 +382,7 @@ mod tests {
             default_max_tokens: 10,
             sampling_defaults: SamplingParams::default(),
             audio_input: false,
+            remote_media: false,
         };
         let meta =
             ResponseMeta { id: "chatcmpl-0123456789abcdef".into(), created: 0, model: "m".into(), prompt_tokens: 9 };

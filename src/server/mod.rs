@@ -18,7 +18,7 @@
 
 mod answer;
 mod chat;
-mod media;
+pub(crate) mod media;
 mod realtime;
 pub mod validate;
 mod web;
@@ -67,6 +67,8 @@ pub struct ServerLimits {
     pub speech_left_context: Option<usize>,
     /// Longest Realtime session.
     pub realtime_session: std::time::Duration,
+    /// Remote image/video URLs: `None` refuses them.
+    pub remote_media: Option<media::RemoteFetch>,
 }
 
 impl ServerLimits {

@@ -46,9 +46,18 @@ pub enum EncodedMedia {
     /// The bytes after `data:image/…;base64,`.
     ImageBase64(String),
     /// Base64 audio and its container name.
-    AudioBase64 { data: String, format: String },
+    AudioBase64 {
+        data: String,
+        format: String,
+    },
     /// Base64 video and the file extension of its container.
-    VideoBase64 { data: String, ext: &'static str },
+    VideoBase64 {
+        data: String,
+        ext: &'static str,
+    },
+    /// An `http(s)://` URL (only when the server fetches remote media).
+    ImageRemote(String),
+    VideoRemote(String),
 }
 
 /// A refusal: message and the offending field.
@@ -73,6 +82,8 @@ pub struct RequestLimits {
     pub sampling_defaults: SamplingParams,
     /// The model takes audio input.
     pub audio_input: bool,
+    /// `http(s)://` media URLs are accepted (the server fetches them).
+    pub remote_media: bool,
 }
 
 /// Checks a chat request.
@@ -115,9 +126,13 @@ pub fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<ValidChat, 
                             if role != "user" {
                                 return Err(invalid(&at("image_url"), "images go in user messages"));
                             }
-                            let data =
-                                data_url_payload(&image_url.url).map_err(|m| invalid(&at("image_url.url"), m))?;
-                            media.push(EncodedMedia::ImageBase64(data.to_string()));
+                            if limits.remote_media && is_remote(&image_url.url) {
+                                media.push(EncodedMedia::ImageRemote(image_url.url.clone()));
+                            } else {
+                                let data =
+                                    data_url_payload(&image_url.url).map_err(|m| invalid(&at("image_url.url"), m))?;
+                                media.push(EncodedMedia::ImageBase64(data.to_string()));
+                            }
                             parts.push(
                                 serde_json::json!({"type": "image", "image": format!("media:{}", media.len() - 1)}),
                             );
@@ -126,9 +141,13 @@ pub fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<ValidChat, 
                             if role != "user" {
                                 return Err(invalid(&at("video_url"), "videos go in user messages"));
                             }
-                            let (ext, data) =
-                                video_data_url(&video_url.url).map_err(|m| invalid(&at("video_url.url"), m))?;
-                            media.push(EncodedMedia::VideoBase64 { data: data.to_string(), ext });
+                            if limits.remote_media && is_remote(&video_url.url) {
+                                media.push(EncodedMedia::VideoRemote(video_url.url.clone()));
+                            } else {
+                                let (ext, data) =
+                                    video_data_url(&video_url.url).map_err(|m| invalid(&at("video_url.url"), m))?;
+                                media.push(EncodedMedia::VideoBase64 { data: data.to_string(), ext });
+                            }
                             parts.push(
                                 serde_json::json!({"type": "video", "video": format!("media:{}", media.len() - 1)}),
                             );
@@ -272,7 +291,7 @@ pub fn validate(req: &ChatRequest, limits: &RequestLimits) -> Result<ValidChat, 
 fn data_url_payload(url: &str) -> Result<&str, String> {
     if url.starts_with("http://") || url.starts_with("https://") {
         return Err(
-            "remote image URLs are not fetched by this server: send the image as a data: URL (data:image/png;base64,…)"
+            "remote image URLs are not fetched by this server ([server] remote_media is off): send the image as a data: URL (data:image/png;base64,…)"
                 .into(),
         );
     }
@@ -284,10 +303,17 @@ fn data_url_payload(url: &str) -> Result<&str, String> {
     Ok(payload)
 }
 
+fn is_remote(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
 /// The container and payload of a `data:video/…;base64,` URL.
 fn video_data_url(url: &str) -> Result<(&'static str, &str), String> {
     if url.starts_with("http://") || url.starts_with("https://") {
-        return Err("remote video URLs are not fetched by this server: send the video as a data: URL".into());
+        return Err(
+            "remote video URLs are not fetched by this server ([server] remote_media is off): send the video as a data: URL"
+                .into(),
+        );
     }
     let (head, payload) = url
         .strip_prefix("data:")
@@ -321,6 +347,7 @@ mod tests {
             default_max_tokens: 16,
             sampling_defaults: SamplingParams::default(),
             audio_input: true,
+            remote_media: false,
         }
     }
 

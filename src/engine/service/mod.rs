@@ -3,9 +3,11 @@
 //! blocking pool) do all parsing, decoding and preprocessing; this thread only generates.
 //!
 //! Scheduling ([`scheduler`]): up to `max_batch` answers run at once. Between two decode steps
-//! the engine admits at most one new job (its prompt pass), then moves every running answer by
-//! one token in a single batched decode step, so a long answer never holds the others up and
-//! each weight matrix is read once per step for all of them (continuous batching). Jobs are
+//! the engine admits at most one new job (its media encoders) and runs one chunk of at most
+//! [`scheduler::PREFILL_CHUNK`] rows of a pending prompt pass, then moves every running answer by
+//! one token in a single batched decode step, so neither a long answer nor a long prompt holds
+//! the others up, and each weight matrix is read once per step for all of them (continuous
+//! batching). Jobs are
 //! admitted in arrival order. A spoken answer's talker and Code2Wav run on threads of their
 //! own per answer ([`speech_job`]), fed by the batched thinker.
 //!

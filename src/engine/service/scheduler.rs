@@ -1,6 +1,7 @@
 //! The engine thread's loop: continuous batching of decode steps across answers.
 //!
-//! Each round: admit at most one waiting job (its prompt pass), let every running answer choose
+//! Each round: admit at most one waiting job (its media encoders), run one chunk of the oldest
+//! pending prompt pass ([`PREFILL_CHUNK`] rows), let every running answer choose
 //! its next token and hand it on (text to the client's outbox, or to the answer's speech
 //! threads), then run one decode step for all answers that chose a token, as one batch. An
 //! answer whose client is behind sits out until it catches up; one whose client is gone stops.
@@ -19,7 +20,7 @@ use std::time::Duration;
 use super::outbox::{Flow, Outbox};
 use super::speech_job::{self, SpeechFeed};
 use super::{Job, JobEvent, JobSummary};
-use crate::engine::generate::{decode_step, GenerateParams, GenerationOutput, Sequence, StopReason};
+use crate::engine::generate::{decode_step, GenerateParams, Sequence, StopReason};
 use crate::engine::model_dir::LoadedModel;
 use crate::engine::speech::ThinkerFeed;
 use crate::metrics::{JobOutcome, Metrics};
@@ -29,6 +30,11 @@ use crate::prompt::tokenizer::StreamDecoder;
 /// How long a client may leave its answer's events untaken before the answer is dropped: long
 /// enough for any network hiccup, short enough that a client that never reads frees its slot.
 pub const STALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// Prompt rows one round runs for an answer in its prompt pass: a long prompt (a picture, a
+/// minute of audio) is interleaved with the running answers' decode steps instead of holding
+/// them up for its whole pass. 512 rows keep a round's extra time to one short pass.
+pub const PREFILL_CHUNK: usize = 512;
 
 /// Pause of a round in which nothing could move (every client behind, or speech slots full):
 /// short against an 80 ms audio frame, long enough not to spin a core.
@@ -157,8 +163,8 @@ impl<'lm> Batch<'lm> {
         let _span = tracing::debug_span!("engine.admit", prompt_tokens = job.inputs.ids.len()).entered();
         let Some(opts) = &job.speech else {
             let mut outbox = Outbox::new(job.sink);
-            match self.prefill(&job.inputs, &job.params, None) {
-                Ok((seq, _)) => {
+            match self.start(&job.inputs, &job.params, None) {
+                Ok(seq) => {
                     let decoder = StreamDecoder::new(&self.lm.tokenizer);
                     self.running.push(Running { seq, route: Route::Text { decoder, outbox }, queued_s, failure: None });
                 }
@@ -188,33 +194,59 @@ impl<'lm> Batch<'lm> {
             }
         };
         self.speech_threads.push(thread);
-        match self.prefill(&inputs, &params, Some(accept)) {
-            Ok((seq, hidden)) => {
-                let hidden = hidden.expect("a capture was asked for; this is a bug");
-                if feed.tx.try_send(ThinkerFeed::Prompt(hidden)).is_ok() {
-                    self.running.push(Running { seq, route: Route::Speech(feed), queued_s, failure: None });
-                } else {
-                    let _ = feed.tx.try_send(ThinkerFeed::Done(Ok(cancelled(seq))));
-                }
-            }
+        match self.start(&inputs, &params, Some(accept)) {
+            Ok(seq) => self.running.push(Running { seq, route: Route::Speech(feed), queued_s, failure: None }),
             Err(message) => {
                 let _ = feed.tx.try_send(ThinkerFeed::Done(Err(message)));
             }
         }
     }
 
-    fn prefill(
+    /// Checks a job and merges its prompt (the media encoders run here); the decoder's prompt
+    /// pass follows in chunks, one per round ([`Batch::prefill_chunk`]).
+    fn start(
         &self,
         inputs: &MultimodalInputs,
         params: &GenerateParams,
         capture: Option<usize>,
-    ) -> Result<(Sequence, Option<candle_core::Tensor>), String> {
-        guarded(|| Sequence::prefill(&self.lm.model, inputs, params, capture)).map_err(|f| f.message)
+    ) -> Result<Sequence, String> {
+        guarded(|| Sequence::start(&self.lm.model, inputs, params, capture)).map_err(|f| f.message)
+    }
+
+    /// Runs the next [`PREFILL_CHUNK`] prompt rows of the oldest answer still in its prompt
+    /// pass; `false` when none is. A spoken answer's talker gets the captured thinker states
+    /// once the pass is complete.
+    fn prefill_chunk(&mut self) -> bool {
+        let lm = self.lm;
+        let Some(r) = self
+            .running
+            .iter_mut()
+            .find(|r| r.failure.is_none() && r.seq.stop_reason().is_none() && r.seq.is_prefilling())
+        else {
+            return false;
+        };
+        match guarded(|| r.seq.prefill_chunk(&lm.model, PREFILL_CHUNK)) {
+            Ok(None) => {}
+            Ok(Some(captured)) => {
+                if let Route::Speech(feed) = &r.route {
+                    match captured {
+                        Some(hidden) => {
+                            if feed.tx.try_send(ThinkerFeed::Prompt(hidden)).is_err() {
+                                r.seq.cancel(); // its speech threads are gone
+                            }
+                        }
+                        None => r.failure = Some("the talker's thinker states were not captured (a bug)".into()),
+                    }
+                }
+            }
+            Err(f) => r.failure = Some(f.message),
+        }
+        true
     }
 
     /// One round; `false` when nothing could move.
     fn round(&mut self) -> bool {
-        let mut moved = false;
+        let mut moved = self.prefill_chunk();
         for r in &mut self.running {
             moved |= r.advance();
         }
@@ -293,12 +325,6 @@ impl<'lm> Batch<'lm> {
             self.draining.push(outbox);
         }
     }
-}
-
-/// A sequence stopped before its first token (its speech threads are gone).
-fn cancelled(mut seq: Sequence) -> GenerationOutput {
-    seq.cancel();
-    seq.finish()
 }
 
 impl Running<'_> {
