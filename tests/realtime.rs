@@ -211,7 +211,7 @@ async fn cancel_and_errors_keep_the_session_usable() {
     assert_eq!(e["type"], "session.updated", "{e}");
     send(&mut ws, json!({"type": "response.create"})).await;
     let evs = until(&mut ws, "response.done").await;
-    assert_eq!(evs.last().unwrap()["response"]["status"], "completed");
+    assert_eq!(evs.last().unwrap()["response"]["status"], "completed", "{}", evs.last().unwrap());
     assert_eq!(evs.last().unwrap()["response"]["usage"]["output_tokens"], 2);
 }
 
@@ -482,4 +482,40 @@ async fn committed_audio_is_transcribed_when_asked() {
     send(&mut ws, json!({"type": "response.create"})).await;
     let evs = until(&mut ws, "response.done").await;
     assert!(!types(&evs).iter().any(|t| t.contains("input_audio_transcription")), "{:?}", types(&evs));
+}
+
+/// 400 ms of speech then 300 ms of silence, in 100 ms appends: one server-VAD turn.
+async fn speak_turn(ws: &mut Ws) {
+    for (ms, loud) in [(400, true), (300, false)] {
+        for _ in 0..ms / 100 {
+            send(ws, json!({"type": "input_audio_buffer.append", "audio": tone_b64(100, loud)})).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_that_ends_during_an_uninterrupted_answer_is_answered_next() {
+    let server = Server::start(&[]);
+    let mut ws = connect(&server.addr).await;
+    next(&mut ws).await;
+    send(
+        &mut ws,
+        json!({"type": "session.update", "session": {"output_modalities": ["text"], "max_output_tokens": 150,
+        "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 200, "interrupt_response": false}}}}}),
+    )
+    .await;
+    next(&mut ws).await;
+    speak_turn(&mut ws).await;
+    let first = until(&mut ws, "response.created").await.pop().unwrap();
+    // The user speaks again during the (long) answer, which goes on.
+    speak_turn(&mut ws).await;
+    let evs = until(&mut ws, "response.done").await;
+    assert_eq!(evs.last().unwrap()["response"]["id"], first["response"]["id"]);
+    assert_eq!(evs.last().unwrap()["response"]["status"], "completed", "{}", evs.last().unwrap());
+    assert!(types(&evs).contains(&"input_audio_buffer.committed".to_string()), "{:?}", types(&evs));
+    // Then the second turn gets its own answer.
+    let second = until(&mut ws, "response.created").await.pop().unwrap();
+    assert_ne!(second["response"]["id"], first["response"]["id"]);
+    let done = until(&mut ws, "response.done").await.pop().unwrap();
+    assert_eq!(done["response"]["status"], "completed", "{done}");
 }

@@ -21,6 +21,7 @@
 pub mod ask;
 pub mod embedded;
 pub mod embedded_real_widths;
+pub mod error_message;
 pub mod generate;
 pub mod generation_config;
 pub mod media;

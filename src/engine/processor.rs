@@ -42,7 +42,7 @@ pub enum ProcessError {
     Invalid(String),
     #[error("{src}: {problem}")]
     Media { src: String, problem: String },
-    #[error("tensor: {0}")]
+    #[error("tensor: {}", super::error_message::candle_message(.0))]
     Tensor(#[from] candle_core::Error),
 }
 

@@ -22,6 +22,7 @@ use super::answer::{call_id, AnswerSplitter, Piece};
 use super::media::{decode_all, MediaSettings};
 use super::validate::{validate, AudioFormat, RequestLimits, ValidChat};
 use super::{unix_now, ApiError, AppState, ChannelSink};
+use crate::engine::error_message::client_message;
 use crate::engine::generate::{GenerateParams, StopReason};
 use crate::engine::media::{frame_rule, VideoRequest};
 use crate::engine::processor::{build_prompt, PromptOptions};
@@ -76,7 +77,7 @@ async fn answer(state: Arc<AppState>, body: Result<Json<ChatRequest>, JsonReject
         None => None,
         Some(a) => {
             let (_, models) =
-                speech_models(lm).map_err(|e| ApiError::bad_request(format!("{e:#}"), Some("modalities")))?;
+                speech_models(lm).map_err(|e| ApiError::bad_request(client_message(&e), Some("modalities")))?;
             models.talker.config().speaker(&a.voice).map_err(|e| ApiError::bad_request(e, Some("audio.voice")))?;
             Some(state.limits.speech_options(&a.voice, valid.sampling.greedy, valid.sampling.seed))
         }

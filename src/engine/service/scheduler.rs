@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::outbox::{Flow, Outbox};
 use super::speech_job::{self, SpeechFeed};
 use super::{Job, JobEvent, JobSummary};
+use crate::engine::error_message::{candle_message, client_message};
 use crate::engine::generate::{decode_step, GenerateParams, Sequence, StopReason};
 use crate::engine::model_dir::LoadedModel;
 use crate::engine::speech::ThinkerFeed;
@@ -134,7 +135,7 @@ impl Scheduler {
 fn guarded<T>(f: impl FnOnce() -> candle_core::Result<T>) -> Result<T, Fault> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Fault { message: format!("{e:#}"), panicked: false }),
+        Ok(Err(e)) => Err(Fault { message: candle_message(&e), panicked: false }),
         Err(payload) => {
             let what = payload
                 .downcast_ref::<&str>()
@@ -180,7 +181,7 @@ impl<'lm> Batch<'lm> {
             Err(e) => {
                 self.metrics.job(JobOutcome::Failed, job.inputs.ids.len(), 0);
                 let mut outbox = Outbox::new(job.sink);
-                self.finish_outbox(outbox.send(JobEvent::Failed(format!("{e:#}"))), outbox);
+                self.finish_outbox(outbox.send(JobEvent::Failed(client_message(&e))), outbox);
                 return;
             }
         };

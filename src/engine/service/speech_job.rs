@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::{Job, JobEvent, JobSummary};
+use crate::engine::error_message::client_message;
 use crate::engine::generate::StopReason;
 use crate::engine::model_dir::LoadedModel;
 use crate::engine::speech::{respond_spoken, speech_models, ResponseEvent, SpeechOptions, ThinkerFeed, ThinkerSource};
@@ -71,7 +72,7 @@ pub(super) fn start(
             }
             Err(e) => {
                 metrics.job(JobOutcome::Failed, inputs.ids.len(), 0);
-                JobEvent::Failed(format!("{e:#}"))
+                JobEvent::Failed(client_message(&e))
             }
         };
         sink.send(last);

@@ -146,6 +146,13 @@ async fn run_session(mut socket: WebSocket, state: Arc<AppState>) -> anyhow::Res
                 }
             }
         }
+        // A turn that ended during an answer is answered once that answer is done.
+        if active.is_none() && session.response_pending {
+            session.response_pending = false;
+            for out in respond(&mut session, &mut active, &state, &mut ev, None).await {
+                send(&mut socket, out).await?;
+            }
+        }
         // The next committed item's transcription, once the previous one has ended.
         while transcribing.is_none() {
             let Some(item_id) = session.pending_transcriptions.pop_front() else { break };
@@ -347,6 +354,8 @@ async fn respond(
 ) -> Vec<String> {
     match start_response(session, state).await {
         Ok((a, out)) => {
+            // It answers the whole conversation, a turn waiting for an answer included.
+            session.response_pending = false;
             let mut events = vec![ev.make(
                 "response.created",
                 serde_json::json!({"response": {"id": a.id, "object": "realtime.response", "status": "in_progress", "output": []}}),
@@ -405,8 +414,14 @@ async fn on_turn(
                     return out;
                 }
             }
-            if cfg.create_response && active.is_none() {
-                out.extend(respond(session, active, state, ev, None).await);
+            if cfg.create_response {
+                if active.is_none() {
+                    out.extend(respond(session, active, state, ev, None).await);
+                } else {
+                    // The answer in flight was not interrupted (`interrupt_response: false`): this
+                    // turn is answered when it ends.
+                    session.response_pending = true;
+                }
             }
         }
     }

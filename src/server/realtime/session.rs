@@ -134,6 +134,8 @@ pub struct Session {
     pending_item: Option<String>,
     /// Start of the turn in progress (server VAD).
     pub turn_start_ms: Option<u64>,
+    /// A server-VAD turn ended while an answer was in flight: answer it next.
+    pub response_pending: bool,
     wire_in: WireInput,
     next_id: u64,
     /// Voices of the checkpoint (empty: no speech output).
@@ -169,6 +171,7 @@ impl Session {
             vad: None,
             pending_item: None,
             turn_start_ms: None,
+            response_pending: false,
             wire_in: WireInput::new(input_format, 16_000).expect("24 kHz PCM → 16 kHz is supported"),
             next_id: 0,
             voices,
