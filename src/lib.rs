@@ -13,6 +13,7 @@
 //! | [`config`] | the TOML configuration (`configs/*.toml`) |
 //! | [`cli`] | the `omnid` command line |
 
+pub mod analyze;
 pub mod cli;
 pub mod config;
 pub mod engine;
