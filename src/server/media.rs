@@ -108,12 +108,7 @@ fn decode_one(item: &EncodedMedia, settings: &MediaSettings) -> Result<MediaItem
     let (max_pixels, audio_rate_hz) = (settings.max_pixels, settings.audio_rate_hz);
     let b64 = base64::engine::general_purpose::STANDARD;
     match item {
-        EncodedMedia::ImageBase64(data) => {
-            let bytes = b64.decode(data.trim()).map_err(|e| format!("image data is not valid base64 ({e})"))?;
-            let img = omnid_codecs::image_decode::decode_image_bytes(&bytes, max_pixels)
-                .map_err(|e| format!("image: {e}"))?;
-            Ok(MediaItem::Image(img))
-        }
+        EncodedMedia::ImageBase64(data) => Ok(MediaItem::Image(decode_image_base64(data, max_pixels)?)),
         EncodedMedia::AudioBase64 { data, format } => {
             let bytes = b64.decode(data.trim()).map_err(|e| format!("audio data is not valid base64 ({e})"))?;
             if format == "wav" {
@@ -144,6 +139,24 @@ fn decode_one(item: &EncodedMedia, settings: &MediaSettings) -> Result<MediaItem
             load_video(&path.0, &settings.video).map_err(|e| format!("{ext} video: {e}"))
         }
     }
+}
+
+/// The base64 payload of a `data:image/…;base64,` URL.
+pub fn image_data_url_payload(url: &str) -> Result<&str, String> {
+    let rest = url.strip_prefix("data:").ok_or("expected a data: URL (data:image/png;base64,…)")?;
+    let (head, payload) = rest.split_once(',').ok_or("a data: URL without a comma")?;
+    if !head.starts_with("image/") || !head.ends_with(";base64") {
+        return Err(format!("data URL of type {head:?}: expected image/…;base64"));
+    }
+    Ok(payload)
+}
+
+/// A base64 image (any format the media layer decodes), within the pixel budget.
+pub fn decode_image_base64(data: &str, max_pixels: u64) -> Result<image::RgbImage, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| format!("image data is not valid base64 ({e})"))?;
+    omnid_codecs::image_decode::decode_image_bytes(&bytes, max_pixels).map_err(|e| format!("image: {e}"))
 }
 
 /// A file in the temporary directory, deleted on drop.

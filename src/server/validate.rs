@@ -295,12 +295,7 @@ fn data_url_payload(url: &str) -> Result<&str, String> {
                 .into(),
         );
     }
-    let rest = url.strip_prefix("data:").ok_or("expected a data: URL (data:image/png;base64,…)")?;
-    let (head, payload) = rest.split_once(',').ok_or("a data: URL without a comma")?;
-    if !head.starts_with("image/") || !head.ends_with(";base64") {
-        return Err(format!("data URL of type {head:?}: expected image/…;base64"));
-    }
-    Ok(payload)
+    super::media::image_data_url_payload(url)
 }
 
 fn is_remote(url: &str) -> bool {

@@ -64,8 +64,8 @@ enum Route<'lm> {
 
 /// The loop's state; borrows the model (text decoders borrow its tokenizer).
 struct Batch<'lm> {
-    lm: &'lm LoadedModel,
-    shared: &'lm Arc<LoadedModel>,
+    /// The model (spoken answers' threads hold a share of it).
+    lm: &'lm Arc<LoadedModel>,
     max_batch: usize,
     metrics: &'lm Arc<Metrics>,
     running: Vec<Running<'lm>>,
@@ -83,7 +83,6 @@ impl Scheduler {
     pub(super) fn run(self, rx: Receiver<Job>, waiting: &AtomicUsize) {
         let mut b = Batch {
             lm: &self.lm,
-            shared: &self.lm,
             max_batch: self.max_batch,
             metrics: &self.metrics,
             running: Vec::new(),
@@ -186,7 +185,7 @@ impl<'lm> Batch<'lm> {
             }
         };
         let (inputs, params) = (job.inputs.clone(), job.params.clone());
-        let (feed, thread) = match speech_job::start(self.shared.clone(), job, self.metrics.clone()) {
+        let (feed, thread) = match speech_job::start(self.lm.clone(), job, self.metrics.clone()) {
             Ok(started) => started,
             Err(e) => {
                 // The job (and its sink) went with the closure; its client sees the stream end.

@@ -12,7 +12,7 @@ use super::{Job, JobEvent, JobSummary};
 use crate::engine::error_message::client_message;
 use crate::engine::generate::StopReason;
 use crate::engine::model_dir::LoadedModel;
-use crate::engine::speech::{respond_spoken, speech_models, ResponseEvent, SpeechOptions, ThinkerFeed, ThinkerSource};
+use crate::engine::speech::{check_speech, respond_spoken, ResponseEvent, SpeechOptions, ThinkerFeed, ThinkerSource};
 use crate::metrics::{JobOutcome, Metrics};
 
 /// The engine's end of a spoken answer.
@@ -26,9 +26,7 @@ pub(super) struct SpeechFeed {
 /// Checks that the model can speak with `opts`, before any work; returns the thinker layer the
 /// talker reads (`accept_hidden_layer`).
 pub(super) fn check(lm: &LoadedModel, opts: &SpeechOptions) -> anyhow::Result<usize> {
-    let (_, speech) = speech_models(lm)?;
-    opts.validate().map_err(anyhow::Error::msg)?;
-    speech.talker.config().speaker(&opts.speaker).map_err(anyhow::Error::msg)?;
+    let (_, speech, _) = check_speech(lm, opts)?;
     Ok(speech.talker.config().accept_hidden_layer)
 }
 

@@ -162,6 +162,18 @@ pub fn speech_models(lm: &LoadedModel) -> anyhow::Result<(&Thinker, &OmniSpeech)
     }
 }
 
+/// The speech models and the speaker id `opts` names, or the error a user should see: what can
+/// be refused before any media is decoded or any token generated.
+pub fn check_speech<'a>(
+    lm: &'a LoadedModel,
+    opts: &SpeechOptions,
+) -> anyhow::Result<(&'a Thinker, &'a OmniSpeech, u32)> {
+    let (thinker, speech) = speech_models(lm)?;
+    opts.validate().map_err(anyhow::Error::msg)?;
+    let speaker_id = speech.talker.config().speaker(&opts.speaker).map_err(anyhow::Error::msg)?;
+    Ok((thinker, speech, speaker_id))
+}
+
 /// Answers `req` in text and speech; `on_event` sees text and audio as they are produced and
 /// returns `false` to cancel (the answer so far is then returned with `SpeechStop::Cancelled`).
 pub fn ask_spoken(
@@ -172,9 +184,7 @@ pub fn ask_spoken(
 ) -> anyhow::Result<SpokenAnswer> {
     let start = Instant::now();
     // Refuse what cannot be spoken before any media is decoded.
-    let (_, speech) = speech_models(lm)?;
-    opts.validate().map_err(anyhow::Error::msg)?;
-    speech.talker.config().speaker(&opts.speaker).map_err(anyhow::Error::msg)?;
+    check_speech(lm, opts)?;
     let built = request_prompt(lm, req)?;
     respond_spoken(lm, &built.inputs, &generate_params(lm, req), opts, start, ThinkerSource::Run, on_event)
 }
@@ -190,9 +200,7 @@ pub fn respond_spoken(
     source: ThinkerSource,
     mut on_event: impl FnMut(ResponseEvent) -> bool,
 ) -> anyhow::Result<SpokenAnswer> {
-    let (thinker, speech) = speech_models(lm)?;
-    opts.validate().map_err(anyhow::Error::msg)?;
-    let speaker_id = speech.talker.config().speaker(&opts.speaker).map_err(anyhow::Error::msg)?;
+    let (thinker, speech, speaker_id) = check_speech(lm, opts)?;
     let cancel = AtomicBool::new(false);
     let cancel = &cancel;
 

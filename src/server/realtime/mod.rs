@@ -224,18 +224,7 @@ async fn handle_client(
             vec![ev.make("input_audio_buffer.cleared", serde_json::json!({}))]
         }
         ClientEvent::AudioCommit {} => match session.commit_audio() {
-            Ok(i) => {
-                let prev = i.checked_sub(1).map(|p| session.items[p].id.clone());
-                let item = Session::item_json(&session.items[i]);
-                vec![
-                    ev.make(
-                        "input_audio_buffer.committed",
-                        serde_json::json!({"previous_item_id": prev, "item_id": item["id"]}),
-                    ),
-                    ev.make("conversation.item.added", serde_json::json!({"previous_item_id": prev, "item": item})),
-                    ev.make("conversation.item.done", serde_json::json!({"previous_item_id": prev, "item": item})),
-                ]
-            }
+            Ok(i) => committed(session, i, ev),
             Err(e) => fail(ev, e),
         },
         ClientEvent::ItemCreate { item } => {
@@ -279,14 +268,7 @@ async fn handle_client(
                 }
             };
             match session.create_item(&item, images) {
-                Ok(i) => {
-                    let prev = i.checked_sub(1).map(|p| session.items[p].id.clone());
-                    let item = Session::item_json(&session.items[i]);
-                    vec![
-                        ev.make("conversation.item.added", serde_json::json!({"previous_item_id": prev, "item": item})),
-                        ev.make("conversation.item.done", serde_json::json!({"previous_item_id": prev, "item": item})),
-                    ]
-                }
+                Ok(i) => item_added(session, i, ev),
                 Err(e) => fail(ev, e),
             }
         }
@@ -307,7 +289,7 @@ async fn handle_client(
         },
         ClientEvent::ResponseCancel {} => match active.take() {
             // Dropping the receiver stops the job at its next token.
-            Some(a) => finish(session, a, "cancelled", None, ev),
+            Some(a) => finish(session, a, Ending::Cancelled, ev),
             None => fail(
                 ev,
                 SessionError {
@@ -336,9 +318,19 @@ async fn handle_client(
 /// The events of a committed audio item.
 fn committed(session: &Session, i: usize, ev: &mut Events) -> Vec<String> {
     let prev = i.checked_sub(1).map(|p| session.items[p].id.clone());
+    let mut out = vec![ev.make(
+        "input_audio_buffer.committed",
+        serde_json::json!({"previous_item_id": prev, "item_id": session.items[i].id}),
+    )];
+    out.extend(item_added(session, i, ev));
+    out
+}
+
+/// `conversation.item.added` and `.done` for item `i`, new in the conversation.
+fn item_added(session: &Session, i: usize, ev: &mut Events) -> Vec<String> {
+    let prev = i.checked_sub(1).map(|p| session.items[p].id.clone());
     let item = Session::item_json(&session.items[i]);
     vec![
-        ev.make("input_audio_buffer.committed", serde_json::json!({"previous_item_id": prev, "item_id": item["id"]})),
         ev.make("conversation.item.added", serde_json::json!({"previous_item_id": prev, "item": item})),
         ev.make("conversation.item.done", serde_json::json!({"previous_item_id": prev, "item": item})),
     ]
@@ -383,14 +375,14 @@ async fn on_turn(
     let mut out = Vec::new();
     match t {
         VadEvent::Started { audio_start_ms } => {
-            session.turn_start_ms = Some(audio_start_ms);
+            session.turn_started(audio_start_ms);
             out.push(ev.make(
                 "input_audio_buffer.speech_started",
                 serde_json::json!({"audio_start_ms": audio_start_ms, "item_id": item_id}),
             ));
             if cfg.interrupt_response {
                 if let Some(a) = active.take() {
-                    out.extend(finish(session, a, "cancelled", None, ev));
+                    out.extend(finish(session, a, Ending::Cancelled, ev));
                 }
             }
         }
@@ -399,8 +391,7 @@ async fn on_turn(
                 "input_audio_buffer.speech_stopped",
                 serde_json::json!({"audio_end_ms": audio_end_ms, "item_id": item_id}),
             ));
-            let start = session.turn_start_ms.take().unwrap_or(0);
-            match session.commit_turn(start) {
+            match session.commit_turn() {
                 Ok(i) => out.extend(committed(session, i, ev)),
                 Err(e) => {
                     out.push(coded_error_event(
@@ -428,17 +419,9 @@ async fn on_turn(
     out
 }
 
+/// An `input_image` part's `data:image/…;base64,` URL, decoded (Realtime fetches no remote URLs).
 fn decode_image_url(url: &str, max_pixels: u64) -> Result<image::RgbImage, String> {
-    let payload = url
-        .strip_prefix("data:")
-        .and_then(|r| r.split_once(','))
-        .filter(|(h, _)| h.starts_with("image/") && h.ends_with(";base64"))
-        .map(|(_, p)| p)
-        .ok_or("image_url must be a data:image/…;base64 URL")?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(payload.trim())
-        .map_err(|e| format!("not valid base64 ({e})"))?;
-    omnid_codecs::image_decode::decode_image_bytes(&bytes, max_pixels).map_err(|e| e.to_string())
+    super::media::decode_image_base64(super::media::image_data_url_payload(url)?, max_pixels)
 }
 
 /// Builds the prompt from the conversation and queues the job.
@@ -533,7 +516,7 @@ fn on_engine_event(
             let mut bytes = Vec::new();
             if let Err(e) = a.audio_out.push(&samples, &mut bytes) {
                 let a = active.take().expect("checked above");
-                return finish(session, a, "failed", Some(e.to_string()), ev);
+                return finish(session, a, Ending::Failed(e.to_string()), ev);
             }
             if bytes.is_empty() {
                 return vec![];
@@ -546,25 +529,24 @@ fn on_engine_event(
         Some(JobEvent::Done(s)) => {
             let a = active.take().expect("checked above");
             let usage = serde_json::json!({"input_tokens": s.prompt_tokens, "output_tokens": s.completion_tokens, "total_tokens": s.prompt_tokens + s.completion_tokens});
-            finish(session, a, "completed", None, ev).into_iter().map(|e| add_usage(e, &usage)).collect()
+            finish(session, a, Ending::Completed { usage }, ev)
         }
         Some(JobEvent::Failed(m)) => {
             let a = active.take().expect("checked above");
-            finish(session, a, "failed", Some(m), ev)
+            finish(session, a, Ending::Failed(m), ev)
         }
         None => {
             let a = active.take().expect("checked above");
-            finish(session, a, "failed", Some("the engine dropped the response".into()), ev)
+            finish(session, a, Ending::Failed("the engine dropped the response".into()), ev)
         }
     }
 }
 
-fn add_usage(event: String, usage: &serde_json::Value) -> String {
-    let mut v: serde_json::Value = serde_json::from_str(&event).expect("our own events parse");
-    if v["type"] == "response.done" {
-        v["response"]["usage"] = usage.clone();
-    }
-    v.to_string()
+/// How a response ended.
+enum Ending {
+    Completed { usage: serde_json::Value },
+    Cancelled,
+    Failed(String),
 }
 
 /// Text pieces and function calls of the answer → their events.
@@ -628,8 +610,8 @@ fn piece_events(pieces: Vec<Piece>, a: &mut Active, session: &mut Session, ev: &
 }
 
 /// Closes a response: the `*.done` events, the assistant item (with what was said so far) in
-/// the conversation, then `response.done` with `status`.
-fn finish(session: &mut Session, mut a: Active, status: &str, failure: Option<String>, ev: &mut Events) -> Vec<String> {
+/// the conversation, then `response.done` with its status (and usage, once completed).
+fn finish(session: &mut Session, mut a: Active, ending: Ending, ev: &mut Events) -> Vec<String> {
     drop(std::mem::replace(&mut a.rx, mpsc::channel(1).1));
     let rest = a.answer.finish();
     let mut out = piece_events(rest, &mut a, session, ev);
@@ -672,11 +654,18 @@ fn finish(session: &mut Session, mut a: Active, status: &str, failure: Option<St
         }
     }
     let output: Vec<serde_json::Value> = std::iter::once(item_json).chain(calls).collect();
-    let mut response =
-        serde_json::json!({"id": a.id, "object": "realtime.response", "status": status, "output": output});
-    if let Some(m) = &failure {
-        response["status_details"] =
-            serde_json::json!({"type": "failed", "error": {"type": "server_error", "message": m}});
+    let mut response = serde_json::json!({"id": a.id, "object": "realtime.response", "output": output});
+    match ending {
+        Ending::Completed { usage } => {
+            response["status"] = "completed".into();
+            response["usage"] = usage;
+        }
+        Ending::Cancelled => response["status"] = "cancelled".into(),
+        Ending::Failed(m) => {
+            response["status"] = "failed".into();
+            response["status_details"] =
+                serde_json::json!({"type": "failed", "error": {"type": "server_error", "message": m}});
+        }
     }
     out.push(ev.make("response.done", serde_json::json!({"response": response})));
     out

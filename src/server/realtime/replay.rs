@@ -38,11 +38,11 @@ pub fn replay_client_events(lines: &str) -> Replay {
                 Ok(turns) => {
                     for t in turns {
                         r.turns += 1;
-                        if let VadEvent::Stopped { .. } = t {
-                            let start = s.turn_start_ms.take().unwrap_or(0);
-                            let _ = s.commit_turn(start);
-                        } else if let VadEvent::Started { audio_start_ms } = t {
-                            s.turn_start_ms = Some(audio_start_ms);
+                        match t {
+                            VadEvent::Started { audio_start_ms } => s.turn_started(audio_start_ms),
+                            VadEvent::Stopped { .. } => {
+                                let _ = s.commit_turn();
+                            }
                         }
                     }
                     true

@@ -133,7 +133,7 @@ pub struct Session {
     /// The id the item of the turn in progress will get (announced by `speech_started`).
     pending_item: Option<String>,
     /// Start of the turn in progress (server VAD).
-    pub turn_start_ms: Option<u64>,
+    turn_start_ms: Option<u64>,
     /// A server-VAD turn ended while an answer was in flight: answer it next.
     pub response_pending: bool,
     wire_in: WireInput,
@@ -338,9 +338,15 @@ impl Session {
         }
     }
 
-    /// The turn detector found the end of a turn that began at `start_ms`: the buffer from
-    /// `start_ms − prefix_padding_ms` on becomes a user item (index returned).
-    pub fn commit_turn(&mut self, start_ms: u64) -> Result<usize, SessionError> {
+    /// The turn detector heard speech start at `audio_start_ms`.
+    pub fn turn_started(&mut self, audio_start_ms: u64) {
+        self.turn_start_ms = Some(audio_start_ms);
+    }
+
+    /// The turn detector found the end of the turn in progress: the buffer from its start
+    /// − `prefix_padding_ms` on becomes a user item (index returned).
+    pub fn commit_turn(&mut self) -> Result<usize, SessionError> {
+        let start_ms = self.turn_start_ms.take().unwrap_or(0);
         let prefix = self.vad.as_ref().map_or(0, |v| v.config().prefix_padding_ms);
         let from_ms = start_ms.saturating_sub(prefix).max(self.buffer_start_ms);
         let skip = (((from_ms - self.buffer_start_ms) * 16) as usize).min(self.buffer.len());
