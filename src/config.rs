@@ -20,6 +20,68 @@ pub struct OmnidConfig {
     pub speech: SpeechSection,
     #[serde(default)]
     pub server: ServerSection,
+    #[serde(default)]
+    pub jobs: JobsSection,
+}
+
+/// `[jobs]`: video analysis jobs of `omnid serve`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSection {
+    /// Where the job store (`jobs.sqlite`) and uploaded videos live. Absent:
+    /// `$XDG_STATE_HOME/omnid`, else `~/.local/state/omnid`. `--jobs-dir` overrides it.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Jobs analysed at once (1–8). Each has one window at the engine at a time, behind every
+    /// interactive request.
+    #[serde(default = "job_workers")]
+    pub workers: usize,
+    /// Jobs that may wait to start; more are refused with 429.
+    #[serde(default = "max_waiting_jobs")]
+    pub max_waiting: usize,
+    /// Largest video upload, bytes.
+    #[serde(default = "max_upload_bytes")]
+    pub max_upload_bytes: u64,
+    /// Folders whose videos a job may name by path (`{"video": "/srv/videos/a.mp4"}`). Empty
+    /// (the default): only uploads, so a client cannot make the daemon read its files.
+    #[serde(default)]
+    pub media_dirs: Vec<PathBuf>,
+}
+
+impl JobsSection {
+    /// The job folder: `dir`, else `$XDG_STATE_HOME/omnid`, else `~/.local/state/omnid`.
+    pub fn resolved_dir(&self) -> Result<PathBuf, String> {
+        if let Some(d) = &self.dir {
+            return Ok(d.clone());
+        }
+        let state = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/state"));
+        state.or(home).map(|d| d.join("omnid")).ok_or_else(|| {
+            "no folder for the job store: set [jobs] dir or --jobs-dir (neither XDG_STATE_HOME nor HOME is set)".into()
+        })
+    }
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            workers: job_workers(),
+            max_waiting: max_waiting_jobs(),
+            max_upload_bytes: max_upload_bytes(),
+            media_dirs: Vec::new(),
+        }
+    }
+}
+
+fn job_workers() -> usize {
+    1
+}
+fn max_waiting_jobs() -> usize {
+    64
+}
+fn max_upload_bytes() -> u64 {
+    4 << 30
 }
 
 /// `[server]`: `omnid serve`.
@@ -235,6 +297,20 @@ impl OmnidConfig {
         }
         if self.speech.max_frames == 0 || self.speech.chunk_frames == 0 || self.speech.left_context == Some(0) {
             return Err("[speech] max_frames, chunk_frames and left_context must be > 0".into());
+        }
+        let j = &self.jobs;
+        if !(1..=crate::engine::service::BATCH_QUEUE).contains(&j.workers) {
+            return Err(format!(
+                "[jobs] workers is {}; it must be between 1 and {}",
+                j.workers,
+                crate::engine::service::BATCH_QUEUE
+            ));
+        }
+        if j.max_waiting == 0 || j.max_upload_bytes == 0 {
+            return Err("[jobs] max_waiting and max_upload_bytes must be > 0".into());
+        }
+        if let Some(d) = j.media_dirs.iter().find(|d| !d.is_absolute()) {
+            return Err(format!("[jobs] media_dirs: {} is not an absolute path", d.display()));
         }
         let v = &self.server;
         if v.bind.parse::<std::net::SocketAddr>().is_err() {

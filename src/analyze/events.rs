@@ -13,17 +13,17 @@ use serde_json::Value;
 use super::windows::Window;
 
 /// An event on the video's clock.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub start: f64,
     pub end: f64,
     pub text: String,
     /// The window it came from (the first one, after merging).
     pub window: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     /// The model's times fell outside the window and were clamped into it.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub clamped: bool,
 }
 

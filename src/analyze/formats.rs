@@ -3,6 +3,7 @@
 //! and a Markdown report.
 
 use super::events::Event;
+use super::store::{JobRecord, WindowRecord};
 
 /// How long an instantaneous event stays on screen as a subtitle, seconds.
 pub const INSTANT_CUE_S: f64 = 2.0;
@@ -28,11 +29,54 @@ impl Format {
     }
 }
 
-/// `events` (sorted) in `format`; `title` heads the Markdown report.
-pub fn render(events: &[Event], format: Format, title: &str) -> String {
+/// A job's result as the formats show it.
+#[derive(Debug, Clone, Default)]
+pub struct Report<'a> {
+    /// The video's name.
+    pub title: &'a str,
+    pub task: &'a str,
+    /// Merged events, sorted.
+    pub events: &'a [Event],
+    pub summary: Option<&'a str>,
+    /// What the model wrote that held no event, by window: kept, never dropped silently.
+    pub notes: Vec<(usize, String)>,
+    pub windows: usize,
+    pub window_s: Option<f64>,
+}
+
+impl<'a> Report<'a> {
+    /// The report of a stored job and its windows.
+    pub fn of_job(job: &'a JobRecord, windows: &[WindowRecord], events: &'a [Event]) -> Self {
+        Self {
+            title: &job.spec.title,
+            task: &job.spec.task,
+            events,
+            summary: job.summary.as_deref(),
+            notes: windows.iter().flat_map(|w| w.unparsed.iter().map(|l| (w.index, l.clone()))).collect(),
+            windows: job.windows_total.unwrap_or(windows.len()),
+            window_s: job.window_s,
+        }
+    }
+}
+
+/// `report` in `format`: subtitles carry the events only; JSON and Markdown carry the task,
+/// the summary and the notes too.
+pub fn render(report: &Report, format: Format) -> String {
+    let events = report.events;
     match format {
         Format::Json => {
-            serde_json::to_string_pretty(&serde_json::json!({"events": events})).expect("events serialise") + "\n"
+            let mut v = serde_json::json!({
+                "video": report.title,
+                "task": report.task,
+                "windows": report.windows,
+                "window_s": report.window_s,
+                "events": events,
+                "notes": report.notes.iter().map(|(w, t)| serde_json::json!({"window": w, "text": t})).collect::<Vec<_>>(),
+            });
+            if let Some(s) = report.summary {
+                v["summary"] = s.into();
+            }
+            serde_json::to_string_pretty(&v).expect("a report serialises") + "\n"
         }
         Format::Srt => events
             .iter()
@@ -51,7 +95,8 @@ pub fn render(events: &[Event], format: Format, title: &str) -> String {
             s
         }
         Format::Markdown => {
-            let mut s = format!("# {title}\n\n| time | event |\n|---|---|\n");
+            let mut s =
+                format!("# {}\n\n**Task:** {}\n\n| time | event |\n|---|---|\n", report.title, one_line(report.task));
             for e in events {
                 let when =
                     if e.end > e.start { format!("{}–{}", short(e.start), short(e.end)) } else { short(e.start) };
@@ -59,6 +104,15 @@ pub fn render(events: &[Event], format: Format, title: &str) -> String {
             }
             if events.is_empty() {
                 s.push_str("| – | nothing found |\n");
+            }
+            if let Some(summary) = report.summary {
+                s.push_str(&format!("\n## Summary\n\n{}\n", summary.trim()));
+            }
+            if !report.notes.is_empty() {
+                s.push_str("\n## Other text from the model\n\n");
+                for (w, t) in &report.notes {
+                    s.push_str(&format!("- window {w}: {}\n", one_line(t)));
+                }
             }
             s
         }
@@ -117,22 +171,39 @@ mod tests {
         ]
     }
 
+    fn report<'a>(events: &'a [Event], title: &'a str) -> Report<'a> {
+        Report {
+            title,
+            task: "who enters?",
+            events,
+            summary: Some("one person"),
+            notes: vec![(3, "hm".into())],
+            windows: 10,
+            window_s: Some(60.0),
+        }
+    }
+
     #[test]
     fn subtitles_and_report_carry_exact_times() {
-        let srt = render(&events(), Format::Srt, "t");
+        let events = events();
+        let render = |e: &[Event], f: Format, title: &str| super::render(&report(e, title), f);
+        let srt = render(&events, Format::Srt, "t");
         assert_eq!(
             srt,
             "1\n00:01:02,500 --> 00:01:05,000\na person enters\n\n2\n01:02:03,250 --> 01:02:05,250\ndoor | closes\n\n"
         );
-        let vtt = render(&events(), Format::Vtt, "t");
+        let vtt = render(&events, Format::Vtt, "t");
         assert!(vtt.starts_with("WEBVTT\n\n00:01:02.500 --> 00:01:05.000\na person enters\n\n"), "{vtt}");
-        let md = render(&events(), Format::Markdown, "Who enters");
+        let md = render(&events, Format::Markdown, "Who enters");
         assert!(
-            md.starts_with("# Who enters\n\n| time | event |\n|---|---|\n| 1:02.5–1:05 | a person enters |\n"),
+            md.starts_with("# Who enters\n\n**Task:** who enters?\n\n| time | event |\n|---|---|\n| 1:02.5–1:05 | a person enters |\n"),
             "{md}"
         );
         assert!(md.contains("| 1:02:03.3 | door \\| closes |"), "{md}");
-        let json: serde_json::Value = serde_json::from_str(&render(&events(), Format::Json, "t")).unwrap();
+        assert!(md.contains("## Summary\n\none person\n") && md.contains("- window 3: hm\n"), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&render(&events, Format::Json, "t")).unwrap();
+        assert_eq!((json["summary"].as_str(), json["windows"].as_u64()), (Some("one person"), Some(10)));
+        assert_eq!(json["notes"][0]["window"], 3);
         assert_eq!(json["events"][0]["start"], 62.5);
         assert_eq!(json["events"][0]["confidence"], 0.8);
         assert_eq!(json["events"][1]["clamped"], true);

@@ -3,7 +3,7 @@
 //! of them (the merge removes the double).
 
 /// One window, in seconds on the video's clock.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     pub index: usize,
     pub start: f64,

@@ -144,7 +144,7 @@ async fn start_daemon(
     cfg.speech.max_frames = args.speech_frames;
     let max_batch = args.max_batch.unwrap_or(widest).clamp(1, 256);
     eprintln!("omnid bench-load: max_batch {max_batch}");
-    let state = app_state(Arc::new(lm), &cfg, None, ServiceLimits { queue_capacity: widest, max_batch })?;
+    let state = app_state(Arc::new(lm), &cfg, None, ServiceLimits { queue_capacity: widest, max_batch }, None)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //!
 //! | subcommand | job |
 //! |---|---|
+//! | `analyze` | a video job: timed events over a long video, resumable with `--db` |
 //! | `ask` | one question with text, images, audio and video → streamed answer (or `--json`) |
 //! | `bench` | prefill/decode throughput and peak memory of a model |
 //! | `bench-speech` | first-audio latency, real-time factor and per-stage times of spoken answers |
@@ -12,6 +13,7 @@
 //! | `devices` | microphones, speakers, screens and cameras, and what is absent |
 //! | `capture` | record the microphone to WAV, or a screen / camera to a folder of frames |
 
+mod analyze;
 mod ask;
 mod bench;
 mod bench_load;
@@ -57,6 +59,8 @@ pub struct ModelArgs {
 pub enum Command {
     /// Ask one question; media go into the user turn in command-line order, the prompt last.
     Ask(Box<ask::AskArgs>),
+    /// Analyse a long video window by window: timed events as JSON, SRT, WebVTT or Markdown.
+    Analyze(Box<analyze::AnalyzeArgs>),
     /// Measure prefill and decode speed and peak memory.
     Bench(bench::BenchArgs),
     /// Measure first-audio latency and real-time factor of spoken answers, per stage.
@@ -96,6 +100,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             let sub = matches.subcommand_matches("ask").expect("clap routed to ask; this is a bug");
             ask::run(*a, sub, &cfg)
         }
+        Command::Analyze(a) => analyze::run(*a, &cfg),
         Command::Bench(b) => bench::run(b, &cfg),
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
         Command::BenchLoad(b) => bench_load::run(*b, &cfg),

@@ -1,14 +1,19 @@
 //! `omnid serve`: load the model, start the engine thread and the HTTP API, serve until Ctrl-C
 //! (or SIGTERM): requests in flight are finished, then the engine thread is joined.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{load_model, ModelArgs};
-use crate::config::OmnidConfig;
+use crate::analyze::local_model::EngineModel;
+use crate::analyze::queue::{JobQueue, QueueLimits};
+use crate::analyze::store::Store;
+use crate::config::{JobsSection, OmnidConfig};
 use crate::engine::model_dir::LoadedModel;
 use crate::engine::service::{EngineService, ServiceLimits};
 use crate::metrics::Metrics;
+use crate::server::jobs::Jobs;
 use crate::server::{run, unix_now, AppState, ServerLimits};
 
 /// Arguments of `omnid serve`.
@@ -28,6 +33,9 @@ pub struct ServeArgs {
     /// Answers generated at once, decode steps batched (default: the config's, 8).
     #[arg(long)]
     pub max_batch: Option<usize>,
+    /// Folder of the video-job store and uploads (default: `[jobs] dir`, else $XDG_STATE_HOME/omnid).
+    #[arg(long, value_name = "DIR")]
+    pub jobs_dir: Option<std::path::PathBuf>,
 }
 
 /// Runs `omnid serve`.
@@ -42,8 +50,12 @@ pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
     anyhow::ensure!(max_queued > 0, "--max-queued must be at least 1");
     let max_batch = args.max_batch.unwrap_or(s.max_batch);
     anyhow::ensure!((1..=256).contains(&max_batch), "--max-batch must be between 1 and 256");
+    let jobs_dir = match &args.jobs_dir {
+        Some(d) => d.clone(),
+        None => cfg.jobs.resolved_dir().map_err(anyhow::Error::msg)?,
+    };
     let lm = Arc::new(load_model(&args.model, cfg)?);
-    let state = app_state(lm, cfg, api_key, ServiceLimits { queue_capacity: max_queued, max_batch })?;
+    let state = app_state(lm, cfg, api_key, ServiceLimits { queue_capacity: max_queued, max_batch }, Some(&jobs_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("omnid-http").build()?;
     runtime.block_on(async move {
         let listener =
@@ -68,6 +80,7 @@ pub(super) fn app_state(
     cfg: &OmnidConfig,
     api_key: Option<String>,
     engine_limits: ServiceLimits,
+    jobs_dir: Option<&Path>,
 ) -> anyhow::Result<Arc<AppState>> {
     let s = &cfg.server;
     let model_id = match &lm.dir {
@@ -75,7 +88,11 @@ pub(super) fn app_state(
         None => "omnid-embedded-tiny".into(),
     };
     let metrics = Arc::new(Metrics::default());
-    let engine = EngineService::start(lm.clone(), engine_limits, metrics.clone())?;
+    let engine = Arc::new(EngineService::start(lm.clone(), engine_limits, metrics.clone())?);
+    let jobs = match jobs_dir {
+        Some(dir) => Some(start_jobs(dir, &cfg.jobs, &lm, &engine)?),
+        None => None,
+    };
     Ok(Arc::new(AppState {
         engine,
         metrics,
@@ -98,7 +115,31 @@ pub(super) fn app_state(
             }),
         },
         started: unix_now(),
+        jobs,
     }))
+}
+
+/// Opens the job store in `dir` and starts the job workers; unfinished jobs resume.
+fn start_jobs(
+    dir: &Path,
+    cfg: &JobsSection,
+    lm: &Arc<LoadedModel>,
+    engine: &Arc<EngineService>,
+) -> anyhow::Result<Jobs> {
+    let uploads = dir.join("uploads");
+    std::fs::create_dir_all(&uploads).map_err(|e| anyhow::anyhow!("job folder {}: {e}", uploads.display()))?;
+    let store = Arc::new(Store::open(&dir.join("jobs.sqlite"))?);
+    let model = Arc::new(EngineModel::new(lm.clone(), engine.clone()));
+    let limits = QueueLimits { workers: cfg.workers, max_waiting: cfg.max_waiting };
+    let queue = JobQueue::start(store, model, limits)?;
+    let media_dirs = cfg
+        .media_dirs
+        .iter()
+        .map(|d| d.canonicalize().map_err(|e| anyhow::anyhow!("[jobs] media_dirs: {}: {e}", d.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Canonical, so that the delete handler recognises uploads by prefix.
+    let uploads = uploads.canonicalize()?;
+    Ok(Jobs { queue, uploads, media_dirs, max_upload_bytes: cfg.max_upload_bytes })
 }
 
 /// Ctrl-C or SIGTERM.

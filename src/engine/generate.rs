@@ -151,6 +151,33 @@ impl Sequence {
         params: &GenerateParams,
         capture: Option<usize>,
     ) -> Result<Self> {
+        Self::check(model, inputs, params)?;
+        let start = Instant::now();
+        let prepared = model.prepare(inputs)?;
+        Self::with_prepared(model, inputs, prepared, params, capture, start)
+    }
+
+    /// [`Sequence::start`] for a prompt whose encoders already ran (`model.prepare(inputs)` on
+    /// another thread: video jobs merge their windows off the engine thread).
+    pub fn start_prepared(
+        model: &MultimodalModel,
+        inputs: &MultimodalInputs,
+        prepared: PreparedPrompt,
+        params: &GenerateParams,
+        capture: Option<usize>,
+    ) -> Result<Self> {
+        Self::check(model, inputs, params)?;
+        if prepared.positions.len() != inputs.ids.len() {
+            candle_core::bail!(
+                "the merged prompt has {} rows for {} prompt tokens (a bug)",
+                prepared.positions.len(),
+                inputs.ids.len()
+            )
+        }
+        Self::with_prepared(model, inputs, prepared, params, capture, Instant::now())
+    }
+
+    fn check(model: &MultimodalModel, inputs: &MultimodalInputs, params: &GenerateParams) -> Result<()> {
         params.sampling.validate().map_err(candle_core::Error::msg)?;
         if inputs.ids.is_empty() {
             candle_core::bail!("the prompt is empty: nothing to generate from")
@@ -158,9 +185,7 @@ impl Sequence {
         if params.max_new_tokens == 0 {
             candle_core::bail!("max_new_tokens must be at least 1")
         }
-        let dec = model.decoder();
-        let context = dec.config().max_position_embeddings;
-        if let Some(max) = context {
+        if let Some(max) = model.decoder().config().max_position_embeddings {
             if inputs.ids.len() >= max {
                 candle_core::bail!(
                     "the prompt has {} tokens, the model's context is {max} (max_position_embeddings): shorten it or lower the media budget",
@@ -168,10 +193,21 @@ impl Sequence {
                 )
             }
         }
+        Ok(())
+    }
+
+    fn with_prepared(
+        model: &MultimodalModel,
+        inputs: &MultimodalInputs,
+        prepared: PreparedPrompt,
+        params: &GenerateParams,
+        capture: Option<usize>,
+        start: Instant,
+    ) -> Result<Self> {
+        let dec = model.decoder();
+        let context = dec.config().max_position_embeddings;
         // Generation also stops at the end of the context.
         let budget = params.max_new_tokens.min(context.map_or(usize::MAX, |m| m - inputs.ids.len()));
-        let start = Instant::now();
-        let prepared = model.prepare(inputs)?;
         let prompt_tokens = prepared.positions.len();
         Ok(Self {
             cache: dec.new_cache(inputs.ids.len() + budget),

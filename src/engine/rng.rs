@@ -26,6 +26,16 @@ impl SplitMix64 {
     }
 }
 
+/// 64 bits that differ between calls, processes and runs (ids of responses and jobs; not for
+/// secrets): the clock, a counter and the process id through splitmix64.
+pub fn random_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    SplitMix64::new(nanos ^ n.rotate_left(32) ^ (u64::from(std::process::id()) << 48)).next_u64()
+}
+
 /// xoshiro256**: the sampler's generator (long period, good statistics), seeded by splitmix64.
 #[derive(Debug, Clone)]
 pub struct Xoshiro256([u64; 4]);

@@ -359,11 +359,7 @@ fn pcm16_bytes(samples: &[f32]) -> Vec<u8> {
 
 /// A response id: clock and a process-wide counter mixed (unique per process, not secret).
 pub(super) fn rand_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    crate::engine::rng::SplitMix64::new(nanos ^ n.rotate_left(32)).next_u64()
+    crate::engine::rng::random_u64()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! | `GET /v1/models` | the loaded model |
 //! | `POST /v1/chat/completions` | text, image and audio in; text, speech on request, and tool calls out; SSE with `stream: true` |
 //! | `GET /v1/realtime` | OpenAI Realtime sessions over a WebSocket (push-to-talk or server VAD, barge-in, function calls) |
+//! | `/v1/jobs…` | video analysis jobs: create (server path or upload), list, progress (also as SSE), result as JSON/SRT/WebVTT/Markdown, cancel ([`jobs`]) |
 //! | `GET /` | a browser voice client for `/v1/realtime` (static page, served without the key) |
 //!
 //! Every route but the static page (`/`, `/app.js`, `/mic-worklet.js`, `/style.css`) requires
@@ -18,6 +19,7 @@
 
 mod answer;
 mod chat;
+pub mod jobs;
 pub(crate) mod media;
 mod realtime;
 pub mod validate;
@@ -44,7 +46,8 @@ use crate::protocol::errors::ErrorBody;
 
 /// What every handler shares.
 pub struct AppState {
-    pub engine: EngineService,
+    /// Shared with the video-job workers, which submit their windows as batch work.
+    pub engine: Arc<EngineService>,
     pub metrics: Arc<Metrics>,
     pub model: Arc<LoadedModel>,
     /// The id `/v1/models` reports and responses echo.
@@ -52,6 +55,8 @@ pub struct AppState {
     pub api_key: Option<String>,
     pub limits: ServerLimits,
     pub started: u64,
+    /// Video analysis jobs (`None` where the process runs none, e.g. `omnid bench-load`).
+    pub jobs: Option<jobs::Jobs>,
 }
 
 /// Request limits.
@@ -132,6 +137,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/realtime", get(realtime::upgrade))
+        .route("/v1/jobs", post(jobs::create).get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::delete))
+        .route("/v1/jobs/{id}/result", get(jobs::result))
+        .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

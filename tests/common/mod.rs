@@ -76,18 +76,42 @@ pub fn fixture(rel: &str) -> String {
     fixture_dir(rel).display().to_string()
 }
 
+/// Runs the ffmpeg CLI (Debian package `ffmpeg`, installed by .ci/run) to make a test video.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("this test needs the ffmpeg CLI: apt-get install ffmpeg");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A running `omnid serve` on a free loopback port, stopped on drop.
 pub struct Server {
     pub child: Child,
     /// `127.0.0.1:PORT`.
     pub addr: String,
+    /// The job folder made for it (removed on drop).
+    jobs_dir: Option<PathBuf>,
 }
 
 impl Server {
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_omnid"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .args(args)
+        // Each daemon gets its own job store (a store is locked by the process that works it).
+        let jobs_dir = std::env::temp_dir().join(format!("omnid-test-jobs-{}-{}", std::process::id(), next_id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_omnid"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0"]).args(args);
+        let own_jobs_dir = !args.contains(&"--jobs-dir");
+        if own_jobs_dir {
+            cmd.arg("--jobs-dir").arg(&jobs_dir);
+        }
+        let mut child = cmd
             .env_remove("OMNID_API_KEY")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -97,7 +121,7 @@ impl Server {
         BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("the listening line");
         let addr =
             line.trim().strip_prefix("omnid: listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_string();
-        Server { child, addr }
+        Server { child, addr, jobs_dir: own_jobs_dir.then_some(jobs_dir) }
     }
 }
 
@@ -105,5 +129,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.jobs_dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }

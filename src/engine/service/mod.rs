@@ -17,6 +17,12 @@
 //! [`EventSink::try_send`], an answer whose client is behind sits out the decode steps until it
 //! catches up (and is dropped after [`scheduler::STALL_LIMIT`]), one whose client is gone stops.
 //! Dropping the service closes the queue, lets every accepted job finish and joins the threads.
+//!
+//! Batch work (video-job windows) comes through a second, small queue
+//! ([`EngineService::submit_batch`]) with its prompt already merged by the submitting thread, so
+//! the engine thread never runs a window's vision encoder. Interactive jobs go first: a batch job
+//! is admitted only when no interactive one waits, batch answers hold at most half the batch
+//! slots, and an interactive prompt pass runs before a batch one.
 
 mod outbox;
 mod scheduler;
@@ -32,7 +38,7 @@ use super::generate::{GenerateParams, StopReason};
 use super::model_dir::LoadedModel;
 use super::speech::{SpeechOptions, SpeechReport};
 use crate::metrics::Metrics;
-use crate::models::multimodal::MultimodalInputs;
+use crate::models::multimodal::{MultimodalInputs, PreparedPrompt};
 
 /// Where a job's events go.
 pub trait EventSink: Send {
@@ -85,6 +91,20 @@ pub struct Job {
     pub received: Instant,
 }
 
+/// A batch job: a text answer whose prompt was merged (encoders run) by the submitter.
+pub struct BatchJob {
+    pub inputs: MultimodalInputs,
+    /// `model.prepare(&inputs)`.
+    pub prepared: PreparedPrompt,
+    pub params: GenerateParams,
+    pub sink: Box<dyn EventSink>,
+    pub received: Instant,
+}
+
+/// Batch jobs waiting for the engine: each video-job worker has at most one window in flight,
+/// and workers are capped at this many.
+pub const BATCH_QUEUE: usize = 8;
+
 /// Why a job was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -107,6 +127,7 @@ pub struct ServiceLimits {
 /// Handle to the engine thread.
 pub struct EngineService {
     tx: Option<SyncSender<Job>>,
+    batch_tx: Option<SyncSender<BatchJob>>,
     thread: Option<JoinHandle<()>>,
     waiting: Arc<AtomicUsize>,
 }
@@ -118,12 +139,13 @@ impl EngineService {
             return Err(std::io::Error::other("the engine needs a queue capacity and a batch size of at least 1"));
         }
         let (tx, rx) = sync_channel::<Job>(limits.queue_capacity);
+        let (batch_tx, batch_rx) = sync_channel::<BatchJob>(BATCH_QUEUE);
         let waiting = Arc::new(AtomicUsize::new(0));
         let count = waiting.clone();
         let thread = std::thread::Builder::new()
             .name("omnid-engine".into())
-            .spawn(move || scheduler::Scheduler::new(lm, limits.max_batch, metrics).run(rx, &count))?;
-        Ok(Self { tx: Some(tx), thread: Some(thread), waiting })
+            .spawn(move || scheduler::Scheduler::new(lm, limits.max_batch, metrics).run(rx, batch_rx, &count))?;
+        Ok(Self { tx: Some(tx), batch_tx: Some(batch_tx), thread: Some(thread), waiting })
     }
 
     /// Queues a job, or refuses it at once when the queue is full.
@@ -142,6 +164,14 @@ impl EngineService {
         }
     }
 
+    /// Queues a batch job behind every interactive one. It waits while the batch queue is full:
+    /// only omnid's job workers submit batch work, one window each, and there are never more
+    /// of them than [`BATCH_QUEUE`], so in practice it never waits.
+    pub fn submit_batch(&self, job: BatchJob) -> Result<(), SubmitError> {
+        let tx = self.batch_tx.as_ref().ok_or(SubmitError::Stopped)?;
+        tx.send(job).map_err(|_| SubmitError::Stopped)
+    }
+
     /// Jobs waiting to be admitted.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
@@ -151,6 +181,7 @@ impl EngineService {
 impl Drop for EngineService {
     fn drop(&mut self) {
         self.tx.take();
+        self.batch_tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

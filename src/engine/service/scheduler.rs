@@ -12,14 +12,14 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::outbox::{Flow, Outbox};
 use super::speech_job::{self, SpeechFeed};
-use super::{Job, JobEvent, JobSummary};
+use super::{BatchJob, Job, JobEvent, JobSummary};
 use crate::engine::error_message::{candle_message, client_message};
 use crate::engine::generate::{decode_step, GenerateParams, Sequence, StopReason};
 use crate::engine::model_dir::LoadedModel;
@@ -41,6 +41,10 @@ pub const PREFILL_CHUNK: usize = 512;
 /// short against an 80 ms audio frame, long enough not to spin a core.
 const IDLE_POLL: Duration = Duration::from_millis(5);
 
+/// How long an idle engine waits for an interactive job before it looks at the batch queue:
+/// interactive jobs still wake it at once; a batch job waits at most this long to start.
+const BATCH_POLL: Duration = Duration::from_millis(20);
+
 pub(super) struct Scheduler {
     lm: Arc<LoadedModel>,
     max_batch: usize,
@@ -54,6 +58,8 @@ struct Running<'lm> {
     /// Time from arrival to admission.
     queued_s: f64,
     failure: Option<String>,
+    /// A batch job's answer (video-job window): it yields to interactive ones.
+    batch: bool,
 }
 
 /// Where an answer's tokens go.
@@ -79,8 +85,8 @@ impl Scheduler {
         Self { lm, max_batch, metrics }
     }
 
-    /// Serves jobs until the queue closes and every accepted job has ended.
-    pub(super) fn run(self, rx: Receiver<Job>, waiting: &AtomicUsize) {
+    /// Serves jobs until both queues close and every accepted job has ended.
+    pub(super) fn run(self, rx: Receiver<Job>, batch_rx: Receiver<BatchJob>, waiting: &AtomicUsize) {
         let mut b = Batch {
             lm: &self.lm,
             max_batch: self.max_batch,
@@ -93,18 +99,25 @@ impl Scheduler {
         // waiting). Jobs are only taken when the batch has room, so the queue's bound holds.
         let mut held: Option<Job> = None;
         let mut open = true;
+        let mut batch_open = true;
         loop {
             b.speech_threads.retain(|t| !t.is_finished());
             if held.is_none() && open && b.running.len() < b.max_batch {
-                if b.running.is_empty() && b.draining.is_empty() {
-                    held = rx.recv().ok();
-                    open = held.is_some();
+                let idle = b.running.is_empty() && b.draining.is_empty();
+                let taken = if idle && !batch_open {
+                    rx.recv().map_err(|_| TryRecvError::Disconnected)
+                } else if idle {
+                    rx.recv_timeout(BATCH_POLL).map_err(|e| match e {
+                        RecvTimeoutError::Timeout => TryRecvError::Empty,
+                        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                    })
                 } else {
-                    match rx.try_recv() {
-                        Ok(job) => held = Some(job),
-                        Err(TryRecvError::Empty) => {}
-                        Err(TryRecvError::Disconnected) => open = false,
-                    }
+                    rx.try_recv()
+                };
+                match taken {
+                    Ok(job) => held = Some(job),
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => open = false,
                 }
             }
             if let Some(job) = held.take() {
@@ -115,8 +128,17 @@ impl Scheduler {
                     held = Some(job);
                 }
             }
+            // Batch work only when no interactive job waits and batch answers hold under half
+            // the slots, so an interactive job always finds room.
+            if batch_open && held.is_none() && waiting.load(Ordering::Relaxed) == 0 && b.batch_has_room() {
+                match batch_rx.try_recv() {
+                    Ok(job) => b.admit_batch(job),
+                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Disconnected) => batch_open = false,
+                }
+            }
             b.metrics.set_running(b.running.len());
-            if !open && held.is_none() && b.running.is_empty() && b.draining.is_empty() {
+            if !open && !batch_open && held.is_none() && b.running.is_empty() && b.draining.is_empty() {
                 break;
             }
             if !b.round() {
@@ -157,22 +179,52 @@ impl<'lm> Batch<'lm> {
         self.running.len() < self.max_batch && (job.speech.is_none() || self.speech_threads.len() < self.max_batch)
     }
 
+    /// Room for one more batch answer: at most half the slots (at least one) go to batch work.
+    fn batch_has_room(&self) -> bool {
+        let batch = self.running.iter().filter(|r| r.batch).count();
+        self.running.len() < self.max_batch && batch < (self.max_batch / 2).max(1)
+    }
+
+    /// Starts a batch job (its prompt already merged); it joins the decode steps once its
+    /// prompt pass has run.
+    fn admit_batch(&mut self, job: BatchJob) {
+        let queued_s = job.received.elapsed().as_secs_f64();
+        let prompt_tokens = job.inputs.ids.len();
+        let started =
+            guarded(|| Sequence::start_prepared(&self.lm.model, &job.inputs, job.prepared, &job.params, None))
+                .map_err(|f| f.message);
+        self.start_text(Outbox::new(job.sink), started, prompt_tokens, queued_s, true);
+    }
+
+    /// A text answer joins the batch, or fails at once.
+    fn start_text(
+        &mut self,
+        mut outbox: Outbox,
+        started: Result<Sequence, String>,
+        prompt_tokens: usize,
+        queued_s: f64,
+        batch: bool,
+    ) {
+        match started {
+            Ok(seq) => {
+                let decoder = StreamDecoder::new(&self.lm.tokenizer);
+                let route = Route::Text { decoder, outbox };
+                self.running.push(Running { seq, route, queued_s, failure: None, batch });
+            }
+            Err(message) => {
+                self.metrics.job(JobOutcome::Failed, prompt_tokens, 0);
+                self.finish_outbox(outbox.send(JobEvent::Failed(message)), outbox);
+            }
+        }
+    }
+
     /// Starts a job: its prompt pass, then it joins the decode steps.
     fn admit(&mut self, job: Job) {
         let queued_s = job.received.elapsed().as_secs_f64();
         let _span = tracing::debug_span!("engine.admit", prompt_tokens = job.inputs.ids.len()).entered();
         let Some(opts) = &job.speech else {
-            let mut outbox = Outbox::new(job.sink);
-            match self.start(&job.inputs, &job.params, None) {
-                Ok(seq) => {
-                    let decoder = StreamDecoder::new(&self.lm.tokenizer);
-                    self.running.push(Running { seq, route: Route::Text { decoder, outbox }, queued_s, failure: None });
-                }
-                Err(message) => {
-                    self.metrics.job(JobOutcome::Failed, job.inputs.ids.len(), 0);
-                    self.finish_outbox(outbox.send(JobEvent::Failed(message)), outbox);
-                }
-            }
+            let started = self.start(&job.inputs, &job.params, None);
+            self.start_text(Outbox::new(job.sink), started, job.inputs.ids.len(), queued_s, false);
             return;
         };
         let accept = match speech_job::check(self.lm, opts) {
@@ -195,7 +247,9 @@ impl<'lm> Batch<'lm> {
         };
         self.speech_threads.push(thread);
         match self.start(&inputs, &params, Some(accept)) {
-            Ok(seq) => self.running.push(Running { seq, route: Route::Speech(feed), queued_s, failure: None }),
+            Ok(seq) => {
+                self.running.push(Running { seq, route: Route::Speech(feed), queued_s, failure: None, batch: false })
+            }
             Err(message) => {
                 let _ = feed.tx.try_send(ThinkerFeed::Done(Err(message)));
             }
@@ -214,15 +268,17 @@ impl<'lm> Batch<'lm> {
     }
 
     /// Runs the next [`PREFILL_CHUNK`] prompt rows of the oldest answer still in its prompt
-    /// pass; `false` when none is. A spoken answer's talker gets the captured thinker states
-    /// once the pass is complete.
+    /// pass, interactive answers before batch ones; `false` when none is. A spoken answer's
+    /// talker gets the captured thinker states once the pass is complete.
     fn prefill_chunk(&mut self) -> bool {
         let lm = self.lm;
-        let Some(r) = self
+        let prefilling = |r: &Running| r.failure.is_none() && r.seq.stop_reason().is_none() && r.seq.is_prefilling();
+        let next = self
             .running
-            .iter_mut()
-            .find(|r| r.failure.is_none() && r.seq.stop_reason().is_none() && r.seq.is_prefilling())
-        else {
+            .iter()
+            .position(|r| !r.batch && prefilling(r))
+            .or_else(|| self.running.iter().position(prefilling));
+        let Some(r) = next.map(|i| &mut self.running[i]) else {
             return false;
         };
         match guarded(|| r.seq.prefill_chunk(&lm.model, PREFILL_CHUNK)) {
@@ -273,7 +329,7 @@ impl<'lm> Batch<'lm> {
 
     /// An answer has ended: its last events, its metrics.
     fn retire(&mut self, r: Running<'lm>) {
-        let Running { seq, route, queued_s, failure } = r;
+        let Running { seq, route, queued_s, failure, .. } = r;
         let (prompt_tokens, generated) = seq.token_counts();
         let outcome = match failure {
             Some(message) => Err(message),

@@ -1,0 +1,136 @@
+//! The loaded model as a [`WindowModel`]: the job's worker thread builds the window's prompt and
+//! runs the audio and vision encoders itself (`model.prepare`), then hands the merged prompt to
+//! the engine thread as batch work ([`EngineService::submit_batch`]), where it is decoded in the
+//! same batched steps as interactive answers but never ahead of them. Greedy decoding: a job's
+//! result does not depend on a seed, and a resumed job answers its windows as the first run would.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::events::TimeBase;
+use super::model::{Answer, AskError, ModelTraits, Question, WindowModel};
+use crate::engine::error_message::candle_message;
+use crate::engine::generate::GenerateParams;
+use crate::engine::media::{frame_rule, MediaItem};
+use crate::engine::model_dir::LoadedModel;
+use crate::engine::processor::{build_prompt, PromptOptions};
+use crate::engine::sampling::SamplingParams;
+use crate::engine::service::{BatchJob, Delivery, EngineService, EventSink, JobEvent};
+use crate::models::family::Family;
+
+/// Events of one answer in flight between the engine thread and the job's worker: text chunks
+/// are small and the worker reads continuously, so a few dozen absorb any scheduling hiccup.
+const EVENT_BUFFER: usize = 64;
+/// How often a waiting worker looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// Qwen3-Omni's audio encoder: 100 mel frames a second, downsampled to 13 tokens.
+const OMNI_AUDIO_TOKENS_PER_S: f64 = 13.0;
+
+/// The loaded model behind the engine thread.
+pub struct EngineModel {
+    lm: Arc<LoadedModel>,
+    engine: Arc<EngineService>,
+    traits: ModelTraits,
+}
+
+impl EngineModel {
+    pub fn new(lm: Arc<LoadedModel>, engine: Arc<EngineService>) -> Self {
+        let audio_rate_hz =
+            lm.processor.audio.as_ref().filter(|_| lm.model.accepts_audio()).map(|a| a.sampling_rate as u32);
+        let traits = ModelTraits {
+            video: lm.processor.video.clone(),
+            rule: frame_rule(lm.family),
+            audio_rate_hz,
+            audio_tokens_per_s: OMNI_AUDIO_TOKENS_PER_S,
+            // Qwen3-VL writes the frames' times as text between them; Qwen3-Omni's time
+            // positions start at the clip.
+            time_base: match lm.family {
+                Family::Qwen3Omni => TimeBase::Relative,
+                Family::Qwen3Vl | Family::Qwen3VlMoe => TimeBase::Absolute,
+            },
+            context: lm.model.decoder().config().max_position_embeddings,
+        };
+        Self { lm, engine, traits }
+    }
+}
+
+impl WindowModel for EngineModel {
+    fn traits(&self) -> &ModelTraits {
+        &self.traits
+    }
+
+    fn answer(&self, q: Question, stop: &AtomicBool) -> Result<Answer, AskError> {
+        let failed = |m: String| AskError::Failed(m);
+        let t0 = Instant::now();
+        let mut parts = Vec::new();
+        let mut media = Vec::new();
+        let use_audio_in_video = q.clip.as_ref().is_some_and(|c| c.audio.is_some());
+        if let Some(clip) = q.clip {
+            parts.push(serde_json::json!({"type": "video", "video": "window"}));
+            media.push(MediaItem::Video(clip));
+        }
+        parts.push(serde_json::json!({"type": "text", "text": q.prompt}));
+        let messages = serde_json::json!([{"role": "user", "content": parts}]);
+        let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video, template_vars: Default::default() };
+        let built = build_prompt(&self.lm, &messages, &media, &opts).map_err(|e| failed(e.to_string()))?;
+        drop(media);
+        let prepared = self.lm.model.prepare(&built.inputs).map_err(|e| failed(candle_message(&e)))?;
+        let encode_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let prompt_tokens = built.inputs.ids.len();
+
+        let t1 = Instant::now();
+        let params = GenerateParams {
+            sampling: SamplingParams::default(),
+            max_new_tokens: q.max_new_tokens,
+            stop_ids: self.lm.stop_ids(),
+        };
+        let (tx, rx) = sync_channel(EVENT_BUFFER);
+        let job =
+            BatchJob { inputs: built.inputs, prepared, params, sink: Box::new(StdSink(tx)), received: Instant::now() };
+        if self.engine.submit_batch(job).is_err() {
+            return Err(AskError::Interrupted); // the engine is stopping
+        }
+        let (text, completion_tokens) = collect(&rx, stop)?;
+        Ok(Answer { text, prompt_tokens, completion_tokens, encode_ms, generate_ms: t1.elapsed().as_secs_f64() * 1e3 })
+    }
+}
+
+/// Reads one answer's events until it ends, or until `stop` (dropping the receiver then tells
+/// the engine to stop that answer at its next token).
+fn collect(rx: &Receiver<JobEvent>, stop: &AtomicBool) -> Result<(String, usize), AskError> {
+    let mut text = String::new();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err(AskError::Interrupted);
+        }
+        match rx.recv_timeout(STOP_POLL) {
+            Ok(JobEvent::Text(t)) => text.push_str(&t),
+            Ok(JobEvent::Audio(_)) => {}
+            Ok(JobEvent::Done(summary)) => return Ok((text, summary.completion_tokens)),
+            Ok(JobEvent::Failed(m)) => return Err(AskError::Failed(m)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(AskError::Failed("the engine stopped before the answer ended".into()))
+            }
+        }
+    }
+}
+
+/// A job's events into a bounded std channel read by the job's worker thread.
+struct StdSink(SyncSender<JobEvent>);
+
+impl EventSink for StdSink {
+    fn try_send(&mut self, event: JobEvent) -> Delivery {
+        match self.0.try_send(event) {
+            Ok(()) => Delivery::Sent,
+            Err(TrySendError::Full(e)) => Delivery::Full(e),
+            Err(TrySendError::Disconnected(_)) => Delivery::Gone,
+        }
+    }
+
+    fn send(&mut self, event: JobEvent) -> bool {
+        self.0.send(event).is_ok()
+    }
+}

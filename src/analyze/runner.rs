@@ -1,0 +1,237 @@
+//! Runs one job to its end: open the video, plan the windows (shortened to the model's context),
+//! then for every window not yet in the store decode it by seeking, ask the model, parse the
+//! events and commit the window before starting the next; finally merge the events of all
+//! windows (stored ones included, so a resumed job's result is whole) and, when asked, summarise.
+//! Only the window being worked on can be lost to a kill, and a finished window is never redone.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::budget::{fit_window, VideoShape};
+use super::events::parse_events;
+use super::merge::merge_events;
+use super::model::{AskError, Question, WindowModel};
+use super::prompt::{says_nothing, summary_prompt, window_prompt};
+use super::spec::JobSpec;
+use super::store::{now, JobState, Store, WindowRecord};
+use super::windows::{plan_windows, Window};
+use crate::engine::media::{load_video, MediaItem, VideoClip, VideoRequest};
+
+/// What a running job reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Progress<'a> {
+    /// The windows are planned; `done` of them were finished by an earlier run.
+    Planned { total: usize, done: usize, window_s: f64 },
+    /// A window was committed.
+    Window { record: &'a WindowRecord, done: usize, total: usize },
+    /// The final summary pass started.
+    Summarizing,
+}
+
+/// How a run ended (errors are stored on the job as well).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    Done,
+    /// Cancelled by the user: the job is marked so.
+    Cancelled,
+    /// The daemon is stopping: the job stays queued and resumes on the next start.
+    Stopped,
+    Failed(String),
+}
+
+/// Flags a run watches between windows and, through the model, inside one.
+pub struct Stops<'a> {
+    /// Stop now (set for a cancel and when the daemon shuts down).
+    pub stop: &'a AtomicBool,
+    /// Set before `stop` when the stop is the user's cancel: the job ends cancelled instead of
+    /// staying queued for the next start.
+    pub cancel: &'a AtomicBool,
+}
+
+/// Runs job `id` (its spec is in `store`) and records the outcome in the store.
+pub fn run_job(
+    store: &Store,
+    id: &str,
+    model: &dyn WindowModel,
+    stops: &Stops,
+    on_progress: &mut dyn FnMut(Progress),
+) -> RunEnd {
+    let end = match store.job(id) {
+        Ok(Some(job)) => run(store, id, &job.spec, model, stops, on_progress),
+        Ok(None) => Err(Halt::Failed(format!("no job {id}"))),
+        Err(e) => Err(Halt::Failed(e.to_string())),
+    };
+    let (state, error, outcome) = match end {
+        Ok(()) => return RunEnd::Done, // `finish` stored the result
+        Err(Halt::Interrupted) if stops.cancel.load(Ordering::Relaxed) => {
+            (JobState::Cancelled, None, RunEnd::Cancelled)
+        }
+        Err(Halt::Interrupted) => (JobState::Queued, None, RunEnd::Stopped),
+        Err(Halt::Failed(m)) => (JobState::Failed, Some(m.clone()), RunEnd::Failed(m)),
+    };
+    if let Err(e) = store.set_state(id, state, error.as_deref()) {
+        tracing::error!(job = id, error = %e, "cannot record the end of a job");
+    }
+    outcome
+}
+
+enum Halt {
+    Interrupted,
+    Failed(String),
+}
+
+impl From<super::store::StoreError> for Halt {
+    fn from(e: super::store::StoreError) -> Self {
+        Halt::Failed(e.to_string())
+    }
+}
+
+fn run(
+    store: &Store,
+    id: &str,
+    spec: &JobSpec,
+    model: &dyn WindowModel,
+    stops: &Stops,
+    on_progress: &mut dyn FnMut(Progress),
+) -> Result<(), Halt> {
+    let stopped = || stops.stop.load(Ordering::Relaxed);
+    spec.validate().map_err(Halt::Failed)?;
+    store.set_state(id, JobState::Running, None)?;
+    let traits = model.traits();
+    let (shape, duration, has_audio) = open_video(&spec.video, &spec.title)?;
+    let to = spec.to_s.map_or(duration, |t| t.min(duration));
+    if spec.from_s >= to {
+        return Err(Halt::Failed(format!(
+            "{}: no frames in the requested range: it starts at {:.2} s but the video ends at {duration:.2} s",
+            spec.title, spec.from_s
+        )));
+    }
+    let audio = spec.audio && has_audio && traits.audio_rate_hz.is_some();
+    let window_s = fit_window(traits, shape, spec.fps, spec.window_s, audio, spec.max_new_tokens)
+        .map_err(|e| Halt::Failed(format!("{}: {e}", spec.title)))?;
+    // A window shortened to fit keeps an overlap under half its length.
+    let overlap = spec.overlap_s.min(window_s / 4.0);
+    let windows = plan_windows(spec.from_s, to, window_s, overlap).map_err(Halt::Failed)?;
+    store.set_plan(id, windows.len(), window_s)?;
+    let mut finished = store.windows(id)?;
+    on_progress(Progress::Planned { total: windows.len(), done: finished.len(), window_s });
+
+    for w in &windows {
+        if finished.iter().any(|r| r.index == w.index) {
+            continue;
+        }
+        if stopped() {
+            return Err(Halt::Interrupted);
+        }
+        store.window_started(id, w.index)?;
+        let record = analyse_window(spec, w, audio, model, stops.stop)?;
+        store.record_window(id, &record)?;
+        // Read back: the attempts count comes from the store.
+        finished = store.windows(id)?;
+        let stored = finished.iter().find(|r| r.index == w.index).expect("just committed");
+        on_progress(Progress::Window { record: stored, done: finished.len(), total: windows.len() });
+    }
+
+    let events = merge_events(finished.iter().flat_map(|r| r.events.iter().cloned()).collect());
+    let summary = if spec.summarize {
+        if stopped() {
+            return Err(Halt::Interrupted);
+        }
+        on_progress(Progress::Summarizing);
+        let q =
+            Question { prompt: summary_prompt(&spec.task, &events), clip: None, max_new_tokens: spec.max_new_tokens };
+        Some(ask(model, q, stops.stop, "the summary pass")?.text.trim().to_string())
+    } else {
+        None
+    };
+    store.finish(id, &events, summary.as_deref())?;
+    Ok(())
+}
+
+/// The video's shape, duration and whether it has sound; a clear error for a missing, corrupt
+/// or frameless file.
+fn open_video(path: &Path, title: &str) -> Result<(VideoShape, f64, bool), Halt> {
+    if !path.is_file() {
+        return Err(Halt::Failed(format!("{title}: no such video file")));
+    }
+    let info = probe(path).map_err(|e| Halt::Failed(format!("{title}: {e}")))?;
+    let video = info.video.as_ref().ok_or_else(|| Halt::Failed(format!("{title}: the file has no video stream")))?;
+    let duration = video.duration_s.max(info.duration_s);
+    if !(duration.is_finite() && duration > 0.0) {
+        return Err(Halt::Failed(format!("{title}: the video has no duration (no frames?)")));
+    }
+    Ok((VideoShape { width: video.width, height: video.height, fps: video.fps }, duration, info.audio.is_some()))
+}
+
+#[cfg(feature = "media")]
+fn probe(path: &Path) -> Result<omnid_codecs::av::probe::MediaInfo, String> {
+    omnid_codecs::av::probe::probe(path).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "media"))]
+fn probe(_path: &Path) -> Result<omnid_codecs::av::probe::MediaInfo, String> {
+    Err("this build of omnid has no FFmpeg (built without the `media` feature): video jobs need it".into())
+}
+
+/// Decodes window `w` by seeking, asks the model, parses its answer.
+fn analyse_window(
+    spec: &JobSpec,
+    w: &Window,
+    audio: bool,
+    model: &dyn WindowModel,
+    stop: &AtomicBool,
+) -> Result<WindowRecord, Halt> {
+    let traits = model.traits();
+    let where_ = format!("window {} ({:.2}–{:.2} s)", w.index, w.start, w.end);
+    let t0 = Instant::now();
+    let req = VideoRequest {
+        fps: spec.fps,
+        rule: traits.rule,
+        processor: &traits.video,
+        max_tokens: traits.context,
+        audio_rate_hz: traits.audio_rate_hz.filter(|_| audio),
+        window: (w.start, Some(w.end)),
+    };
+    let clip: VideoClip = match load_video(&spec.video, &req) {
+        Ok(MediaItem::Video(clip)) => clip,
+        Ok(_) => unreachable!("load_video returns videos"),
+        Err(e) => return Err(Halt::Failed(format!("{where_}: {e}"))),
+    };
+    let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let frames = clip.frames.frames.len();
+    if frames == 0 {
+        return Err(Halt::Failed(format!("{where_}: no frames decoded")));
+    }
+    let q = Question {
+        prompt: window_prompt(&spec.task, w, traits.time_base),
+        clip: Some(clip),
+        max_new_tokens: spec.max_new_tokens,
+    };
+    let answer = ask(model, q, stop, &where_)?;
+    let mut parsed = parse_events(&answer.text, w, traits.time_base);
+    parsed.unparsed.retain(|l| !says_nothing(l));
+    Ok(WindowRecord {
+        index: w.index,
+        start: w.start,
+        end: w.end,
+        answer: answer.text,
+        events: parsed.events,
+        unparsed: parsed.unparsed,
+        frames,
+        prompt_tokens: answer.prompt_tokens,
+        completion_tokens: answer.completion_tokens,
+        decode_ms,
+        encode_ms: answer.encode_ms,
+        generate_ms: answer.generate_ms,
+        attempts: 1,
+        finished_at: now(),
+    })
+}
+
+fn ask(model: &dyn WindowModel, q: Question, stop: &AtomicBool, what: &str) -> Result<super::model::Answer, Halt> {
+    model.answer(q, stop).map_err(|e| match e {
+        AskError::Interrupted => Halt::Interrupted,
+        AskError::Failed(m) => Halt::Failed(format!("{what}: {m}")),
+    })
+}
