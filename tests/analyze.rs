@@ -259,7 +259,7 @@ fn an_interrupted_job_resumes_at_the_unfinished_window_and_never_redoes_one() {
         let job = store.job(&id).unwrap().unwrap();
         assert_eq!(job.state, JobState::Queued, "a stopped job waits for the next start");
         assert_eq!(store.windows(&id).unwrap().len(), 2);
-        assert_eq!(store.unfinished().unwrap(), [id.clone()]);
+        assert_eq!(store.unfinished().unwrap(), std::slice::from_ref(&id));
         id
     };
     let store = Store::open(&db).unwrap();
@@ -402,4 +402,31 @@ fn the_queue_bounds_what_waits_and_cancels_a_waiting_job() {
     drop(queue);
     let queued: Vec<String> = store.unfinished().unwrap();
     assert_eq!(queued.len(), 1);
+}
+
+#[test]
+fn qwen3_vl_windows_carry_the_video_clock_in_their_timestamp_text() {
+    use omnid::analyze::local_model::question_prompt;
+    use omnid::engine::media::{load_video, MediaItem, VideoRequest};
+    use omnid::engine::model_dir::{DTypeChoice, LoadedModel};
+    let dir = scratch("vl");
+    let video = video(&dir);
+    let lm =
+        LoadedModel::open(&common::fixture_dir("vl_dense_a"), DTypeChoice::Exact(DType::F32), &Device::Cpu).unwrap();
+    let req = VideoRequest {
+        fps: 2.0,
+        rule: frame_rule(lm.family),
+        processor: &lm.processor.video,
+        max_tokens: None,
+        audio_rate_hz: None,
+        window: (52.0, Some(56.0)),
+    };
+    let MediaItem::Video(clip) = load_video(&video, &req).unwrap() else { panic!("a video") };
+    let built = question_prompt(&lm, "when?".into(), Some(clip)).unwrap();
+    let text = lm.tokenizer.decode(&built.inputs.ids, false).unwrap();
+    // Qwen3-VL samples 8 of the window's 40 frames at round(linspace(0, 39, 8)) (52.0, 52.6, 53.1, …
+    // 55.9 s); each pair's mid-time, on the video's clock, formatted as the reference does.
+    let stamps: Vec<&str> =
+        text.match_indices(" seconds>").map(|(i, _)| &text[text[..i].rfind('<').unwrap()..i]).collect();
+    assert_eq!(stamps, ["<52.3", "<53.4", "<54.5", "<55.6"], "{text}");
 }

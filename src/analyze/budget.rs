@@ -68,7 +68,8 @@ pub fn fit_window(
                 shape.width, shape.height
             ));
         }
-        // Shrink in proportion, a little more to absorb the rounding to frame groups.
-        seconds = (seconds * budget as f64 / tokens as f64 * 0.95).max(MIN_WINDOW_S);
+        // Shrink in proportion, a little more to absorb the rounding to frame groups, to whole
+        // seconds (windows people can read).
+        seconds = (seconds * budget as f64 / tokens as f64 * 0.95).floor().max(MIN_WINDOW_S);
     }
 }

@@ -13,9 +13,9 @@ use super::events::TimeBase;
 use super::model::{Answer, AskError, ModelTraits, Question, WindowModel};
 use crate::engine::error_message::candle_message;
 use crate::engine::generate::GenerateParams;
-use crate::engine::media::{frame_rule, MediaItem};
+use crate::engine::media::{frame_rule, MediaItem, VideoClip};
 use crate::engine::model_dir::LoadedModel;
-use crate::engine::processor::{build_prompt, PromptOptions};
+use crate::engine::processor::{build_prompt, BuiltPrompt, PromptOptions};
 use crate::engine::sampling::SamplingParams;
 use crate::engine::service::{BatchJob, Delivery, EngineService, EventSink, JobEvent};
 use crate::models::family::Family;
@@ -64,18 +64,7 @@ impl WindowModel for EngineModel {
     fn answer(&self, q: Question, stop: &AtomicBool) -> Result<Answer, AskError> {
         let failed = |m: String| AskError::Failed(m);
         let t0 = Instant::now();
-        let mut parts = Vec::new();
-        let mut media = Vec::new();
-        let use_audio_in_video = q.clip.as_ref().is_some_and(|c| c.audio.is_some());
-        if let Some(clip) = q.clip {
-            parts.push(serde_json::json!({"type": "video", "video": "window"}));
-            media.push(MediaItem::Video(clip));
-        }
-        parts.push(serde_json::json!({"type": "text", "text": q.prompt}));
-        let messages = serde_json::json!([{"role": "user", "content": parts}]);
-        let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video, template_vars: Default::default() };
-        let built = build_prompt(&self.lm, &messages, &media, &opts).map_err(|e| failed(e.to_string()))?;
-        drop(media);
+        let built = question_prompt(&self.lm, q.prompt, q.clip).map_err(failed)?;
         let prepared = self.lm.model.prepare(&built.inputs).map_err(|e| failed(candle_message(&e)))?;
         let encode_ms = t0.elapsed().as_secs_f64() * 1e3;
         let prompt_tokens = built.inputs.ids.len();
@@ -95,6 +84,22 @@ impl WindowModel for EngineModel {
         let (text, completion_tokens) = collect(&rx, stop)?;
         Ok(Answer { text, prompt_tokens, completion_tokens, encode_ms, generate_ms: t1.elapsed().as_secs_f64() * 1e3 })
     }
+}
+
+/// The model inputs of a question: one user turn with the window's clip (its sound track
+/// interleaved when it has one) and the text.
+pub fn question_prompt(lm: &LoadedModel, text: String, clip: Option<VideoClip>) -> Result<BuiltPrompt, String> {
+    let mut parts = Vec::new();
+    let mut media = Vec::new();
+    let use_audio_in_video = clip.as_ref().is_some_and(|c| c.audio.is_some());
+    if let Some(clip) = clip {
+        parts.push(serde_json::json!({"type": "video", "video": "window"}));
+        media.push(MediaItem::Video(clip));
+    }
+    parts.push(serde_json::json!({"type": "text", "text": text}));
+    let messages = serde_json::json!([{"role": "user", "content": parts}]);
+    let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video, template_vars: Default::default() };
+    build_prompt(lm, &messages, &media, &opts).map_err(|e| e.to_string())
 }
 
 /// Reads one answer's events until it ends, or until `stop` (dropping the receiver then tells

@@ -155,23 +155,25 @@ fn open_video(path: &Path, title: &str) -> Result<(VideoShape, f64, bool), Halt>
     if !path.is_file() {
         return Err(Halt::Failed(format!("{title}: no such video file")));
     }
-    let info = probe(path).map_err(|e| Halt::Failed(format!("{title}: {e}")))?;
-    let video = info.video.as_ref().ok_or_else(|| Halt::Failed(format!("{title}: the file has no video stream")))?;
-    let duration = video.duration_s.max(info.duration_s);
+    let (shape, duration, has_audio) = probe(path, title).map_err(Halt::Failed)?;
     if !(duration.is_finite() && duration > 0.0) {
         return Err(Halt::Failed(format!("{title}: the video has no duration (no frames?)")));
     }
-    Ok((VideoShape { width: video.width, height: video.height, fps: video.fps }, duration, info.audio.is_some()))
+    Ok((shape, duration, has_audio))
 }
 
 #[cfg(feature = "media")]
-fn probe(path: &Path) -> Result<omnid_codecs::av::probe::MediaInfo, String> {
-    omnid_codecs::av::probe::probe(path).map_err(|e| e.to_string())
+fn probe(path: &Path, title: &str) -> Result<(VideoShape, f64, bool), String> {
+    // The codec error names the file already.
+    let info = omnid_codecs::av::probe::probe(path).map_err(|e| e.to_string())?;
+    let video = info.video.as_ref().ok_or_else(|| format!("{title}: the file has no video stream"))?;
+    let shape = VideoShape { width: video.width, height: video.height, fps: video.fps };
+    Ok((shape, video.duration_s.max(info.duration_s), info.audio.is_some()))
 }
 
 #[cfg(not(feature = "media"))]
-fn probe(_path: &Path) -> Result<omnid_codecs::av::probe::MediaInfo, String> {
-    Err("this build of omnid has no FFmpeg (built without the `media` feature): video jobs need it".into())
+fn probe(_path: &Path, title: &str) -> Result<(VideoShape, f64, bool), String> {
+    Err(format!("{title}: this build of omnid has no FFmpeg (built without the `media` feature); video jobs need it"))
 }
 
 /// Decodes window `w` by seeking, asks the model, parses its answer.

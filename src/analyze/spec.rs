@@ -11,6 +11,12 @@ pub const DEFAULT_FPS: f64 = 2.0;
 pub const DEFAULT_WINDOW_S: f64 = 60.0;
 /// Overlap of consecutive windows: an event on a border is seen whole by one of them.
 pub const DEFAULT_OVERLAP_S: f64 = 2.0;
+
+/// The overlap when the request names a window but no overlap: the default, or a quarter of a
+/// short window.
+pub fn default_overlap(window_s: f64) -> f64 {
+    DEFAULT_OVERLAP_S.min(window_s / 4.0)
+}
 /// Tokens the model may write per window.
 pub const DEFAULT_WINDOW_TOKENS: usize = 256;
 /// Longest task text: a task is an instruction, not a document.

@@ -333,6 +333,12 @@ impl Store {
             .collect()
     }
 
+    /// How many windows of the job are finished.
+    pub fn windows_done(&self, id: &str) -> Result<usize, StoreError> {
+        let n: i64 = self.conn().query_row("SELECT COUNT(*) FROM windows WHERE job_id = ?1", [id], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
     /// Marks a job done with its merged events and summary.
     pub fn finish(&self, id: &str, events: &[Event], summary: Option<&str>) -> Result<(), StoreError> {
         self.conn().execute(
@@ -443,7 +449,7 @@ mod tests {
         let s = Store::open(&path).unwrap();
         // One process at a time works a store.
         assert!(matches!(Store::open(&path), Err(StoreError::InUse { .. })));
-        assert_eq!(s.unfinished().unwrap(), [id.clone()]);
+        assert_eq!(s.unfinished().unwrap(), std::slice::from_ref(&id));
         let job = s.job(&id).unwrap().unwrap();
         assert_eq!((job.state, job.windows_total, job.window_s), (JobState::Running, Some(3), Some(12.0)));
         assert_eq!(job.spec, spec);

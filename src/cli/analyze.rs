@@ -17,7 +17,7 @@ use crate::analyze::formats::Format;
 use crate::analyze::local_model::EngineModel;
 use crate::analyze::result::job_result;
 use crate::analyze::runner::{run_job, Progress, RunEnd, Stops};
-use crate::analyze::spec::JobSpec;
+use crate::analyze::spec::{default_overlap, JobSpec};
 use crate::analyze::store::{JobState, Store};
 use crate::config::OmnidConfig;
 use crate::engine::service::{EngineService, ServiceLimits};
@@ -39,7 +39,7 @@ pub struct AnalyzeArgs {
     /// Window length in seconds (default 60; shortened when the model's context needs it).
     #[arg(long, value_name = "SECONDS")]
     pub window: Option<f64>,
-    /// Overlap of consecutive windows in seconds (default 2).
+    /// Overlap of consecutive windows in seconds (default 2, at most a quarter of the window).
     #[arg(long, value_name = "SECONDS")]
     pub overlap: Option<f64>,
     /// Start of the part to analyse: seconds or [hh:]mm:ss.
@@ -84,7 +84,7 @@ pub fn run(args: AnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     let mut spec = JobSpec::new(args.video.clone(), args.task.clone());
     spec.fps = args.fps.or(cfg.video.fps).unwrap_or(spec.fps);
     spec.window_s = args.window.unwrap_or(spec.window_s);
-    spec.overlap_s = args.overlap.unwrap_or(spec.overlap_s);
+    spec.overlap_s = args.overlap.unwrap_or(default_overlap(spec.window_s));
     spec.from_s = args.from.unwrap_or(0.0);
     spec.to_s = args.to;
     spec.audio = !args.no_audio;

@@ -8,7 +8,9 @@
 //! real-time is the answer to "how many voice users does this machine serve".
 //!
 //! Without `--url` it starts the daemon in-process on a free loopback port (the embedded default,
-//! `--model DIR`, or `--synthetic real-widths`), so one command measures a configuration.
+//! `--model DIR`, or `--synthetic real-widths`), so one command measures a configuration. With
+//! `--video-job FILE` that daemon also runs a video job on FILE for the whole measurement, which
+//! shows whether batch work makes voice sessions miss real time.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,6 +60,9 @@ pub struct BenchLoadArgs {
     /// Voice (default: the daemon's).
     #[arg(long)]
     pub voice: Option<String>,
+    /// Run a video job on this file in the in-process daemon during the measurement.
+    #[arg(long, value_name = "FILE")]
+    pub video_job: Option<std::path::PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -99,11 +104,11 @@ pub fn run(args: BenchLoadArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("omnid-bench-load").build()?;
     let levels = runtime.block_on(async {
-        let (base, key, _server) = match &args.url {
-            Some(url) => (url.trim_end_matches('/').to_string(), args.api_key.clone(), None),
+        let (base, key, _server, job) = match &args.url {
+            Some(url) => (url.trim_end_matches('/').to_string(), args.api_key.clone(), None, None),
             None => {
-                let (addr, server) = start_daemon(&args, cfg).await?;
-                (format!("http://{addr}"), None, Some(server))
+                let (addr, server, job) = start_daemon(&args, cfg).await?;
+                (format!("http://{addr}"), None, Some(server), job)
             }
         };
         let ws = format!("ws{}/v1/realtime", base.strip_prefix("http").unwrap_or(&base));
@@ -114,6 +119,20 @@ pub fn run(args: BenchLoadArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
                 print_level(&level);
             }
             levels.push(level);
+        }
+        if let Some((state, id)) = job {
+            let (store, id) = (state.jobs.as_ref().expect("started with jobs").queue.store().clone(), id);
+            let report = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+                let job = store.job(&id)?.ok_or_else(|| anyhow::anyhow!("the job vanished"))?;
+                Ok(format!(
+                    "video job during the sessions: {} of {:?} windows done, state {:?}",
+                    store.windows(&id)?.len(),
+                    job.windows_total,
+                    job.state
+                ))
+            })
+            .await??;
+            eprintln!("omnid bench-load: {report}");
         }
         anyhow::Ok(levels)
     })?;
@@ -132,11 +151,15 @@ pub fn run(args: BenchLoadArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The daemon on 127.0.0.1:0 in this process, its batch as wide as the widest level.
+/// The in-process daemon's state and the id of its video job.
+type BackgroundJob = (Arc<crate::server::AppState>, String);
+
+/// The daemon on 127.0.0.1:0 in this process, its batch as wide as the widest level (and its
+/// video job, with `--video-job`).
 async fn start_daemon(
     args: &BenchLoadArgs,
     cfg: &OmnidConfig,
-) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>, Option<BackgroundJob>)> {
     let lm = args.model.load(cfg)?;
     eprintln!("omnid bench-load: in-process daemon on {}", args.model.describe(&lm));
     let widest = args.sessions.iter().copied().max().unwrap_or(1);
@@ -144,7 +167,23 @@ async fn start_daemon(
     cfg.speech.max_frames = args.speech_frames;
     let max_batch = args.max_batch.unwrap_or(widest).clamp(1, 256);
     eprintln!("omnid bench-load: max_batch {max_batch}");
-    let state = app_state(Arc::new(lm), &cfg, None, ServiceLimits { queue_capacity: widest, max_batch }, None)?;
+    let jobs_dir = args
+        .video_job
+        .as_ref()
+        .map(|_| std::env::temp_dir().join(format!("omnid-bench-load-jobs-{}", std::process::id())));
+    let limits = ServiceLimits { queue_capacity: widest, max_batch };
+    let state = app_state(Arc::new(lm), &cfg, None, limits, jobs_dir.as_deref())?;
+    let job = match &args.video_job {
+        Some(video) => {
+            let mut spec = crate::analyze::spec::JobSpec::new(video.clone(), "Describe what happens, with times.");
+            spec.max_new_tokens = 32;
+            let jobs = state.jobs.as_ref().expect("started with a job folder");
+            let id = jobs.queue.submit(&spec)?;
+            eprintln!("omnid bench-load: video job {id} on {} runs during the sessions", video.display());
+            Some((state.clone(), id))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move {
@@ -152,7 +191,7 @@ async fn start_daemon(
             eprintln!("omnid bench-load: the daemon stopped: {e:#}");
         }
     });
-    Ok((addr, server))
+    Ok((addr, server, job))
 }
 
 async fn run_level(ws: &str, key: Option<&str>, n: usize, args: &BenchLoadArgs) -> LevelReport {

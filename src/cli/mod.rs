@@ -5,6 +5,7 @@
 //! | `analyze` | a video job: timed events over a long video, resumable with `--db` |
 //! | `ask` | one question with text, images, audio and video → streamed answer (or `--json`) |
 //! | `bench` | prefill/decode throughput and peak memory of a model |
+//! | `bench-analyze` | a video job's wall time per hour of video by stage, and peak memory |
 //! | `bench-speech` | first-audio latency, real-time factor and per-stage times of spoken answers |
 //! | `serve` | the OpenAI-compatible HTTP API (`/v1/chat/completions`, `/v1/models`, `/health`) |
 //! | `check` | open a model directory and report what was found, without generating |
@@ -16,6 +17,7 @@
 mod analyze;
 mod ask;
 mod bench;
+mod bench_analyze;
 mod bench_load;
 mod bench_model;
 mod bench_speech;
@@ -63,6 +65,8 @@ pub enum Command {
     Analyze(Box<analyze::AnalyzeArgs>),
     /// Measure prefill and decode speed and peak memory.
     Bench(bench::BenchArgs),
+    /// Measure a video job: wall time per hour of video (decode, encoders, generation) and peak memory.
+    BenchAnalyze(Box<bench_analyze::BenchAnalyzeArgs>),
     /// Measure first-audio latency and real-time factor of spoken answers, per stage.
     BenchSpeech(Box<bench_speech::BenchSpeechArgs>),
     /// Measure N concurrent Realtime voice sessions: first audio p50/p95, real-time factor, the
@@ -102,6 +106,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
         Command::Analyze(a) => analyze::run(*a, &cfg),
         Command::Bench(b) => bench::run(b, &cfg),
+        Command::BenchAnalyze(b) => bench_analyze::run(*b, &cfg),
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
         Command::BenchLoad(b) => bench_load::run(*b, &cfg),
         Command::Serve(s) => serve::run_serve(*s, &cfg),

@@ -309,7 +309,10 @@ pub fn load_synthetic(size: &EmbeddedSize, dtype: DType, device: &Device) -> Res
         model,
         tokenizer,
         template,
-        processor: ProcessorSettings::embedded(),
+        processor: match size {
+            EmbeddedSize::RealWidths { .. } => super::embedded_real_widths::real_processor(),
+            _ => ProcessorSettings::embedded(),
+        },
         generation: GenerationConfig::default(),
         dtype,
         device: device.clone(),

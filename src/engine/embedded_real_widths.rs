@@ -1,7 +1,9 @@
 //! The real Qwen3-Omni-30B-A3B-Instruct widths (spec §1.3.1) on top of the embedded model's
 //! config: every matrix a token passes through has its real shape, only the layer and expert
 //! counts are smaller, so per-layer costs (and first-audio latency per layer) are measured on
-//! the real dimensions. Encoders stay tiny (the speech benchmark uses text prompts).
+//! the real dimensions. The audio and vision encoders get their real widths with fewer blocks
+//! (vision 4 of 27, audio 2 of 32) and the processor its real pixel budget, so that video-job
+//! benchmarks see real token counts and real per-block encoder costs.
 
 use serde_json::json;
 
@@ -24,8 +26,25 @@ pub fn widen(config: &mut serde_json::Value, thinker_layers: usize, thinker_expe
     ] {
         t["text_config"][k] = v;
     }
-    t["vision_config"]["out_hidden_size"] = json!(2048);
-    t["audio_config"]["output_dim"] = json!(2048);
+    t["text_config"]["max_position_embeddings"] = json!(65536);
+    for (k, v) in [
+        ("hidden_size", json!(1152)),
+        ("intermediate_size", json!(4304)),
+        ("num_heads", json!(16)),
+        ("num_position_embeddings", json!(2304)),
+        ("out_hidden_size", json!(2048)),
+    ] {
+        t["vision_config"][k] = v;
+    }
+    for (k, v) in [
+        ("d_model", json!(1280)),
+        ("encoder_attention_heads", json!(20)),
+        ("encoder_ffn_dim", json!(5120)),
+        ("downsample_hidden_size", json!(480)),
+        ("output_dim", json!(2048)),
+    ] {
+        t["audio_config"][k] = v;
+    }
     let tk = &mut config["talker_config"];
     for (k, v) in [
         ("vocab_size", json!(3072)),
@@ -75,4 +94,15 @@ pub fn widen(config: &mut serde_json::Value, thinker_layers: usize, thinker_expe
         "rms_norm_eps": 1e-5, "layer_scale_initial_scale": 0.01, "upsample_rates": [8, 5, 4, 3],
         "upsampling_ratios": [2, 2], "decoder_dim": 1536, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}
     });
+}
+
+/// The real checkpoint's processor budget (spec §5): images 3136–12845056 pixels, video frames
+/// 131072–786432 pixels each (the HF Omni processor's per-frame bounds).
+pub fn real_processor() -> super::processor_settings::ProcessorSettings {
+    let mut p = super::processor_settings::ProcessorSettings::embedded();
+    p.image.pixels.min_pixels = 3136;
+    p.image.pixels.max_pixels = 12_845_056;
+    p.video.pixels.min_pixels = 131_072;
+    p.video.pixels.max_pixels = 786_432;
+    p
 }

@@ -33,7 +33,7 @@ use crate::analyze::formats::Format;
 use crate::analyze::merge::merge_events;
 use crate::analyze::queue::{Cancelled, JobQueue, QueueError};
 use crate::analyze::result::job_result;
-use crate::analyze::spec::JobSpec;
+use crate::analyze::spec::{default_overlap, JobSpec};
 use crate::analyze::store::{JobRecord, WindowRecord};
 
 /// The daemon's video jobs.
@@ -133,7 +133,7 @@ pub async fn create(
         let j = jobs(&st)?;
         let id = j.queue.submit(&spec).map_err(queue_error)?;
         let job = j.queue.store().job(&id).map_err(internal)?.ok_or_else(|| internal("the new job vanished"))?;
-        Ok(job_view(&job, &[], false))
+        Ok(job_view(&job, 0, None))
     })
     .await;
     match created {
@@ -230,9 +230,7 @@ fn spec_from_fields(fields: &Map<String, Value>, video: PathBuf, title: String) 
     if let Some(v) = number("window")? {
         spec.window_s = v;
     }
-    if let Some(v) = number("overlap")? {
-        spec.overlap_s = v;
-    }
+    spec.overlap_s = number("overlap")?.unwrap_or(default_overlap(spec.window_s));
     spec.from_s = time("from")?.unwrap_or(0.0);
     spec.to_s = time("to")?;
     spec.audio = flag("audio")?.unwrap_or(true);
@@ -294,8 +292,8 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Api
         let store = jobs(&state)?.queue.store();
         let mut data = Vec::new();
         for job in store.jobs().map_err(internal)? {
-            let windows = store.windows(&job.id).map_err(internal)?;
-            data.push(job_view(&job, &windows, false));
+            let done = store.windows_done(&job.id).map_err(internal)?;
+            data.push(job_view(&job, done, None));
         }
         Ok(Json(json!({"object": "list", "data": data})))
     })
@@ -309,7 +307,7 @@ pub async fn get(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<String
         let store = jobs(&state)?.queue.store();
         let job = store.job(&id).map_err(internal)?.ok_or_else(|| not_found(&id))?;
         let windows = store.windows(&id).map_err(internal)?;
-        Ok(Json(job_view(&job, &windows, true)))
+        Ok(Json(job_view(&job, windows.len(), Some(&windows))))
     })
     .await
 }
@@ -382,7 +380,7 @@ pub async fn delete(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<Str
 /// whole job, and the stream ends.
 pub async fn events(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
     jobs(&state)?;
-    let (first, _) = snapshot(state.clone(), id.clone()).await?;
+    let first = snapshot(state.clone(), id.clone()).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(PROGRESS_BUFFER);
     tokio::spawn(async move {
         let mut last: Option<(String, usize)> = None;
@@ -391,7 +389,7 @@ pub async fn events(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<Str
             let job = match current.take() {
                 Some(j) => j,
                 None => match snapshot(state.clone(), id.clone()).await {
-                    Ok((j, _)) => j,
+                    Ok(j) => j,
                     Err(_) => return, // deleted meanwhile
                 },
             };
@@ -420,20 +418,20 @@ pub async fn events(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<Str
         .into_response())
 }
 
-async fn snapshot(state: Arc<AppState>, id: String) -> Result<(Value, ()), ApiError> {
+async fn snapshot(state: Arc<AppState>, id: String) -> Result<Value, ApiError> {
     blocking(move || {
         let store = jobs(&state)?.queue.store();
         let job = store.job(&id).map_err(internal)?.ok_or_else(|| not_found(&id))?;
         let windows = store.windows(&id).map_err(internal)?;
-        Ok((job_view(&job, &windows, true), ()))
+        Ok(job_view(&job, windows.len(), Some(&windows)))
     })
     .await
 }
 
-/// A job as the API shows it; `detail` adds the windows and the events (so far).
-fn job_view(job: &JobRecord, windows: &[WindowRecord], detail: bool) -> Value {
+/// A job as the API shows it, `done` of its windows finished; with the windows, also their
+/// figures and the events (so far).
+fn job_view(job: &JobRecord, done: usize, windows: Option<&[WindowRecord]>) -> Value {
     let s = &job.spec;
-    let done = windows.len();
     let progress = match job.windows_total {
         Some(t) if t > 0 => done as f64 / t as f64,
         _ => 0.0,
@@ -457,7 +455,7 @@ fn job_view(job: &JobRecord, windows: &[WindowRecord], detail: bool) -> Value {
         "error": job.error,
         "summary": job.summary,
     });
-    if detail {
+    if let Some(windows) = windows {
         let events = match &job.events {
             Some(e) => e.clone(),
             None => merge_events(windows.iter().flat_map(|w| w.events.iter().cloned()).collect()),
