@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,6 +101,7 @@ impl Scripted {
             audio_tokens_per_s: 13.0,
             time_base,
             context: Some(65_536),
+            identity: format!("scripted {time_base:?}"),
         };
         Self {
             traits,
@@ -270,6 +272,63 @@ fn an_interrupted_job_resumes_at_the_unfinished_window_and_never_redoes_one() {
     assert!((calls[0].first_s - 52.0).abs() < 0.5, "{calls:?}");
     let attempts: Vec<usize> = store.windows(&id).unwrap().iter().map(|w| w.attempts).collect();
     assert_eq!(attempts, [1, 1, 2, 1]);
+    assert_boxes(store.job(&id).unwrap().unwrap().events.as_ref().unwrap());
+}
+
+#[test]
+fn a_job_resumes_only_with_the_model_and_file_it_started_with() {
+    let dir = scratch("replan");
+    let video = video(&dir);
+    let store = Store::in_memory().unwrap();
+    let id = store.create(&spec(&video)).unwrap();
+    let mut first = Scripted::new(TimeBase::Absolute);
+    first.interrupt_at = Some(1);
+    assert_eq!(run(&store, &id, &first), RunEnd::Stopped);
+    // Another model (a smaller context would lay the windows out differently): refused by name.
+    let mut other = Scripted::new(TimeBase::Absolute);
+    other.traits.context = Some(4096);
+    other.traits.identity = "another model".into();
+    match run(&store, &id, &other) {
+        RunEnd::Failed(m) => {
+            assert!(m.contains("answered by scripted Absolute but the loaded model is another model"), "{m}")
+        }
+        end => panic!("{end:?}"),
+    }
+    assert!(other.calls.lock().unwrap().is_empty());
+    // The file changed since: refused too.
+    let id2 = store.create(&spec(&video)).unwrap();
+    let mut again = Scripted::new(TimeBase::Absolute);
+    again.interrupt_at = Some(1);
+    assert_eq!(run(&store, &id2, &again), RunEnd::Stopped);
+    std::fs::OpenOptions::new().append(true).open(&video).unwrap().write_all(b"\0").unwrap();
+    match run(&store, &id2, &Scripted::new(TimeBase::Absolute)) {
+        RunEnd::Failed(m) => assert!(m.contains("the video changed since the job started"), "{m}"),
+        end => panic!("{end:?}"),
+    }
+}
+
+#[test]
+fn the_requested_overlap_is_kept_and_a_shortened_window_keeps_a_quarter() {
+    let dir = scratch("overlap");
+    let video = video(&dir);
+    let store = Store::in_memory().unwrap();
+    let mut s = spec(&video);
+    s.window_s = 30.0;
+    s.overlap_s = 10.0;
+    let id = store.create(&s).unwrap();
+    assert_eq!(run(&store, &id, &Scripted::new(TimeBase::Absolute)), RunEnd::Done);
+    let plan = store.job(&id).unwrap().unwrap().plan.unwrap();
+    assert_eq!((plan.window_s, plan.overlap_s, plan.to_s), (30.0, 10.0, LENGTH_S));
+    let starts: Vec<f64> = store.windows(&id).unwrap().iter().map(|w| w.start).collect();
+    assert_eq!(starts, [0.0, 20.0, 40.0, 60.0, 80.0]);
+    // A context that fits only a shorter window: shortened, the overlap under a quarter of it.
+    let mut small = Scripted::new(TimeBase::Absolute);
+    small.traits.context = Some(1200);
+    let id = store.create(&s).unwrap();
+    assert_eq!(run(&store, &id, &small), RunEnd::Done);
+    let plan = store.job(&id).unwrap().unwrap().plan.unwrap();
+    assert!(plan.window_s < 30.0 && plan.window_s.fract() == 0.0, "{plan:?}");
+    assert_eq!(plan.overlap_s, plan.window_s / 4.0);
     assert_boxes(store.job(&id).unwrap().unwrap().events.as_ref().unwrap());
 }
 

@@ -238,3 +238,55 @@ fn a_prompt_pass_in_chunks_equals_one_pass() {
     assert_eq!(x, y);
     assert_eq!(x.len(), 8);
 }
+
+#[test]
+fn batch_work_yields_a_slot_to_interactive_requests_and_a_cancelled_window_is_dropped() {
+    use omnid::engine::service::BatchJob;
+    let lm = Arc::new(load_embedded(DType::F32, &Device::Cpu).unwrap());
+    let engine = EngineService::start(
+        lm.clone(),
+        ServiceLimits { queue_capacity: 8, max_batch: 4 },
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
+    let batch = |ids: Vec<u32>, tokens: usize, cancelled: bool| {
+        let (tx, rx) = sync_channel(1024);
+        let inputs = text_inputs(ids);
+        let prepared = lm.model.prepare(&inputs).unwrap();
+        let job = BatchJob {
+            inputs,
+            prepared,
+            params: params(tokens, SamplingParams::default()),
+            sink: Box::new(ChannelSink(tx)),
+            received: Instant::now(),
+            cancelled: Arc::new(AtomicBool::new(cancelled)),
+        };
+        engine.submit_batch(job).unwrap();
+        std::thread::spawn(move || drain(rx))
+    };
+    // Three long batch answers and one already cancelled; with 4 slots at most 2 are batch work.
+    let b: Vec<_> = (0..3).map(|i| batch((10 + i..20 + i).collect(), 300, false)).collect();
+    let dropped = batch(vec![5, 6, 7], 300, true);
+    std::thread::sleep(Duration::from_millis(100));
+    // Two interactive requests: the slots batch work may not take are theirs at once.
+    let interactive: Vec<_> = (0..2)
+        .map(|i| {
+            let (tx, rx) = sync_channel(1024);
+            engine.submit(job((30 + i..40 + i).collect(), 8, Box::new(ChannelSink(tx)))).unwrap();
+            std::thread::spawn(move || drain(rx))
+        })
+        .collect();
+    let done_at = |events: &[(Instant, JobEvent)]| match events.last() {
+        Some((t, JobEvent::Done(_))) => *t,
+        other => panic!("the answer did not end well: {other:?}"),
+    };
+    let first_at = |events: &[(Instant, JobEvent)]| events.first().map(|(t, _)| *t).unwrap();
+    let b: Vec<Vec<(Instant, JobEvent)>> = b.into_iter().map(|h| h.join().unwrap()).collect();
+    let i: Vec<Vec<(Instant, JobEvent)>> = interactive.into_iter().map(|h| h.join().unwrap()).collect();
+    let first_batch_done = done_at(&b[0]).min(done_at(&b[1]));
+    for answer in &i {
+        assert!(done_at(answer) < first_batch_done, "an interactive answer waited for batch work");
+    }
+    assert!(first_at(&b[2]) > first_batch_done, "a third batch answer ran while two did");
+    assert!(dropped.join().unwrap().is_empty(), "a cancelled batch job produced events");
+}

@@ -6,8 +6,12 @@
 use super::model::ModelTraits;
 use crate::preprocess::sample_frame_indices;
 
-/// Prompt text around the media (instructions, template): generous against the real prompt.
+/// Prompt text around the media (instructions, template) besides the task: generous against
+/// the real prompt.
 pub const PROMPT_RESERVE: usize = 256;
+/// Tokens around each frame group besides its pixels: vision start/end, and Qwen3-VL's
+/// `<12.5 seconds>` text (about six tokens).
+pub const GROUP_OVERHEAD: usize = 8;
 /// Shortest window worth analysing.
 pub const MIN_WINDOW_S: f64 = 2.0;
 
@@ -36,13 +40,15 @@ pub fn window_tokens(
         .len();
     let (th, tw) = cfg.target_size(frames, shape.height as usize, shape.width as usize).map_err(|e| e.to_string())?;
     let p = cfg.pixels.patch_size * cfg.pixels.merge_size;
-    let visual = frames.div_ceil(cfg.pixels.temporal_patch_size) * (th / p) * (tw / p);
+    let groups = frames.div_ceil(cfg.pixels.temporal_patch_size);
+    let visual = groups * ((th / p) * (tw / p) + GROUP_OVERHEAD);
     let sound = if audio { (seconds * traits.audio_tokens_per_s).ceil() as usize + 2 } else { 0 };
     Ok(visual + sound)
 }
 
 /// The window length to use: `requested`, shortened until a window fits `context −
-/// max_new_tokens − PROMPT_RESERVE` tokens and the processor's frame limit keeps the job's rate.
+/// max_new_tokens − PROMPT_RESERVE − the task` tokens (a task of `task_bytes` bytes is at most
+/// that many tokens, usually a third) and the processor's frame limit keeps the job's rate.
 pub fn fit_window(
     traits: &ModelTraits,
     shape: VideoShape,
@@ -50,11 +56,12 @@ pub fn fit_window(
     requested: f64,
     audio: bool,
     max_new_tokens: usize,
+    task_bytes: usize,
 ) -> Result<f64, String> {
     // More frames than the processor takes would silently lower the rate.
     let mut seconds = requested.min(traits.video.max_frames as f64 / fps).max(MIN_WINDOW_S.min(requested));
     let Some(context) = traits.context else { return Ok(seconds) };
-    let budget = context.saturating_sub(max_new_tokens + PROMPT_RESERVE);
+    let budget = context.saturating_sub(max_new_tokens + PROMPT_RESERVE + task_bytes);
     loop {
         let tokens = window_tokens(traits, shape, fps, seconds, audio)?;
         if tokens <= budget {

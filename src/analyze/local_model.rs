@@ -51,7 +51,18 @@ impl EngineModel {
                 Family::Qwen3Vl | Family::Qwen3VlMoe => TimeBase::Absolute,
             },
             context: lm.model.decoder().config().max_position_embeddings,
+            identity: String::new(),
         };
+        let identity = format!(
+            "{} {}; context {:?}; video pixels {}–{} per {}",
+            lm.family.name(),
+            lm.dir.as_ref().map_or_else(|| "<embedded>".into(), |d| d.display().to_string()),
+            traits.context,
+            traits.video.pixels.min_pixels,
+            traits.video.pixels.max_pixels,
+            if matches!(lm.family, Family::Qwen3Omni) { "frame" } else { "clip" },
+        );
+        let traits = ModelTraits { identity, ..traits };
         Self { lm, engine, traits }
     }
 }
@@ -65,6 +76,18 @@ impl WindowModel for EngineModel {
         let failed = |m: String| AskError::Failed(m);
         let t0 = Instant::now();
         let built = question_prompt(&self.lm, q.prompt, q.clip).map_err(failed)?;
+        // The answer must fit too: the engine would cut it short at the end of the context.
+        if let Some(context) = self.traits.context {
+            let need = built.inputs.ids.len() + q.max_new_tokens;
+            if need > context {
+                return Err(failed(format!(
+                    "the prompt has {} tokens and may be answered with {}: more than the model's context of {context}; \
+                     lower the fps, the window or max_tokens",
+                    built.inputs.ids.len(),
+                    q.max_new_tokens
+                )));
+            }
+        }
         let prepared = self.lm.model.prepare(&built.inputs).map_err(|e| failed(candle_message(&e)))?;
         let encode_ms = t0.elapsed().as_secs_f64() * 1e3;
         let prompt_tokens = built.inputs.ids.len();
@@ -76,12 +99,22 @@ impl WindowModel for EngineModel {
             stop_ids: self.lm.stop_ids(),
         };
         let (tx, rx) = sync_channel(EVENT_BUFFER);
-        let job =
-            BatchJob { inputs: built.inputs, prepared, params, sink: Box::new(StdSink(tx)), received: Instant::now() };
-        if self.engine.submit_batch(job).is_err() {
-            return Err(AskError::Interrupted); // the engine is stopping
+        if stop.load(Ordering::Relaxed) {
+            return Err(AskError::Interrupted); // stopped while the encoders ran
         }
-        let (text, completion_tokens) = collect(&rx, stop)?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let job = BatchJob {
+            inputs: built.inputs,
+            prepared,
+            params,
+            sink: Box::new(StdSink(tx)),
+            received: Instant::now(),
+            cancelled: cancelled.clone(),
+        };
+        if self.engine.submit_batch(job).is_err() {
+            return Err(AskError::Failed("the engine has stopped".into()));
+        }
+        let (text, completion_tokens) = collect(&rx, stop).inspect_err(|_| cancelled.store(true, Ordering::Relaxed))?;
         Ok(Answer { text, prompt_tokens, completion_tokens, encode_ms, generate_ms: t1.elapsed().as_secs_f64() * 1e3 })
     }
 }

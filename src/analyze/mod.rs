@@ -12,6 +12,7 @@
 //! | [`model`] | what a job needs of a model ([`model::WindowModel`]) |
 //! | [`local_model`] | the loaded model answering through the engine thread, as batch work |
 //! | [`runner`] | one job: plan, decode, ask, parse, commit each window; merge; summarise |
+//! | [`records`] | what the store keeps: jobs, plans, windows |
 //! | [`result`] | a stored job's result, whole or so far, in a format |
 //! | [`store`] | the persisted queue (SQLite): jobs, windows, starts |
 //! | [`queue`] | the daemon's job workers: concurrency, cancellation, resume on start |
@@ -27,6 +28,7 @@ pub mod merge;
 pub mod model;
 pub mod prompt;
 pub mod queue;
+pub mod records;
 pub mod result;
 pub mod runner;
 pub mod spec;

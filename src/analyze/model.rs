@@ -25,6 +25,9 @@ pub struct ModelTraits {
     pub time_base: TimeBase,
     /// Prompt + answer tokens it takes (`max_position_embeddings`).
     pub context: Option<usize>,
+    /// The model and the budgets that shape a job's windows, as text: a job resumes only with
+    /// the same (its stored windows were laid out and answered under it).
+    pub identity: String,
 }
 
 /// One question: the window's clip (none for the summary pass) and the text.

@@ -26,8 +26,9 @@ pub fn window_prompt(task: &str, w: &Window, base: TimeBase) -> String {
     )
 }
 
-/// The question of the final pass: the task and the events found, in the video's time.
-pub fn summary_prompt(task: &str, events: &[Event]) -> String {
+/// The question of the final pass: the task and the events found, in the video's time, the
+/// list cut (and the cut said) where it would pass `max_chars`.
+pub fn summary_prompt(task: &str, events: &[Event], max_chars: usize) -> String {
     let mut s = format!(
         "A long video was analysed in parts for this task: {}\nThese are the moments found, with times in the video:\n",
         task.trim()
@@ -35,8 +36,13 @@ pub fn summary_prompt(task: &str, events: &[Event]) -> String {
     if events.is_empty() {
         s.push_str("(none)\n");
     }
-    for e in events {
-        s.push_str(&format!("{} - {}: {}\n", clock(e.start), clock(e.end), e.text));
+    for (i, e) in events.iter().enumerate() {
+        let line = format!("{} - {}: {}\n", clock(e.start), clock(e.end), e.text);
+        if s.len() + line.len() > max_chars {
+            s.push_str(&format!("(and {} more moments, not listed)\n", events.len() - i));
+            break;
+        }
+        s.push_str(&line);
     }
     s.push_str("Write a short summary that answers the task for the whole video, citing times as mm:ss.");
     s
@@ -77,6 +83,9 @@ mod tests {
         assert_eq!(parse_time(&clock(3725.0)), Some(3725.0));
         assert!(says_nothing("None.") && says_nothing("`none`") && !says_nothing("none of the dogs bark"));
         let e = Event { start: 61.0, end: 62.5, text: "a dog".into(), window: 0, confidence: None, clamped: false };
-        assert!(summary_prompt("t", &[e]).contains("01:01.0 - 01:02.5: a dog"));
+        assert!(summary_prompt("t", std::slice::from_ref(&e), usize::MAX).contains("01:01.0 - 01:02.5: a dog"));
+        let cut = summary_prompt("t", &[e.clone(), e.clone(), e], 150);
+        assert_eq!(cut.matches(": a dog").count(), 1, "{cut}");
+        assert!(cut.contains("(and 2 more moments, not listed)"), "{cut}");
     }
 }

@@ -2,7 +2,8 @@
 //! then to a bounded in-memory line that a fixed number of worker threads take from. On start,
 //! every job the store still has queued or running (the daemon was stopped or killed) is put
 //! back in line, and its finished windows are kept. Cancelling stops a running job within one
-//! token of the engine's work; stopping the daemon leaves running jobs queued for the next start.
+//! poll of its worker (50 ms) once the window's encoders have run; stopping the daemon leaves
+//! running jobs queued for the next start.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,7 +43,7 @@ pub enum QueueError {
 pub enum Cancelled {
     /// It had not started.
     Waiting,
-    /// It is stopping (within one token of the engine's work).
+    /// It is stopping (its worker looks every 50 ms; a window's encoder pass runs to its end).
     Running,
     /// It had already ended (done, failed or cancelled): nothing to stop.
     AlreadyEnded(JobState),
@@ -140,6 +141,11 @@ impl JobQueue {
         Ok(Cancelled::AlreadyEnded(job.state))
     }
 
+    /// Whether a submission now would be refused as busy (checked before taking an upload).
+    pub fn is_full(&self) -> bool {
+        self.shared.lock_waiting().len() >= self.shared.max_waiting
+    }
+
     /// Jobs waiting to start.
     pub fn waiting(&self) -> usize {
         self.shared.lock_waiting().len()
@@ -149,11 +155,17 @@ impl JobQueue {
 impl Drop for JobQueue {
     /// Stops the workers; running jobs stay queued in the store and resume on the next start.
     fn drop(&mut self) {
-        self.shared.shutdown.store(true, Ordering::Relaxed);
-        for flags in self.shared.lock_running().values() {
-            flags.stop.store(true, Ordering::Relaxed);
+        {
+            // Under the line's lock (the order workers take: line, then running): a worker either
+            // sees the flag before it takes a job, or has registered its job's flags, which are
+            // set here; and none can start waiting after the notification below.
+            let _waiting = self.shared.lock_waiting();
+            self.shared.shutdown.store(true, Ordering::Relaxed);
+            for flags in self.shared.lock_running().values() {
+                flags.stop.store(true, Ordering::Relaxed);
+            }
+            self.shared.wake.notify_all();
         }
-        self.shared.wake.notify_all();
         for t in self.workers.drain(..) {
             let _ = t.join();
         }

@@ -4,17 +4,18 @@
 //! windows (stored ones included, so a resumed job's result is whole) and, when asked, summarise.
 //! Only the window being worked on can be lost to a kill, and a finished window is never redone.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::budget::{fit_window, VideoShape};
-use super::events::parse_events;
+use super::events::{parse_events, Event};
 use super::merge::merge_events;
-use super::model::{AskError, Question, WindowModel};
+use super::model::{AskError, ModelTraits, Question, WindowModel};
 use super::prompt::{says_nothing, summary_prompt, window_prompt};
 use super::spec::JobSpec;
-use super::store::{now, JobState, Store, WindowRecord};
+use super::store::{now, JobRecord, JobState, Plan, Store, WindowRecord};
 use super::windows::{plan_windows, Window};
 use crate::engine::media::{load_video, MediaItem, VideoClip, VideoRequest};
 
@@ -58,7 +59,7 @@ pub fn run_job(
     on_progress: &mut dyn FnMut(Progress),
 ) -> RunEnd {
     let end = match store.job(id) {
-        Ok(Some(job)) => run(store, id, &job.spec, model, stops, on_progress),
+        Ok(Some(job)) => run(store, id, &job, model, stops, on_progress),
         Ok(None) => Err(Halt::Failed(format!("no job {id}"))),
         Err(e) => Err(Halt::Failed(e.to_string())),
     };
@@ -90,64 +91,144 @@ impl From<super::store::StoreError> for Halt {
 fn run(
     store: &Store,
     id: &str,
-    spec: &JobSpec,
+    job: &JobRecord,
     model: &dyn WindowModel,
     stops: &Stops,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<(), Halt> {
+    let spec = &job.spec;
     let stopped = || stops.stop.load(Ordering::Relaxed);
     spec.validate().map_err(Halt::Failed)?;
     store.set_state(id, JobState::Running, None)?;
     let traits = model.traits();
     let (shape, duration, has_audio) = open_video(&spec.video, &spec.title)?;
-    let to = spec.to_s.map_or(duration, |t| t.min(duration));
-    if spec.from_s >= to {
+    let audio = spec.audio && has_audio && traits.audio_rate_hz.is_some();
+    let file = file_stamp(&spec.video).map_err(|e| Halt::Failed(format!("{}: {e}", spec.title)))?;
+    let plan = match &job.plan {
+        Some(plan) => check_plan(plan, traits, file, &spec.title)?,
+        None => new_plan(spec, traits, shape, duration, audio, file)?,
+    };
+    let windows = plan_windows(spec.from_s, plan.to_s, plan.window_s, plan.overlap_s).map_err(Halt::Failed)?;
+    if job.plan.is_none() {
+        store.set_plan(id, windows.len(), &plan)?;
+    }
+    let mut finished: HashSet<usize> = store.finished_indices(id)?.into_iter().collect();
+    if let Some(bad) = finished.iter().find(|&&i| i >= windows.len()) {
         return Err(Halt::Failed(format!(
-            "{}: no frames in the requested range: it starts at {:.2} s but the video ends at {duration:.2} s",
-            spec.title, spec.from_s
+            "the store holds window {bad} of a {}-window plan (an edited store?)",
+            windows.len()
         )));
     }
-    let audio = spec.audio && has_audio && traits.audio_rate_hz.is_some();
-    let window_s = fit_window(traits, shape, spec.fps, spec.window_s, audio, spec.max_new_tokens)
-        .map_err(|e| Halt::Failed(format!("{}: {e}", spec.title)))?;
-    // A window shortened to fit keeps an overlap under half its length.
-    let overlap = spec.overlap_s.min(window_s / 4.0);
-    let windows = plan_windows(spec.from_s, to, window_s, overlap).map_err(Halt::Failed)?;
-    store.set_plan(id, windows.len(), window_s)?;
-    let mut finished = store.windows(id)?;
-    on_progress(Progress::Planned { total: windows.len(), done: finished.len(), window_s });
+    on_progress(Progress::Planned { total: windows.len(), done: finished.len(), window_s: plan.window_s });
 
     for w in &windows {
-        if finished.iter().any(|r| r.index == w.index) {
+        if finished.contains(&w.index) {
             continue;
         }
         if stopped() {
             return Err(Halt::Interrupted);
         }
-        store.window_started(id, w.index)?;
-        let record = analyse_window(spec, w, audio, model, stops.stop)?;
+        let attempts = store.window_started(id, w.index)?;
+        let mut record = analyse_window(spec, w, audio, model, stops.stop)?;
         store.record_window(id, &record)?;
-        // Read back: the attempts count comes from the store.
-        finished = store.windows(id)?;
-        let stored = finished.iter().find(|r| r.index == w.index).expect("just committed");
-        on_progress(Progress::Window { record: stored, done: finished.len(), total: windows.len() });
+        record.attempts = attempts;
+        finished.insert(w.index);
+        on_progress(Progress::Window { record: &record, done: finished.len(), total: windows.len() });
     }
 
-    let events = merge_events(finished.iter().flat_map(|r| r.events.iter().cloned()).collect());
-    let summary = if spec.summarize {
+    let stored = store.windows(id)?;
+    let events = merge_events(stored.iter().flat_map(|r| r.events.iter().cloned()).collect());
+    let (summary, note) = if spec.summarize {
         if stopped() {
             return Err(Halt::Interrupted);
         }
         on_progress(Progress::Summarizing);
-        let q =
-            Question { prompt: summary_prompt(&spec.task, &events), clip: None, max_new_tokens: spec.max_new_tokens };
-        Some(ask(model, q, stops.stop, "the summary pass")?.text.trim().to_string())
+        summarize(spec, &events, model, stops.stop)?
     } else {
-        None
+        (None, None)
     };
-    store.finish(id, &events, summary.as_deref())?;
+    store.finish(id, &events, summary.as_deref(), note.as_deref())?;
     Ok(())
 }
+
+/// Lays out a new job's windows: the requested length shortened to the model's context, the
+/// overlap kept under a quarter of a shortened window.
+fn new_plan(
+    spec: &JobSpec,
+    traits: &ModelTraits,
+    shape: VideoShape,
+    duration: f64,
+    audio: bool,
+    (video_bytes, video_modified): (u64, f64),
+) -> Result<Plan, Halt> {
+    let to_s = spec.to_s.map_or(duration, |t| t.min(duration));
+    if spec.from_s >= to_s {
+        return Err(Halt::Failed(format!(
+            "{}: no frames in the requested range: it starts at {:.2} s but the video ends at {duration:.2} s",
+            spec.title, spec.from_s
+        )));
+    }
+    let window_s = fit_window(traits, shape, spec.fps, spec.window_s, audio, spec.max_new_tokens, spec.task.len())
+        .map_err(|e| Halt::Failed(format!("{}: {e}", spec.title)))?;
+    let overlap_s = if window_s < spec.window_s { spec.overlap_s.min(window_s / 4.0) } else { spec.overlap_s };
+    Ok(Plan { window_s, overlap_s, to_s, model: traits.identity.clone(), video_bytes, video_modified })
+}
+
+/// A resumed job keeps its windows; it refuses another model or a changed file (its stored
+/// windows were answered under the first).
+fn check_plan(plan: &Plan, traits: &ModelTraits, (bytes, modified): (u64, f64), title: &str) -> Result<Plan, Halt> {
+    if plan.model != traits.identity {
+        return Err(Halt::Failed(format!(
+            "this job's finished windows were answered by {} but the loaded model is {}: resume it with that model, or start a new job",
+            plan.model, traits.identity
+        )));
+    }
+    if plan.video_bytes != bytes || plan.video_modified != modified {
+        return Err(Halt::Failed(format!(
+            "{title}: the video changed since the job started ({} bytes then, {bytes} now): start a new job",
+            plan.video_bytes
+        )));
+    }
+    Ok(plan.clone())
+}
+
+/// Size and modification time (seconds since the epoch) of a file: what a plan records of it.
+pub fn file_stamp(path: &Path) -> std::io::Result<(u64, f64)> {
+    let meta = std::fs::metadata(path)?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64());
+    Ok((meta.len(), modified))
+}
+
+/// Prompt text a summary may spend on the events list, in characters: a token is three or more
+/// characters of English, so a third of the context left after the answer and the instructions.
+fn summary_chars(context: Option<usize>, max_new_tokens: usize) -> usize {
+    context.map_or(usize::MAX, |c| c.saturating_sub(max_new_tokens + 512) * 3)
+}
+
+/// The summary pass. A failure is noted on the finished job, not fatal: the windows' events
+/// stand on their own.
+fn summarize(
+    spec: &JobSpec,
+    events: &[Event],
+    model: &dyn WindowModel,
+    stop: &AtomicBool,
+) -> Result<(Option<String>, Option<String>), Halt> {
+    let max_new_tokens = spec.max_new_tokens.max(SUMMARY_TOKENS);
+    let prompt = summary_prompt(&spec.task, events, summary_chars(model.traits().context, max_new_tokens));
+    let q = Question { prompt, clip: None, max_new_tokens };
+    match model.answer(q, stop) {
+        Ok(a) => Ok((Some(a.text.trim().to_string()), None)),
+        Err(AskError::Interrupted) => Err(Halt::Interrupted),
+        Err(AskError::Failed(m)) => Ok((None, Some(format!("the summary pass failed: {m}")))),
+    }
+}
+
+/// Tokens the summary may take at least (a window's answer budget is often smaller).
+const SUMMARY_TOKENS: usize = 256;
 
 /// The video's shape, duration and whether it has sound; a clear error for a missing, corrupt
 /// or frameless file.

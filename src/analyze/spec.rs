@@ -22,8 +22,10 @@ pub const DEFAULT_WINDOW_TOKENS: usize = 256;
 /// Longest task text: a task is an instruction, not a document.
 pub const MAX_TASK_CHARS: usize = 4000;
 
-/// A video analysis job.
+/// A video analysis job. Fields missing from a stored job (one stored by an older omnid) take
+/// their defaults.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct JobSpec {
     /// The video file (on the daemon's machine: a permitted path, or the stored upload).
     pub video: PathBuf,
@@ -47,6 +49,12 @@ pub struct JobSpec {
     pub max_new_tokens: usize,
 }
 
+impl Default for JobSpec {
+    fn default() -> Self {
+        Self::new(PathBuf::new(), "")
+    }
+}
+
 impl JobSpec {
     /// A spec with the defaults.
     pub fn new(video: PathBuf, task: impl Into<String>) -> Self {
@@ -64,6 +72,11 @@ impl JobSpec {
             summarize: false,
             max_new_tokens: DEFAULT_WINDOW_TOKENS,
         }
+    }
+
+    /// The same request as `other` (the shown title aside).
+    pub fn same_request(&self, other: &JobSpec) -> bool {
+        JobSpec { title: String::new(), ..self.clone() } == JobSpec { title: String::new(), ..other.clone() }
     }
 
     /// Checks everything that can be checked without opening the video; the message names the

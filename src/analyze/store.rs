@@ -11,88 +11,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::events::Event;
+pub use super::records::{JobRecord, JobState, Plan, WindowRecord};
 use super::spec::JobSpec;
-
-/// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Queued,
-    Running,
-    Done,
-    Failed,
-    Cancelled,
-}
-
-impl JobState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "running" => Self::Running,
-            "done" => Self::Done,
-            "failed" => Self::Failed,
-            "cancelled" => Self::Cancelled,
-            _ => Self::Queued,
-        }
-    }
-
-    /// Queued or running: work remains.
-    pub fn is_active(self) -> bool {
-        matches!(self, Self::Queued | Self::Running)
-    }
-}
-
-/// A job as stored.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct JobRecord {
-    pub id: String,
-    pub spec: JobSpec,
-    pub state: JobState,
-    /// Seconds since the Unix epoch.
-    pub created_at: f64,
-    pub updated_at: f64,
-    /// Known once the video has been opened and the windows planned.
-    pub windows_total: Option<usize>,
-    /// The window length used (the requested one, shrunk to fit the model's context).
-    pub window_s: Option<f64>,
-    pub error: Option<String>,
-    /// The final pass's summary (with `summarize`).
-    pub summary: Option<String>,
-    /// The merged events, once every window is done.
-    pub events: Option<Vec<Event>>,
-}
-
-/// One finished window.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct WindowRecord {
-    pub index: usize,
-    pub start: f64,
-    pub end: f64,
-    /// What the model wrote.
-    pub answer: String,
-    pub events: Vec<Event>,
-    /// What held no event.
-    pub unparsed: Vec<String>,
-    pub frames: usize,
-    pub prompt_tokens: usize,
-    pub completion_tokens: usize,
-    /// Decoding the window's frames and sound (FFmpeg, resizing), model encoders, generation.
-    pub decode_ms: f64,
-    pub encode_ms: f64,
-    pub generate_ms: f64,
-    /// How many times this window was started (1 unless a run was interrupted in it).
-    pub attempts: usize,
-    pub finished_at: f64,
-}
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +46,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL,
     windows_total INTEGER,
     window_s REAL,
+    plan TEXT,
     error TEXT,
     summary TEXT,
     events TEXT
@@ -158,7 +79,9 @@ CREATE TABLE IF NOT EXISTS window_starts (
 impl Store {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let lock_path = path.with_extension("lock");
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        let lock_path = path.with_file_name(lock_name);
         let in_use = || StoreError::InUse { path: path.display().to_string(), lock: lock_path.display().to_string() };
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -167,7 +90,13 @@ impl Store {
             .open(&lock_path)
             .map_err(|e| StoreError::Open { path: lock_path.display().to_string(), source: io_error(e) })?;
         // Released by the OS when the process ends, however it ends (kill -9 included).
-        lock.try_lock().map_err(|_| in_use())?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(in_use()),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StoreError::Open { path: lock_path.display().to_string(), source: io_error(e) })
+            }
+        }
         let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
         let conn = Connection::open(path).map_err(open_err)?;
         // WAL: readers never wait for the writer; FULL: a committed window survives a power
@@ -240,23 +169,32 @@ impl Store {
         Ok(())
     }
 
-    /// Records the plan: how many windows, of what length.
-    pub fn set_plan(&self, id: &str, windows_total: usize, window_s: f64) -> Result<(), StoreError> {
+    /// Records the plan: how many windows, laid out how.
+    pub fn set_plan(&self, id: &str, windows_total: usize, plan: &Plan) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE jobs SET windows_total = ?2, window_s = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, windows_total as i64, window_s, now()],
+            "UPDATE jobs SET windows_total = ?2, window_s = ?3, plan = ?4, updated_at = ?5 WHERE id = ?1",
+            params![id, windows_total as i64, plan.window_s, to_json(plan), now()],
         )?;
         Ok(())
     }
 
-    /// Counts a start of window `idx`.
-    pub fn window_started(&self, id: &str, idx: usize) -> Result<(), StoreError> {
-        self.conn().execute(
+    /// Counts a start of window `idx`; returns how many times it has been started.
+    pub fn window_started(&self, id: &str, idx: usize) -> Result<usize, StoreError> {
+        let n: i64 = self.conn().query_row(
             "INSERT INTO window_starts (job_id, idx, attempts) VALUES (?1, ?2, 1)
-             ON CONFLICT (job_id, idx) DO UPDATE SET attempts = attempts + 1",
+             ON CONFLICT (job_id, idx) DO UPDATE SET attempts = attempts + 1 RETURNING attempts",
             params![id, idx as i64],
+            |r| r.get(0),
         )?;
-        Ok(())
+        Ok(n as usize)
+    }
+
+    /// The indices of the job's finished windows.
+    pub fn finished_indices(&self, id: &str) -> Result<Vec<usize>, StoreError> {
+        let c = self.conn();
+        let mut stmt = c.prepare("SELECT idx FROM windows WHERE job_id = ?1 ORDER BY idx")?;
+        let rows = stmt.query_map([id], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows.into_iter().map(|i| i as usize).collect())
     }
 
     /// Stores a finished window (committed before this returns).
@@ -339,11 +277,18 @@ impl Store {
         Ok(n as usize)
     }
 
-    /// Marks a job done with its merged events and summary.
-    pub fn finish(&self, id: &str, events: &[Event], summary: Option<&str>) -> Result<(), StoreError> {
+    /// Marks a job done with its merged events, its summary, and what went wrong in the summary
+    /// pass (`note`), if anything.
+    pub fn finish(
+        &self,
+        id: &str,
+        events: &[Event],
+        summary: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.conn().execute(
-            "UPDATE jobs SET state = 'done', error = NULL, events = ?2, summary = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, to_json(&events), summary, now()],
+            "UPDATE jobs SET state = 'done', error = ?5, events = ?2, summary = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, to_json(&events), summary, now(), note],
         )?;
         Ok(())
     }
@@ -354,25 +299,34 @@ impl Store {
     }
 }
 
-const JOB_COLUMNS: &str = "id, spec, state, created_at, updated_at, windows_total, window_s, error, summary, events";
+const JOB_COLUMNS: &str =
+    "id, spec, state, created_at, updated_at, windows_total, window_s, error, summary, events, plan";
 
-type RawJob =
-    (String, String, String, f64, f64, Option<i64>, Option<f64>, Option<String>, Option<String>, Option<String>);
+/// A job row: id, spec and state; created and updated; window count and length; error, summary,
+/// events and plan.
+type RawJob = ([String; 3], [f64; 2], Option<i64>, Option<f64>, [Option<String>; 4]);
 
 fn raw_job(r: &rusqlite::Row) -> rusqlite::Result<RawJob> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+    Ok((
+        [r.get(0)?, r.get(1)?, r.get(2)?],
+        [r.get(3)?, r.get(4)?],
+        r.get(5)?,
+        r.get(6)?,
+        [r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?],
+    ))
 }
 
 fn job_record(raw: RawJob) -> Result<JobRecord, StoreError> {
-    let (id, spec, state, created_at, updated_at, windows_total, window_s, error, summary, events) = raw;
+    let ([id, spec, state], [created_at, updated_at], windows_total, window_s, [error, summary, events, plan]) = raw;
     Ok(JobRecord {
         id,
         spec: from_json(&spec)?,
-        state: JobState::parse(&state),
+        state: JobState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("job state {state:?}")))?,
         created_at,
         updated_at,
         windows_total: windows_total.map(|n| n as usize),
         window_s,
+        plan: plan.as_deref().map(from_json).transpose()?,
         error,
         summary,
         events: events.as_deref().map(from_json).transpose()?,
@@ -426,6 +380,10 @@ mod tests {
         }
     }
 
+    fn plan() -> Plan {
+        Plan { window_s: 12.0, overlap_s: 2.0, to_s: 30.0, model: "m".into(), video_bytes: 9, video_modified: 1.5 }
+    }
+
     #[test]
     fn jobs_and_windows_survive_a_reopen_and_a_window_is_stored_once() {
         let dir = std::env::temp_dir().join(format!("omnid-store-{}", std::process::id()));
@@ -436,9 +394,9 @@ mod tests {
         let id = {
             let s = Store::open(&path).unwrap();
             let id = s.create(&spec).unwrap();
-            s.set_plan(&id, 3, 12.0).unwrap();
+            s.set_plan(&id, 3, &plan()).unwrap();
             s.set_state(&id, JobState::Running, None).unwrap();
-            s.window_started(&id, 0).unwrap();
+            assert_eq!(s.window_started(&id, 0).unwrap(), 1);
             s.record_window(&id, &window(0)).unwrap();
             // A second row for the same window is refused, not added.
             assert!(s.record_window(&id, &window(0)).is_err());
@@ -452,14 +410,16 @@ mod tests {
         assert_eq!(s.unfinished().unwrap(), std::slice::from_ref(&id));
         let job = s.job(&id).unwrap().unwrap();
         assert_eq!((job.state, job.windows_total, job.window_s), (JobState::Running, Some(3), Some(12.0)));
+        assert_eq!(job.plan, Some(plan()));
+        assert_eq!(s.finished_indices(&id).unwrap(), [0]);
         assert_eq!(job.spec, spec);
         assert_eq!(s.windows(&id).unwrap(), [window(0)]);
-        s.window_started(&id, 1).unwrap();
+        assert_eq!(s.window_started(&id, 1).unwrap(), 2);
         let mut w1 = window(1);
         w1.attempts = 2;
         s.record_window(&id, &w1).unwrap();
         assert_eq!(s.windows(&id).unwrap()[1].attempts, 2);
-        s.finish(&id, &window(0).events, Some("one dog")).unwrap();
+        s.finish(&id, &window(0).events, Some("one dog"), None).unwrap();
         let job = s.job(&id).unwrap().unwrap();
         assert_eq!((job.state, job.summary.as_deref()), (JobState::Done, Some("one dog")));
         assert_eq!(job.events.unwrap(), window(0).events);

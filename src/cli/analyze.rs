@@ -16,7 +16,7 @@ use crate::analyze::events::parse_time;
 use crate::analyze::formats::Format;
 use crate::analyze::local_model::EngineModel;
 use crate::analyze::result::job_result;
-use crate::analyze::runner::{run_job, Progress, RunEnd, Stops};
+use crate::analyze::runner::{file_stamp, run_job, Progress, RunEnd, Stops};
 use crate::analyze::spec::{default_overlap, JobSpec};
 use crate::analyze::store::{JobState, Store};
 use crate::config::OmnidConfig;
@@ -81,7 +81,11 @@ fn format_arg(s: &str) -> Result<Format, String> {
 
 /// Runs `omnid analyze`.
 pub fn run(args: AnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
-    let mut spec = JobSpec::new(args.video.clone(), args.task.clone());
+    anyhow::ensure!(args.video.is_file(), "{}: no such video file", args.video.display());
+    // The file itself, wherever the command runs from: `--db` finds the job again by it.
+    let video = args.video.canonicalize().map_err(|e| anyhow::anyhow!("{}: {e}", args.video.display()))?;
+    let mut spec = JobSpec::new(video, args.task.clone());
+    spec.title = args.video.display().to_string();
     spec.fps = args.fps.or(cfg.video.fps).unwrap_or(spec.fps);
     spec.window_s = args.window.unwrap_or(spec.window_s);
     spec.overlap_s = args.overlap.unwrap_or(default_overlap(spec.window_s));
@@ -91,19 +95,26 @@ pub fn run(args: AnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     spec.summarize = args.summarize;
     spec.max_new_tokens = args.max_tokens.unwrap_or(spec.max_new_tokens);
     spec.validate().map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(args.video.is_file(), "{}: no such video file", args.video.display());
 
     let store = match &args.db {
         Some(path) => Store::open(path)?,
         None => Store::in_memory()?,
     };
-    // The same job already in the file: resume it, or print its stored result.
-    let existing = store.jobs()?.into_iter().rev().find(|j| j.spec == spec && j.state != JobState::Cancelled);
+    // The same job already in the file: resume it, or print its stored result when the file is
+    // unchanged. (A resumed job refuses another model or a changed file itself.)
+    let existing =
+        store.jobs()?.into_iter().rev().find(|j| j.spec.same_request(&spec) && j.state != JobState::Cancelled);
     let id = match existing {
-        Some(job) if job.state == JobState::Done => {
-            eprintln!("omnid: {} was finished earlier ({}); printing the stored result", job.id, path_of(&args.db));
+        Some(job) if job.state == JobState::Done && unchanged(&job, &spec.video) => {
+            let by = job.plan.as_ref().map_or("", |p| p.model.as_str());
+            eprintln!(
+                "omnid: {} was finished earlier by {by} ({}); printing the stored result",
+                job.id,
+                path_of(&args.db)
+            );
             return write_result(&store, &job.id, &args);
         }
+        Some(job) if job.state == JobState::Done => store.create(&spec)?,
         Some(job) => {
             eprintln!("omnid: resuming {} from {}", job.id, path_of(&args.db));
             job.id
@@ -129,6 +140,12 @@ pub fn run(args: AnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
         print_timings(&store, &id)?;
     }
     write_result(&store, &id, &args)
+}
+
+/// Whether the video is the file the job's plan recorded (same size and modification time).
+fn unchanged(job: &crate::analyze::store::JobRecord, video: &std::path::Path) -> bool {
+    let Some(plan) = &job.plan else { return false };
+    file_stamp(video).is_ok_and(|(bytes, modified)| plan.video_bytes == bytes && plan.video_modified == modified)
 }
 
 fn path_of(db: &Option<PathBuf>) -> String {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::bench::peak_rss_bytes;
 use super::bench_model::BenchModelArgs;
 use crate::analyze::local_model::EngineModel;
-use crate::analyze::runner::{run_job, RunEnd, Stops};
+use crate::analyze::runner::{run_job, Progress, RunEnd, Stops};
 use crate::analyze::spec::{default_overlap, JobSpec};
 use crate::analyze::store::Store;
 use crate::config::OmnidConfig;
@@ -64,7 +64,15 @@ pub fn run(args: BenchAnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode
     let id = store.create(&spec)?;
     let (stop, cancel) = (AtomicBool::new(false), AtomicBool::new(false));
     let t0 = Instant::now();
-    match run_job(&store, &id, &model, &Stops { stop: &stop, cancel: &cancel }, &mut |_| {}) {
+    // The peak after each window: flat once the first windows have run, if nothing grows with
+    // the video.
+    let mut peaks = Vec::new();
+    let mut track = |p: Progress| {
+        if let Progress::Window { .. } = p {
+            peaks.push(peak_rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64);
+        }
+    };
+    match run_job(&store, &id, &model, &Stops { stop: &stop, cancel: &cancel }, &mut track) {
         RunEnd::Done => {}
         RunEnd::Failed(m) => anyhow::bail!("{m}"),
         other => anyhow::bail!("the job ended {other:?}"),
@@ -97,6 +105,7 @@ pub fn run(args: BenchAnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode
         "generate_s_per_hour": per_hour(generate_s),
         "peak_rss_mb_after_load": mb(rss_model),
         "peak_rss_mb": mb(peak_rss_bytes()),
+        "peak_rss_mb_by_window": peaks,
     });
     if args.json {
         println!("{report}");

@@ -67,7 +67,12 @@ pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
         // The address goes to stdout (scripts and tests read it); everything else to stderr.
         println!("omnid: listening on http://{local}");
         eprintln!("omnid: voice page (browser microphone ↔ the model): http://{local}/");
-        run(listener, state, shutdown_signal()).await?;
+        let st = state.clone();
+        let shutdown = async move {
+            shutdown_signal().await;
+            st.stopping.send_replace(true);
+        };
+        run(listener, state, shutdown).await?;
         anyhow::Ok(())
     })?;
     eprintln!("omnid: stopped");
@@ -116,6 +121,7 @@ pub(super) fn app_state(
         },
         started: unix_now(),
         jobs,
+        stopping: tokio::sync::watch::Sender::new(false),
     }))
 }
 
@@ -128,10 +134,14 @@ fn start_jobs(
 ) -> anyhow::Result<Jobs> {
     let uploads = dir.join("uploads");
     std::fs::create_dir_all(&uploads).map_err(|e| anyhow::anyhow!("job folder {}: {e}", uploads.display()))?;
-    let store = Arc::new(Store::open(&dir.join("jobs.sqlite"))?);
+    let store = Arc::new(Store::open(&dir.join("jobs.sqlite")).map_err(|e| match e {
+        e @ crate::analyze::store::StoreError::InUse { .. } => {
+            anyhow::anyhow!("{e}: give each daemon its own --jobs-dir (or [jobs] dir)")
+        }
+        e => e.into(),
+    })?);
     let model = Arc::new(EngineModel::new(lm.clone(), engine.clone()));
     let limits = QueueLimits { workers: cfg.workers, max_waiting: cfg.max_waiting };
-    let queue = JobQueue::start(store, model, limits)?;
     let media_dirs = cfg
         .media_dirs
         .iter()
@@ -139,6 +149,11 @@ fn start_jobs(
         .collect::<anyhow::Result<Vec<_>>>()?;
     // Canonical, so that the delete handler recognises uploads by prefix.
     let uploads = uploads.canonicalize()?;
+    let queue = JobQueue::start(store, model, limits)?;
+    let swept = crate::server::jobs::sweep_uploads(&uploads, &queue).map_err(anyhow::Error::msg)?;
+    if swept > 0 {
+        eprintln!("omnid: removed {swept} uploads that no job refers to (cut off by a crash or a client that left)");
+    }
     Ok(Jobs { queue, uploads, media_dirs, max_upload_bytes: cfg.max_upload_bytes })
 }
 

@@ -57,6 +57,9 @@ pub struct AppState {
     pub started: u64,
     /// Video analysis jobs (`None` where the process runs none, e.g. `omnid bench-load`).
     pub jobs: Option<jobs::Jobs>,
+    /// Set to `true` when the daemon starts shutting down: streams that would otherwise last
+    /// as long as a job (job progress) end, so the graceful shutdown does not wait for them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// Request limits.

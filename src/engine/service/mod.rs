@@ -21,14 +21,15 @@
 //! Batch work (video-job windows) comes through a second, small queue
 //! ([`EngineService::submit_batch`]) with its prompt already merged by the submitting thread, so
 //! the engine thread never runs a window's vision encoder. Interactive jobs go first: a batch job
-//! is admitted only when no interactive one waits, batch answers hold at most half the batch
-//! slots, and an interactive prompt pass runs before a batch one.
+//! is admitted only when no interactive one waits and a batch slot is free (batch answers hold at
+//! most half the slots, and never the last free one: one is always left for an interactive
+//! request, except with `max_batch` 1), and an interactive prompt pass runs before a batch one.
 
 mod outbox;
 mod scheduler;
 mod speech_job;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -99,6 +100,9 @@ pub struct BatchJob {
     pub params: GenerateParams,
     pub sink: Box<dyn EventSink>,
     pub received: Instant,
+    /// Set by the submitter to drop the job: checked at admission and every round, so a
+    /// cancelled window neither waits for its turn nor finishes its prompt pass.
+    pub cancelled: Arc<AtomicBool>,
 }
 
 /// Batch jobs waiting for the engine: each video-job worker has at most one window in flight,
@@ -165,8 +169,9 @@ impl EngineService {
     }
 
     /// Queues a batch job behind every interactive one. It waits while the batch queue is full:
-    /// only omnid's job workers submit batch work, one window each, and there are never more
-    /// of them than [`BATCH_QUEUE`], so in practice it never waits.
+    /// only omnid's job workers submit batch work, one window each, at most [`BATCH_QUEUE`] of
+    /// them, and cancelled windows leave the queue at once, so a wait lasts until the engine
+    /// takes one (it takes batch work whenever no interactive request waits).
     pub fn submit_batch(&self, job: BatchJob) -> Result<(), SubmitError> {
         let tx = self.batch_tx.as_ref().ok_or(SubmitError::Stopped)?;
         tx.send(job).map_err(|_| SubmitError::Stopped)

@@ -11,7 +11,7 @@
 //! code is caught and fails the answers of that step instead of the engine.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -60,6 +60,8 @@ struct Running<'lm> {
     failure: Option<String>,
     /// A batch job's answer (video-job window): it yields to interactive ones.
     batch: bool,
+    /// A batch job's cancel flag (its submitter stopped listening).
+    cancelled: Option<Arc<AtomicBool>>,
 }
 
 /// Where an answer's tokens go.
@@ -179,37 +181,46 @@ impl<'lm> Batch<'lm> {
         self.running.len() < self.max_batch && (job.speech.is_none() || self.speech_threads.len() < self.max_batch)
     }
 
-    /// Room for one more batch answer: at most half the slots (at least one) go to batch work.
+    /// Room for one more batch answer: at most half the slots go to batch work, and never the
+    /// last free one, so an interactive request always finds a slot (with `max_batch` 1 the one
+    /// slot is shared: a batch answer runs only when nothing else does).
     fn batch_has_room(&self) -> bool {
         let batch = self.running.iter().filter(|r| r.batch).count();
-        self.running.len() < self.max_batch && batch < (self.max_batch / 2).max(1)
+        if self.max_batch == 1 {
+            return self.running.is_empty();
+        }
+        self.running.len() + 1 < self.max_batch && batch < self.max_batch / 2
     }
 
     /// Starts a batch job (its prompt already merged); it joins the decode steps once its
     /// prompt pass has run.
     fn admit_batch(&mut self, job: BatchJob) {
+        if job.cancelled.load(Ordering::Relaxed) {
+            return; // its submitter is gone: nobody reads the answer
+        }
         let queued_s = job.received.elapsed().as_secs_f64();
         let prompt_tokens = job.inputs.ids.len();
         let started =
             guarded(|| Sequence::start_prepared(&self.lm.model, &job.inputs, job.prepared, &job.params, None))
                 .map_err(|f| f.message);
-        self.start_text(Outbox::new(job.sink), started, prompt_tokens, queued_s, true);
+        self.start_text(Outbox::new(job.sink), started, prompt_tokens, queued_s, Some(job.cancelled));
     }
 
-    /// A text answer joins the batch, or fails at once.
+    /// A text answer joins the batch, or fails at once. `cancelled`: a batch job's flag.
     fn start_text(
         &mut self,
         mut outbox: Outbox,
         started: Result<Sequence, String>,
         prompt_tokens: usize,
         queued_s: f64,
-        batch: bool,
+        cancelled: Option<Arc<AtomicBool>>,
     ) {
         match started {
             Ok(seq) => {
                 let decoder = StreamDecoder::new(&self.lm.tokenizer);
                 let route = Route::Text { decoder, outbox };
-                self.running.push(Running { seq, route, queued_s, failure: None, batch });
+                let batch = cancelled.is_some();
+                self.running.push(Running { seq, route, queued_s, failure: None, batch, cancelled });
             }
             Err(message) => {
                 self.metrics.job(JobOutcome::Failed, prompt_tokens, 0);
@@ -224,7 +235,7 @@ impl<'lm> Batch<'lm> {
         let _span = tracing::debug_span!("engine.admit", prompt_tokens = job.inputs.ids.len()).entered();
         let Some(opts) = &job.speech else {
             let started = self.start(&job.inputs, &job.params, None);
-            self.start_text(Outbox::new(job.sink), started, job.inputs.ids.len(), queued_s, false);
+            self.start_text(Outbox::new(job.sink), started, job.inputs.ids.len(), queued_s, None);
             return;
         };
         let accept = match speech_job::check(self.lm, opts) {
@@ -248,7 +259,8 @@ impl<'lm> Batch<'lm> {
         self.speech_threads.push(thread);
         match self.start(&inputs, &params, Some(accept)) {
             Ok(seq) => {
-                self.running.push(Running { seq, route: Route::Speech(feed), queued_s, failure: None, batch: false })
+                let route = Route::Speech(feed);
+                self.running.push(Running { seq, route, queued_s, failure: None, batch: false, cancelled: None })
             }
             Err(message) => {
                 let _ = feed.tx.try_send(ThinkerFeed::Done(Err(message)));
@@ -302,6 +314,11 @@ impl<'lm> Batch<'lm> {
 
     /// One round; `false` when nothing could move.
     fn round(&mut self) -> bool {
+        for r in &mut self.running {
+            if r.cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) && r.seq.stop_reason().is_none() {
+                r.seq.cancel();
+            }
+        }
         let mut moved = self.prefill_chunk();
         for r in &mut self.running {
             moved |= r.advance();
