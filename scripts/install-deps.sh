@@ -4,13 +4,14 @@
 #   (codecs, containers, devices for camera/screen capture, scaling), ALSA (cpal always builds its ALSA backend);
 # - tests: the ffmpeg CLI (generates test media), PulseAudio (a null sink stands in for a sound card),
 #   Xvfb and xsetroot (an X display for screen-capture tests), Chromium (the web page test drives it headless
-#   with a fake microphone).
+#   with a fake microphone);
+# - run time and tests: poppler-utils (PDF pages rendered for OCR), qpdf (tests encrypt a PDF with it).
 # Needs root (or sudo); skips the install when everything is present.
 set -euo pipefail
 
 build=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
     libavdevice-dev libavfilter-dev libasound2-dev)
-tests=(ffmpeg pulseaudio pulseaudio-utils xvfb x11-xserver-utils chromium)
+tests=(ffmpeg pulseaudio pulseaudio-utils xvfb x11-xserver-utils chromium poppler-utils qpdf)
 
 missing=()
 for p in "${build[@]}" "${tests[@]}"; do

@@ -14,7 +14,7 @@ a transcript out), a barge-in with server VAD (speaking over the answer cancels 
 call round trip (tools declared, a call and its output in the conversation, the next response).
 Exits non-zero with the failing check's message.
 """
-import argparse, array, base64, contextlib, io, math, os, subprocess, sys, wave
+import argparse, array, base64, contextlib, io, math, os, subprocess, sys, tempfile, wave
 
 import openai
 
@@ -32,7 +32,8 @@ def main():
     ap.add_argument("--omnid", required=True)
     a = ap.parse_args()
     proc = subprocess.Popen([a.omnid, "serve", "--model", os.path.join(FIX, "omni_c"), "--bind", "127.0.0.1:0",
-                             "--api-key", "sdk-key"], stdout=subprocess.PIPE, text=True)
+                             "--api-key", "sdk-key", "--jobs-dir", tempfile.mkdtemp(prefix="omnid-sdk-jobs-")],
+                            stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         assert line.startswith("omnid: listening on http://"), line
@@ -129,7 +130,8 @@ def until(conn, kind, seen):
 @contextlib.contextmanager
 def long_answers_daemon(omnid):
     """`omnid serve` on the embedded default model: (http base, websocket base)."""
-    proc = subprocess.Popen([omnid, "serve", "--bind", "127.0.0.1:0", "--api-key", "sdk-key"],
+    proc = subprocess.Popen([omnid, "serve", "--bind", "127.0.0.1:0", "--api-key", "sdk-key",
+                             "--jobs-dir", tempfile.mkdtemp(prefix="omnid-sdk-jobs-")],
                             stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

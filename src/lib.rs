@@ -9,6 +9,8 @@
 //! | [`engine`] | opening models, the processor, sampling, the generation loop, speech, the engine thread |
 //! | [`protocol`] | wire types only (OpenAI chat DTOs, error bodies) |
 //! | [`server`] | `omnid serve`: the HTTP API on tokio + axum |
+//! | [`analyze`] | video analysis jobs: windows, events, the persisted queue |
+//! | [`ocr`] | OCR's model-free parts: box mapping, answer parsing, tiling, formats |
 //! | [`metrics`] | counters and latency histograms for `GET /metrics` |
 //! | [`config`] | the TOML configuration (`configs/*.toml`) |
 //! | [`cli`] | the `omnid` command line |
@@ -19,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod models;
+pub mod ocr;
 pub mod preprocess;
 pub mod prompt;
 pub mod protocol;

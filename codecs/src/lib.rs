@@ -9,6 +9,8 @@
 //! - [`image_decode`]: decode any image format the `image` crate is built with into RGB8, honouring EXIF
 //!   orientation, taking the first frame of animations, compositing transparency onto white, and refusing
 //!   images over a pixel budget before the full decode.
+//! - [`pdf`]: PDF page count and pages rendered to RGB8 through poppler's `pdfinfo` / `pdftoppm`, one
+//!   page at a time, each in its own process with a time limit.
 //! - `audio_io` (feature `audio-io`): live microphone capture and speaker playback through cpal, with
 //!   lock-free ring buffers between the real-time callbacks and the caller, and a device discovery report.
 //! - `av` (feature `ffmpeg`): media files (probe, frames at times with seeking, audio tracks on the file's
@@ -22,6 +24,7 @@ pub mod audio_io;
 #[cfg(feature = "ffmpeg")]
 pub mod av;
 pub mod image_decode;
+pub mod pdf;
 pub mod resample;
 pub mod stream_resample;
 #[cfg(test)]
@@ -215,6 +218,14 @@ pub enum CodecError {
         /// The file being read.
         source_name: String,
         /// What was asked and why it cannot be done.
+        problem: String,
+    },
+    /// A PDF that cannot be rendered: broken, encrypted, without pages, or the renderer missing.
+    #[error("{source_name}: {problem}")]
+    Pdf {
+        /// The file being read.
+        source_name: String,
+        /// What is wrong, in words (the renderer's own message where it has one).
         problem: String,
     },
     /// A camera, screen or test source cannot be opened or read.

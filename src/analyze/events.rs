@@ -8,6 +8,8 @@
 use std::sync::OnceLock;
 
 use regex::Regex;
+
+use crate::prompt::fence::strip_fence;
 use serde_json::Value;
 
 use super::windows::Window;
@@ -84,15 +86,6 @@ fn push(out: &mut Parsed, w: &Window, base: TimeBase, start: f64, end: f64, text
     s = s.clamp(w.start, w.end);
     e = e.clamp(s, w.end);
     out.events.push(Event { start: s, end: e, text, window: w.index, confidence, clamped: outside });
-}
-
-/// The text inside a ```` ``` ```` fence, if any.
-fn strip_fence(s: &str) -> &str {
-    let t = s.trim();
-    let Some(open) = t.find("```") else { return t };
-    let after = &t[open + 3..];
-    let body = after.split_once('\n').map_or(after, |(_, rest)| rest);
-    body.find("```").map_or(body, |close| &body[..close]).trim()
 }
 
 /// JSON array items, or the single object, when the text holds JSON (possibly amid prose).

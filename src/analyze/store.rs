@@ -21,7 +21,7 @@ pub enum StoreError {
     Open { path: String, source: rusqlite::Error },
     #[error("job store: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("job store {path} is in use by another omnid process (lock {lock}); give each its own store")]
+    #[error("job store {path} is in use by another omnid process (lock {lock})")]
     InUse { path: String, lock: String },
     #[error("job store: a stored record does not read back ({0}); the file was changed by something else")]
     Corrupt(String),

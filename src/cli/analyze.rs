@@ -97,7 +97,12 @@ pub fn run(args: AnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     spec.validate().map_err(anyhow::Error::msg)?;
 
     let store = match &args.db {
-        Some(path) => Store::open(path)?,
+        Some(path) => Store::open(path).map_err(|e| match e {
+            e @ crate::analyze::store::StoreError::InUse { .. } => {
+                anyhow::anyhow!("{e}: another `omnid analyze` or daemon is working this --db file; wait for it, or give this run its own")
+            }
+            e => e.into(),
+        })?,
         None => Store::in_memory()?,
     };
     // The same job already in the file: resume it, or print its stored result when the file is

@@ -167,12 +167,12 @@ async fn start_daemon(
     cfg.speech.max_frames = args.speech_frames;
     let max_batch = args.max_batch.unwrap_or(widest).clamp(1, 256);
     eprintln!("omnid bench-load: max_batch {max_batch}");
-    let jobs_dir = args
-        .video_job
-        .as_ref()
-        .map(|_| std::env::temp_dir().join(format!("omnid-bench-load-jobs-{}", std::process::id())));
+    let jobs_dir = args.video_job.as_ref().map(|_| super::serve::JobsDir {
+        path: std::env::temp_dir().join(format!("omnid-bench-load-jobs-{}", std::process::id())),
+        fallible: false,
+    });
     let limits = ServiceLimits { queue_capacity: widest, max_batch };
-    let state = app_state(Arc::new(lm), &cfg, None, limits, jobs_dir.as_deref())?;
+    let state = app_state(Arc::new(lm), &cfg, None, limits, jobs_dir.as_ref())?;
     let job = match &args.video_job {
         Some(video) => {
             let mut spec = crate::analyze::spec::JobSpec::new(video.clone(), "Describe what happens, with times.");

@@ -50,9 +50,11 @@ pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
     anyhow::ensure!(max_queued > 0, "--max-queued must be at least 1");
     let max_batch = args.max_batch.unwrap_or(s.max_batch);
     anyhow::ensure!((1..=256).contains(&max_batch), "--max-batch must be between 1 and 256");
-    let jobs_dir = match &args.jobs_dir {
-        Some(d) => d.clone(),
-        None => cfg.jobs.resolved_dir().map_err(anyhow::Error::msg)?,
+    // A store named on the command line or in the config must open; the default one may be
+    // held by another daemon on this machine, which then keeps it (see `JobsDir::fallible`).
+    let jobs_dir = match (&args.jobs_dir, &cfg.jobs.dir) {
+        (Some(d), _) | (None, Some(d)) => JobsDir { path: d.clone(), fallible: false },
+        (None, None) => JobsDir { path: cfg.jobs.resolved_dir().map_err(anyhow::Error::msg)?, fallible: true },
     };
     let lm = Arc::new(load_model(&args.model, cfg)?);
     let state = app_state(lm, cfg, api_key, ServiceLimits { queue_capacity: max_queued, max_batch }, Some(&jobs_dir))?;
@@ -79,13 +81,21 @@ pub fn run_serve(args: ServeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// Where a daemon keeps its video jobs.
+pub(super) struct JobsDir {
+    pub path: std::path::PathBuf,
+    /// The default folder: when another daemon holds its store, this one runs without video
+    /// jobs (saying so at start and on `/v1/jobs`) instead of refusing to start.
+    pub fallible: bool,
+}
+
 /// The daemon's state over a loaded model: the engine thread started, limits from the config.
 pub(super) fn app_state(
     lm: Arc<LoadedModel>,
     cfg: &OmnidConfig,
     api_key: Option<String>,
     engine_limits: ServiceLimits,
-    jobs_dir: Option<&Path>,
+    jobs_dir: Option<&JobsDir>,
 ) -> anyhow::Result<Arc<AppState>> {
     let s = &cfg.server;
     let model_id = match &lm.dir {
@@ -95,8 +105,16 @@ pub(super) fn app_state(
     let metrics = Arc::new(Metrics::default());
     let engine = Arc::new(EngineService::start(lm.clone(), engine_limits, metrics.clone())?);
     let jobs = match jobs_dir {
-        Some(dir) => Some(start_jobs(dir, &cfg.jobs, &lm, &engine)?),
-        None => None,
+        None => Err("video jobs are not enabled in this process".to_string()),
+        Some(dir) => match start_jobs(&dir.path, &cfg.jobs, &lm, &engine) {
+            Ok(jobs) => Ok(jobs),
+            Err(JobsError::InUse(why)) if dir.fallible => {
+                eprintln!("omnid: warning: video jobs are off in this daemon: {why}");
+                Err(format!("video jobs are off in this daemon: {why}"))
+            }
+            Err(JobsError::InUse(why)) => anyhow::bail!("{why}"),
+            Err(JobsError::Other(e)) => return Err(e),
+        },
     };
     Ok(Arc::new(AppState {
         engine,
@@ -125,20 +143,33 @@ pub(super) fn app_state(
     }))
 }
 
+/// Why the video jobs did not start.
+enum JobsError {
+    /// Another daemon holds the store.
+    InUse(String),
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for JobsError {
+    fn from(e: E) -> Self {
+        JobsError::Other(e.into())
+    }
+}
+
 /// Opens the job store in `dir` and starts the job workers; unfinished jobs resume.
 fn start_jobs(
     dir: &Path,
     cfg: &JobsSection,
     lm: &Arc<LoadedModel>,
     engine: &Arc<EngineService>,
-) -> anyhow::Result<Jobs> {
+) -> Result<Jobs, JobsError> {
     let uploads = dir.join("uploads");
     std::fs::create_dir_all(&uploads).map_err(|e| anyhow::anyhow!("job folder {}: {e}", uploads.display()))?;
     let store = Arc::new(Store::open(&dir.join("jobs.sqlite")).map_err(|e| match e {
         e @ crate::analyze::store::StoreError::InUse { .. } => {
-            anyhow::anyhow!("{e}: give each daemon its own --jobs-dir (or [jobs] dir)")
+            JobsError::InUse(format!("{e}: give each daemon its own --jobs-dir (or [jobs] dir)"))
         }
-        e => e.into(),
+        e => JobsError::Other(e.into()),
     })?);
     let model = Arc::new(EngineModel::new(lm.clone(), engine.clone()));
     let limits = QueueLimits { workers: cfg.workers, max_waiting: cfg.max_waiting };

@@ -9,8 +9,10 @@
 //! | [`template`] | loading and rendering the Jinja chat template |
 //! | [`tokenizer`] | `tokenizer.json`, special-token lookup, streaming detokenisation |
 //! | [`expand`] | placeholder expansion |
+//! | [`fence`] | the other direction: a structured answer read out of its Markdown code fence |
 
 pub mod expand;
+pub mod fence;
 pub mod messages;
 pub mod template;
 pub mod tokenizer;

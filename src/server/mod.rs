@@ -55,8 +55,9 @@ pub struct AppState {
     pub api_key: Option<String>,
     pub limits: ServerLimits,
     pub started: u64,
-    /// Video analysis jobs (`None` where the process runs none, e.g. `omnid bench-load`).
-    pub jobs: Option<jobs::Jobs>,
+    /// Video analysis jobs, or why this process runs none (`omnid bench-load` without
+    /// `--video-job`; a default job store held by another daemon).
+    pub jobs: Result<jobs::Jobs, String>,
     /// Set to `true` when the daemon starts shutting down: streams that would otherwise last
     /// as long as a job (job progress) end, so the graceful shutdown does not wait for them.
     pub stopping: tokio::sync::watch::Sender<bool>,

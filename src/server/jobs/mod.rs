@@ -45,14 +45,7 @@ pub struct Jobs {
 }
 
 fn jobs(state: &AppState) -> Result<&Jobs, ApiError> {
-    state.jobs.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "video jobs are not enabled in this process",
-            None,
-        )
-    })
+    state.jobs.as_ref().map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", why.clone(), None))
 }
 
 fn queue_error(e: QueueError) -> ApiError {
