@@ -56,9 +56,10 @@ pub struct Plan {
     pub to_s: f64,
     /// What the model and its budgets were ([`super::model::ModelTraits::identity`]).
     pub model: String,
-    /// The file as it was: size in bytes and modification time (seconds since the epoch).
+    /// The file as it was: size in bytes and modification time (nanoseconds since the epoch;
+    /// an integer, since a float need not read back from JSON to the same bits).
     pub video_bytes: u64,
-    pub video_modified: f64,
+    pub video_modified_ns: u64,
 }
 
 /// A job as stored.

@@ -159,7 +159,7 @@ fn new_plan(
     shape: VideoShape,
     duration: f64,
     audio: bool,
-    (video_bytes, video_modified): (u64, f64),
+    (video_bytes, video_modified_ns): (u64, u64),
 ) -> Result<Plan, Halt> {
     let to_s = spec.to_s.map_or(duration, |t| t.min(duration));
     if spec.from_s >= to_s {
@@ -171,19 +171,19 @@ fn new_plan(
     let window_s = fit_window(traits, shape, spec.fps, spec.window_s, audio, spec.max_new_tokens, spec.task.len())
         .map_err(|e| Halt::Failed(format!("{}: {e}", spec.title)))?;
     let overlap_s = if window_s < spec.window_s { spec.overlap_s.min(window_s / 4.0) } else { spec.overlap_s };
-    Ok(Plan { window_s, overlap_s, to_s, model: traits.identity.clone(), video_bytes, video_modified })
+    Ok(Plan { window_s, overlap_s, to_s, model: traits.identity.clone(), video_bytes, video_modified_ns })
 }
 
 /// A resumed job keeps its windows; it refuses another model or a changed file (its stored
 /// windows were answered under the first).
-fn check_plan(plan: &Plan, traits: &ModelTraits, (bytes, modified): (u64, f64), title: &str) -> Result<Plan, Halt> {
+fn check_plan(plan: &Plan, traits: &ModelTraits, (bytes, modified): (u64, u64), title: &str) -> Result<Plan, Halt> {
     if plan.model != traits.identity {
         return Err(Halt::Failed(format!(
             "this job's finished windows were answered by {} but the loaded model is {}: resume it with that model, or start a new job",
             plan.model, traits.identity
         )));
     }
-    if plan.video_bytes != bytes || plan.video_modified != modified {
+    if plan.video_bytes != bytes || plan.video_modified_ns != modified {
         return Err(Halt::Failed(format!(
             "{title}: the video changed since the job started ({} bytes then, {bytes} now): start a new job",
             plan.video_bytes
@@ -192,14 +192,14 @@ fn check_plan(plan: &Plan, traits: &ModelTraits, (bytes, modified): (u64, f64), 
     Ok(plan.clone())
 }
 
-/// Size and modification time (seconds since the epoch) of a file: what a plan records of it.
-pub fn file_stamp(path: &Path) -> std::io::Result<(u64, f64)> {
+/// Size and modification time (nanoseconds since the epoch) of a file: what a plan records of it.
+pub fn file_stamp(path: &Path) -> std::io::Result<(u64, u64)> {
     let meta = std::fs::metadata(path)?;
     let modified = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0.0, |d| d.as_secs_f64());
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     Ok((meta.len(), modified))
 }
 

@@ -381,7 +381,14 @@ mod tests {
     }
 
     fn plan() -> Plan {
-        Plan { window_s: 12.0, overlap_s: 2.0, to_s: 30.0, model: "m".into(), video_bytes: 9, video_modified: 1.5 }
+        Plan {
+            window_s: 12.0,
+            overlap_s: 2.0,
+            to_s: 30.0,
+            model: "m".into(),
+            video_bytes: 9,
+            video_modified_ns: 1_795_869_617_953_091_123,
+        }
     }
 
     #[test]
@@ -409,7 +416,7 @@ mod tests {
         assert!(matches!(Store::open(&path), Err(StoreError::InUse { .. })));
         assert_eq!(s.unfinished().unwrap(), std::slice::from_ref(&id));
         let job = s.job(&id).unwrap().unwrap();
-        assert_eq!((job.state, job.windows_total, job.window_s), (JobState::Running, Some(3), Some(12.0)));
+        assert_eq!((job.state, job.windows_total, job.window_s), (JobState::Running, Some(3), Some(plan().window_s)));
         assert_eq!(job.plan, Some(plan()));
         assert_eq!(s.finished_indices(&id).unwrap(), [0]);
         assert_eq!(job.spec, spec);

@@ -150,7 +150,7 @@ pub fn run(args: AnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
 /// Whether the video is the file the job's plan recorded (same size and modification time).
 fn unchanged(job: &crate::analyze::store::JobRecord, video: &std::path::Path) -> bool {
     let Some(plan) = &job.plan else { return false };
-    file_stamp(video).is_ok_and(|(bytes, modified)| plan.video_bytes == bytes && plan.video_modified == modified)
+    file_stamp(video).is_ok_and(|(bytes, modified)| plan.video_bytes == bytes && plan.video_modified_ns == modified)
 }
 
 fn path_of(db: &Option<PathBuf>) -> String {
