@@ -278,7 +278,7 @@ fn analyse_window(
     };
     let clip: VideoClip = match load_video(&spec.video, &req) {
         Ok(MediaItem::Video(clip)) => clip,
-        Ok(_) => unreachable!("load_video returns videos"),
+        Ok(_) => return Err(Halt::Failed(format!("{where_}: the loader returned no video (a bug)"))),
         Err(e) => return Err(Halt::Failed(format!("{where_}: {e}"))),
     };
     let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
