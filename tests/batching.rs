@@ -4,7 +4,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use omnid::engine::embedded::load_embedded;
 use omnid::engine::generate::{decode_step, generate, GenerateParams, Sequence};
 use omnid::engine::model_dir::{DTypeChoice, LoadedModel};
 use omnid::engine::sampling::SamplingParams;
-use omnid::engine::service::{Delivery, EngineService, EventSink, Job, JobEvent, ServiceLimits};
+use omnid::engine::service::{Delivery, EngineService, EventSink, Job, JobEvent, ServiceLimits, StdSink};
 use omnid::metrics::Metrics;
 use omnid::models::multimodal::MultimodalInputs;
 
@@ -65,22 +65,6 @@ fn answers_decoded_in_one_batch_equal_each_decoded_alone() {
     assert_eq!(widest, 3, "all three answers shared steps");
     assert_eq!(together, alone);
     assert_eq!(together.iter().map(Vec::len).collect::<Vec<_>>(), [12, 5, 9]);
-}
-
-/// A sink over a bounded std channel, like the server's over a tokio one.
-struct ChannelSink(SyncSender<JobEvent>);
-
-impl EventSink for ChannelSink {
-    fn try_send(&mut self, event: JobEvent) -> Delivery {
-        match self.0.try_send(event) {
-            Ok(()) => Delivery::Sent,
-            Err(TrySendError::Full(e)) => Delivery::Full(e),
-            Err(TrySendError::Disconnected(_)) => Delivery::Gone,
-        }
-    }
-    fn send(&mut self, event: JobEvent) -> bool {
-        self.0.send(event).is_ok()
-    }
 }
 
 /// A client that never reads: always behind, until told it has left.
@@ -141,11 +125,11 @@ fn the_service_runs_answers_side_by_side_and_isolates_bad_ones() {
     let mut receivers = Vec::new();
     for ids in [vec![10u32, 11, 12], vec![20, 21, 22, 23, 24], vec![30, 31]] {
         let (tx, rx) = sync_channel(4);
-        engine.submit(job(ids, 150, Box::new(ChannelSink(tx)))).unwrap();
+        engine.submit(job(ids, 150, Box::new(StdSink(tx)))).unwrap();
         receivers.push(rx);
     }
     let (bad_tx, bad_rx) = sync_channel(4);
-    engine.submit(job(vec![], 10, Box::new(ChannelSink(bad_tx)))).unwrap();
+    engine.submit(job(vec![], 10, Box::new(StdSink(bad_tx)))).unwrap();
     let offered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let left = Arc::new(AtomicBool::new(false));
     engine
@@ -257,7 +241,7 @@ fn batch_work_yields_a_slot_to_interactive_requests_and_a_cancelled_window_is_dr
             inputs,
             prepared,
             params: params(tokens, SamplingParams::default()),
-            sink: Box::new(ChannelSink(tx)),
+            sink: Box::new(StdSink(tx)),
             received: Instant::now(),
             cancelled: Arc::new(AtomicBool::new(cancelled)),
         };
@@ -272,7 +256,7 @@ fn batch_work_yields_a_slot_to_interactive_requests_and_a_cancelled_window_is_dr
     let interactive: Vec<_> = (0..2)
         .map(|i| {
             let (tx, rx) = sync_channel(1024);
-            engine.submit(job((30 + i..40 + i).collect(), 8, Box::new(ChannelSink(tx)))).unwrap();
+            engine.submit(job((30 + i..40 + i).collect(), 8, Box::new(StdSink(tx)))).unwrap();
             std::thread::spawn(move || drain(rx))
         })
         .collect();

@@ -8,6 +8,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod common;
+use common::ffmpeg;
+
 fn omnid(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_omnid")).args(args).env_remove("RUST_BACKTRACE").output().expect("run omnid")
 }
@@ -307,16 +310,6 @@ fn audio_for_a_model_without_an_audio_encoder() {
 fn video_file_that_is_not_media_is_named() {
     let o = omnid(&["ask", "--video", &fixture("omni_a/config.json"), "hi"]);
     assert_clean_error(&o, &["config.json", "cannot open as media"]);
-}
-
-/// Runs the ffmpeg CLI (Debian package `ffmpeg`, installed by .ci/run) to make a test video.
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("this test needs the ffmpeg CLI: apt-get install ffmpeg");
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! result does not depend on a seed, and a resumed job answers its windows as the first run would.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use crate::engine::media::{frame_rule, MediaItem, VideoClip};
 use crate::engine::model_dir::LoadedModel;
 use crate::engine::processor::{build_prompt, BuiltPrompt, PromptOptions};
 use crate::engine::sampling::SamplingParams;
-use crate::engine::service::{BatchJob, Delivery, EngineService, EventSink, JobEvent};
+use crate::engine::service::{BatchJob, EngineService, JobEvent, StdSink};
 use crate::models::family::Family;
 
 /// Events of one answer in flight between the engine thread and the job's worker: text chunks
@@ -153,22 +153,5 @@ fn collect(rx: &Receiver<JobEvent>, stop: &AtomicBool) -> Result<(String, usize)
                 return Err(AskError::Failed("the engine stopped before the answer ended".into()))
             }
         }
-    }
-}
-
-/// A job's events into a bounded std channel read by the job's worker thread.
-struct StdSink(SyncSender<JobEvent>);
-
-impl EventSink for StdSink {
-    fn try_send(&mut self, event: JobEvent) -> Delivery {
-        match self.0.try_send(event) {
-            Ok(()) => Delivery::Sent,
-            Err(TrySendError::Full(e)) => Delivery::Full(e),
-            Err(TrySendError::Disconnected(_)) => Delivery::Gone,
-        }
-    }
-
-    fn send(&mut self, event: JobEvent) -> bool {
-        self.0.send(event).is_ok()
     }
 }

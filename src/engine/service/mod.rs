@@ -51,6 +51,24 @@ pub trait EventSink: Send {
     fn send(&mut self, event: JobEvent) -> bool;
 }
 
+/// Events into a bounded std channel, read by a thread that serves one job (a video job's
+/// worker; tests).
+pub struct StdSink(pub SyncSender<JobEvent>);
+
+impl EventSink for StdSink {
+    fn try_send(&mut self, event: JobEvent) -> Delivery {
+        match self.0.try_send(event) {
+            Ok(()) => Delivery::Sent,
+            Err(TrySendError::Full(e)) => Delivery::Full(e),
+            Err(TrySendError::Disconnected(_)) => Delivery::Gone,
+        }
+    }
+
+    fn send(&mut self, event: JobEvent) -> bool {
+        self.0.send(event).is_ok()
+    }
+}
+
 /// What became of an event handed to [`EventSink::try_send`].
 #[derive(Debug)]
 pub enum Delivery {
