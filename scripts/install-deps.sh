@@ -5,13 +5,14 @@
 # - tests: the ffmpeg CLI (generates test media), PulseAudio (a null sink stands in for a sound card),
 #   Xvfb and xsetroot (an X display for screen-capture tests), Chromium (the web page test drives it headless
 #   with a fake microphone);
-# - run time and tests: poppler-utils (PDF pages rendered for OCR), qpdf (tests encrypt a PDF with it).
+# - run time and tests: poppler-utils (PDF pages rendered for OCR), qpdf (tests encrypt a PDF with it),
+#   fonts-dejavu-core (OCR tests draw their pages with DejaVu Sans).
 # Needs root (or sudo); skips the install when everything is present.
 set -euo pipefail
 
 build=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
     libavdevice-dev libavfilter-dev libasound2-dev)
-tests=(ffmpeg pulseaudio pulseaudio-utils xvfb x11-xserver-utils chromium poppler-utils qpdf)
+tests=(ffmpeg pulseaudio pulseaudio-utils xvfb x11-xserver-utils chromium poppler-utils qpdf fonts-dejavu-core)
 
 missing=()
 for p in "${build[@]}" "${tests[@]}"; do

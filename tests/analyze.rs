@@ -465,7 +465,7 @@ fn the_queue_bounds_what_waits_and_cancels_a_waiting_job() {
 
 #[test]
 fn qwen3_vl_windows_carry_the_video_clock_in_their_timestamp_text() {
-    use omnid::analyze::local_model::question_prompt;
+    use omnid::engine::batch_question::question_prompt;
     use omnid::engine::media::{load_video, MediaItem, VideoRequest};
     use omnid::engine::model_dir::{DTypeChoice, LoadedModel};
     let dir = scratch("vl");
@@ -481,7 +481,7 @@ fn qwen3_vl_windows_carry_the_video_clock_in_their_timestamp_text() {
         window: (52.0, Some(56.0)),
     };
     let MediaItem::Video(clip) = load_video(&video, &req).unwrap() else { panic!("a video") };
-    let built = question_prompt(&lm, "when?".into(), Some(clip)).unwrap();
+    let built = question_prompt(&lm, "when?".into(), Some(MediaItem::Video(clip))).unwrap();
     let text = lm.tokenizer.decode(&built.inputs.ids, false).unwrap();
     // Qwen3-VL samples 8 of the window's 40 frames at round(linspace(0, 39, 8)) (52.0, 52.6, 53.1, …
     // 55.9 s); each pair's mid-time, on the video's clock, formatted as the reference does.

@@ -21,6 +21,19 @@ use crate::{io_error, CodecError, Result};
 /// Reads and decodes the image file at `path` into RGB8, refusing images with more than `max_pixels`
 /// pixels (width × height, as declared in the header) before decoding them.
 pub fn decode_image_file(path: &Path, max_pixels: u64) -> Result<RgbImage> {
+    decode_image_file_oriented(path, max_pixels).map(|d| d.image)
+}
+
+/// An image turned upright, with the EXIF orientation (1–8, 1 when absent) it was turned by:
+/// OCR maps boxes found on the upright image back to the pixels as stored.
+#[derive(Debug, Clone)]
+pub struct OrientedImage {
+    pub image: RgbImage,
+    pub exif_orientation: u8,
+}
+
+/// As [`decode_image_file`], also saying how the stored pixels were turned.
+pub fn decode_image_file_oriented(path: &Path, max_pixels: u64) -> Result<OrientedImage> {
     let source_name = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| io_error(&source_name, e))?;
     decode_from(BufReader::new(file), &source_name, max_pixels)
@@ -29,6 +42,11 @@ pub fn decode_image_file(path: &Path, max_pixels: u64) -> Result<RgbImage> {
 /// Decodes an image held in memory (an upload, a base64 data URL payload) into RGB8, refusing images with
 /// more than `max_pixels` pixels before decoding them.
 pub fn decode_image_bytes(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
+    decode_image_bytes_oriented(bytes, max_pixels).map(|d| d.image)
+}
+
+/// As [`decode_image_bytes`], also saying how the stored pixels were turned.
+pub fn decode_image_bytes_oriented(bytes: &[u8], max_pixels: u64) -> Result<OrientedImage> {
     let source_name = format!("in-memory image ({} bytes)", bytes.len());
     decode_from(Cursor::new(bytes), &source_name, max_pixels)
 }
@@ -41,7 +59,7 @@ const MAX_BYTES_PER_PIXEL: u64 = 16;
 /// formats with sizeable side buffers.
 const DEFAULT_MAX_ALLOC_BYTES: u64 = 512 * 1024 * 1024;
 
-fn decode_from<R: BufRead + Seek>(reader: R, source_name: &str, max_pixels: u64) -> Result<RgbImage> {
+fn decode_from<R: BufRead + Seek>(reader: R, source_name: &str, max_pixels: u64) -> Result<OrientedImage> {
     let decode_err =
         |e: image::ImageError| CodecError::ImageDecode { source_name: source_name.to_owned(), detail: e.to_string() };
     let mut reader = ImageReader::new(reader).with_guessed_format().map_err(|e| io_error(source_name, e))?;
@@ -75,7 +93,7 @@ fn decode_from<R: BufRead + Seek>(reader: R, source_name: &str, max_pixels: u64)
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
     img.apply_orientation(orientation);
-    Ok(to_rgb_over_white(img))
+    Ok(OrientedImage { image: to_rgb_over_white(img), exif_orientation: orientation.to_exif() })
 }
 
 /// Converts to RGB8; images with alpha are composited onto opaque white (see [`composite_over_white`]).

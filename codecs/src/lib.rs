@@ -29,6 +29,7 @@ pub mod resample;
 pub mod stream_resample;
 #[cfg(test)]
 mod test_support;
+pub mod tiff_pages;
 pub mod wav;
 pub mod wire;
 

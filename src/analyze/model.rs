@@ -37,25 +37,7 @@ pub struct Question {
     pub max_new_tokens: usize,
 }
 
-/// The model's answer with its cost.
-#[derive(Debug, Clone, Default)]
-pub struct Answer {
-    pub text: String,
-    pub prompt_tokens: usize,
-    pub completion_tokens: usize,
-    /// Preprocessing and the audio/vision encoders.
-    pub encode_ms: f64,
-    /// Queueing, the decoder's prompt pass and generation.
-    pub generate_ms: f64,
-}
-
-/// Why a question went unanswered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AskError {
-    /// The job was cancelled or the daemon is stopping.
-    Interrupted,
-    Failed(String),
-}
+pub use crate::engine::batch_question::{Answer, AskError};
 
 /// A model that answers questions about windows.
 pub trait WindowModel: Send + Sync {

@@ -7,6 +7,7 @@
 //! | `bench` | prefill/decode throughput and peak memory of a model |
 //! | `bench-analyze` | a video job's wall time per hour of video by stage, and peak memory |
 //! | `bench-speech` | first-audio latency, real-time factor and per-stage times of spoken answers |
+//! | `ocr` | images, TIFFs, PDFs and folders read into text, lines with boxes, Markdown, HTML, JSON |
 //! | `serve` | the OpenAI-compatible HTTP API (`/v1/chat/completions`, `/v1/models`, `/health`) |
 //! | `check` | open a model directory and report what was found, without generating |
 //! | `config-check` | validate `configs/*.toml` files |
@@ -23,6 +24,7 @@ mod bench_model;
 mod bench_speech;
 mod check;
 mod media;
+mod ocr;
 mod serve;
 
 use std::ffi::OsString;
@@ -63,6 +65,8 @@ pub enum Command {
     Ask(Box<ask::AskArgs>),
     /// Analyse a long video window by window: timed events as JSON, SRT, WebVTT or Markdown.
     Analyze(Box<analyze::AnalyzeArgs>),
+    /// Read images, TIFFs, PDFs and folders of them: text, lines with boxes, Markdown, HTML, JSON.
+    Ocr(Box<ocr::OcrArgs>),
     /// Measure prefill and decode speed and peak memory.
     Bench(bench::BenchArgs),
     /// Measure a video job: wall time per hour of video (decode, encoders, generation) and peak memory.
@@ -105,6 +109,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             ask::run(*a, sub, &cfg)
         }
         Command::Analyze(a) => analyze::run(*a, &cfg),
+        Command::Ocr(o) => ocr::run(*o, &cfg),
         Command::Bench(b) => bench::run(b, &cfg),
         Command::BenchAnalyze(b) => bench_analyze::run(*b, &cfg),
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),

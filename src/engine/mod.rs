@@ -15,10 +15,12 @@
 //! | [`rng`] | deterministic random streams (sampling, embedded weights) |
 //! | [`generate`] | the prefill + decode loop with timings |
 //! | [`ask`] | one question → streamed answer |
+//! | [`batch_question`] | one question about one image or video window, answered as batch work |
 //! | [`service`] | the model on its own thread behind a bounded job queue (the server's engine) |
 //! | [`speech`] | spoken answers: thinker, talker and Code2Wav streaming on their own threads |
 
 pub mod ask;
+pub mod batch_question;
 pub mod embedded;
 pub mod embedded_real_widths;
 pub mod error_message;

@@ -150,6 +150,20 @@ impl Orientation {
         }
     }
 
+    /// The EXIF value.
+    pub fn exif(self) -> u8 {
+        match self {
+            Self::Upright => 1,
+            Self::FlipHorizontal => 2,
+            Self::Rotate180 => 3,
+            Self::FlipVertical => 4,
+            Self::Transpose => 5,
+            Self::Rotate90 => 6,
+            Self::Transverse => 7,
+            Self::Rotate270 => 8,
+        }
+    }
+
     /// Whether width and height trade places when the image is turned upright.
     pub fn swaps_axes(self) -> bool {
         matches!(self, Self::Transpose | Self::Rotate90 | Self::Transverse | Self::Rotate270)
@@ -221,6 +235,9 @@ mod tests {
             assert_eq!(o.box_to_stored(&shown, upright), stored, "{o:?}");
         }
         assert_eq!(Orientation::from_exif(6), Orientation::Rotate90);
+        for v in 1..=8u16 {
+            assert_eq!(u16::from(Orientation::from_exif(v).exif()), v);
+        }
         assert_eq!(Orientation::from_exif(0), Orientation::Upright);
     }
 

@@ -112,7 +112,11 @@ fn split_objects(s: &str) -> (Vec<&str>, &str, bool) {
         }
     }
     let truncated = depth > 0;
-    let rest = if truncated { "" } else { &s[end_of_last..] };
+    // A cut-short object is returned as the rest, kept as unparsed text by the caller.
+    let rest = match (truncated, start) {
+        (true, Some(st)) => &s[st..],
+        _ => &s[end_of_last..],
+    };
     (objects, rest, truncated)
 }
 
@@ -323,6 +327,34 @@ pub fn parse_markdown(answer: &str) -> (String, Vec<Spotted>) {
     (text, regions)
 }
 
+fn data_bbox_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r#"\bdata-bbox\s*=\s*["'](?P<bbox>[^"']*)["']"#).expect("a valid pattern"))
+}
+
+/// The answer of a document-parsing prompt with every box rewritten by `to_pixels` (relative
+/// 0–1000 → page pixels): `data-bbox="x1 y1 x2 y2"` in HTML, `(x1, y1, x2, y2)` in Markdown's
+/// region comments. A box that is not four numbers is left as written (the parser flags it).
+pub fn rewrite_boxes(answer: &str, markdown: bool, to_pixels: impl Fn(&RelativeBox) -> [i64; 4]) -> String {
+    let body = strip_fence(answer);
+    let map = |raw: &str| numbers(raw).and_then(|n| RelativeBox::repair(n.try_into().ok()?)).map(|b| to_pixels(&b));
+    if markdown {
+        md_comment_re()
+            .replace_all(body, |c: &regex::Captures| match map(&c["bbox"]) {
+                Some([a, b, x, y]) => format!("<!-- {} ({a}, {b}, {x}, {y}) -->", c["kind"].trim()),
+                None => c[0].to_string(),
+            })
+            .into_owned()
+    } else {
+        data_bbox_re()
+            .replace_all(body, |c: &regex::Captures| match map(&c["bbox"]) {
+                Some([a, b, x, y]) => format!("data-bbox=\"{a} {b} {x} {y}\""),
+                None => c[0].to_string(),
+            })
+            .into_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,7 +386,7 @@ mod tests {
         assert_eq!(swapped.coords, [40.0, 5.0, 60.0, 20.0]);
         assert!(swapped.swapped);
         assert_eq!(p.items[2].bbox, None, "a box that is not four numbers keeps its text, without a box");
-        assert_eq!(p.unparsed, ["{'oops': 1}"]);
+        assert_eq!(p.unparsed, ["{'oops': 1}", "{'bbox_2d': [7, 8, 9"], "the cut-short object is kept");
         assert!(p.truncated, "the last object was cut short");
     }
 
@@ -390,5 +422,14 @@ mod tests {
         assert_eq!(regions.len(), 2);
         assert_eq!(regions[0].kind.as_deref(), Some("image"));
         assert_eq!(regions[1].bbox.unwrap().coords, [0.0, 0.0, 1000.0, 400.0]);
+    }
+
+    #[test]
+    fn boxes_are_rewritten_in_pixels_in_html_and_markdown() {
+        let px = |b: &RelativeBox| b.coords.map(|v| (v * 2.0) as i64);
+        let html = "```html\n<p data-bbox=\"10 20 30 40\">a</p><p data-bbox='x'>b</p>\n```";
+        assert_eq!(rewrite_boxes(html, false, px), "<p data-bbox=\"20 40 60 80\">a</p><p data-bbox='x'>b</p>");
+        let md = "# T\n<!-- Image (300, 10, 100, 20) -->\ntext";
+        assert_eq!(rewrite_boxes(md, true, px), "# T\n<!-- Image (200, 20, 600, 40) -->\ntext");
     }
 }

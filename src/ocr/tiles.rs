@@ -42,13 +42,16 @@ pub fn plan_tiles(width: u32, height: u32, max_pixels: u64) -> Vec<Region> {
 }
 
 /// A line located on the page, with the tile it was read in.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PageLine {
     pub text: String,
     pub bbox: PixelBox,
     pub tile: usize,
     /// The model's box was clamped into its frame or had its corners swapped.
     pub repaired: bool,
+    /// The block's kind in document parsing (`p`, `h1`, `table`, `image`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// Lines read twice (by overlapping tiles) merged: boxes that overlap (IoU ≥ 0.5, or one
@@ -76,8 +79,69 @@ pub fn merge_tiles(mut lines: Vec<PageLine>) -> Vec<PageLine> {
             None => kept.push(l),
         }
     }
+    let mut kept = stitch(kept);
     reading_order(&mut kept);
     kept
+}
+
+/// Widest gap, in line heights, between two pieces of one line read by neighbouring tiles: a
+/// word space is about a third of the line height, a column gutter more than one.
+const MAX_WORD_GAP_LINES: f64 = 0.75;
+
+/// A long line that no tile saw whole comes in pieces, one per tile: pieces that overlap on the
+/// page and share the words read twice (`… quick brown` and `brown fox …`), or that lie a word
+/// space apart on the same line, become one line.
+fn stitch(mut lines: Vec<PageLine>) -> Vec<PageLine> {
+    loop {
+        let mut joined = None;
+        'pairs: for i in 0..lines.len() {
+            for j in 0..lines.len() {
+                let (a, b) = (&lines[i], &lines[j]);
+                if i == j || a.tile == b.tile || a.bbox.x1 > b.bbox.x1 {
+                    continue;
+                }
+                let height = a.bbox.height().min(b.bbox.height());
+                let v_overlap = a.bbox.y2.min(b.bbox.y2) - a.bbox.y1.max(b.bbox.y1);
+                if v_overlap < 0.5 * height {
+                    continue;
+                }
+                let gap = b.bbox.x1 - a.bbox.x2;
+                // Overlapping pieces share the words read twice; pieces a word space apart
+                // (each tile read the words it saw whole) join as they are. A column gutter is
+                // wider than this.
+                let shared = if gap <= 0.0 { shared_words(&a.text, &b.text) } else { None };
+                let adjacent = gap <= MAX_WORD_GAP_LINES * height && b.bbox.x2 > a.bbox.x2;
+                let k = match shared {
+                    Some(k) => k,
+                    None if adjacent => 0,
+                    None => continue,
+                };
+                let rest: Vec<&str> = b.text.split_whitespace().skip(k).collect();
+                let text = if rest.is_empty() { a.text.clone() } else { format!("{} {}", a.text, rest.join(" ")) };
+                joined = Some((i, j, text));
+                break 'pairs;
+            }
+        }
+        let Some((i, j, text)) = joined else { return lines };
+        let b = lines[j].clone();
+        let a = &mut lines[i];
+        a.text = text;
+        a.bbox = PixelBox {
+            x1: a.bbox.x1.min(b.bbox.x1),
+            y1: a.bbox.y1.min(b.bbox.y1),
+            x2: a.bbox.x2.max(b.bbox.x2),
+            y2: a.bbox.y2.max(b.bbox.y2),
+        };
+        a.repaired |= b.repaired;
+        lines.remove(j);
+    }
+}
+
+/// The most words that end `left` and start `right` (compared without case), if any.
+fn shared_words(left: &str, right: &str) -> Option<usize> {
+    let l: Vec<String> = left.split_whitespace().map(str::to_lowercase).collect();
+    let r: Vec<String> = right.split_whitespace().map(str::to_lowercase).collect();
+    (1..=l.len().min(r.len())).rev().find(|&k| l[l.len() - k..] == r[..k])
 }
 
 /// Whether the words of `short` appear in `long`, in order (a line cut by a tile border reads
@@ -114,7 +178,13 @@ mod tests {
     use super::*;
 
     fn line(text: &str, b: [f64; 4], tile: usize) -> PageLine {
-        PageLine { text: text.into(), bbox: PixelBox { x1: b[0], y1: b[1], x2: b[2], y2: b[3] }, tile, repaired: false }
+        PageLine {
+            text: text.into(),
+            bbox: PixelBox { x1: b[0], y1: b[1], x2: b[2], y2: b[3] },
+            tile,
+            repaired: false,
+            kind: None,
+        }
     }
 
     #[test]
@@ -150,5 +220,23 @@ mod tests {
         let texts: Vec<&str> = merged.iter().map(|l| l.text.as_str()).collect();
         assert_eq!(texts, ["Hello world", "right column", "second line", "other"]);
         assert_eq!(merged[0].bbox, PixelBox { x1: 100.0, y1: 100.0, x2: 700.0, y2: 130.0 });
+    }
+
+    #[test]
+    fn a_line_no_tile_saw_whole_is_stitched_from_its_pieces() {
+        let lines = vec![
+            line("the quick brown", [100.0, 100.0, 560.0, 130.0], 0),
+            line("brown fox jumps", [430.0, 101.0, 900.0, 131.0], 1),
+            // Same words, another line: not touching, not joined.
+            line("brown bear", [100.0, 300.0, 300.0, 330.0], 1),
+            // Two pieces a word space apart (no word read twice), and a column a gutter away.
+            line("left part", [100.0, 400.0, 300.0, 430.0], 0),
+            line("right part", [310.0, 400.0, 520.0, 430.0], 1),
+            line("next column", [560.0, 400.0, 800.0, 430.0], 1),
+        ];
+        let merged = merge_tiles(lines);
+        let texts: Vec<&str> = merged.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["the quick brown fox jumps", "brown bear", "left part right part", "next column"]);
+        assert_eq!(merged[0].bbox, PixelBox { x1: 100.0, y1: 100.0, x2: 900.0, y2: 131.0 });
     }
 }
