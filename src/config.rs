@@ -22,6 +22,41 @@ pub struct OmnidConfig {
     pub server: ServerSection,
     #[serde(default)]
     pub jobs: JobsSection,
+    #[serde(default)]
+    pub ocr: OcrSection,
+}
+
+/// `[ocr]`: `POST /v1/ocr` of `omnid serve`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OcrSection {
+    /// Documents read at once; more are refused with 429. Each holds one page image and its
+    /// vision encoder activations on its own thread, and sends its pages to the engine behind
+    /// every interactive request.
+    #[serde(default = "ocr_concurrent")]
+    pub max_concurrent: usize,
+    /// Largest upload (image or PDF), bytes.
+    #[serde(default = "ocr_upload_bytes")]
+    pub max_upload_bytes: u64,
+    /// Most pages one request may read (select fewer with `pages=`).
+    #[serde(default = "ocr_max_pages")]
+    pub max_pages: usize,
+}
+
+impl Default for OcrSection {
+    fn default() -> Self {
+        Self { max_concurrent: ocr_concurrent(), max_upload_bytes: ocr_upload_bytes(), max_pages: ocr_max_pages() }
+    }
+}
+
+fn ocr_concurrent() -> usize {
+    2
+}
+fn ocr_upload_bytes() -> u64 {
+    512 << 20
+}
+fn ocr_max_pages() -> usize {
+    1000
 }
 
 /// `[jobs]`: video analysis jobs of `omnid serve`.
@@ -308,6 +343,17 @@ impl OmnidConfig {
         }
         if j.max_waiting == 0 || j.max_upload_bytes == 0 {
             return Err("[jobs] max_waiting and max_upload_bytes must be > 0".into());
+        }
+        let o = &self.ocr;
+        if !(1..=crate::engine::service::BATCH_QUEUE).contains(&o.max_concurrent) {
+            return Err(format!(
+                "[ocr] max_concurrent is {}; it must be between 1 and {}",
+                o.max_concurrent,
+                crate::engine::service::BATCH_QUEUE
+            ));
+        }
+        if o.max_upload_bytes == 0 || o.max_pages == 0 {
+            return Err("[ocr] max_upload_bytes and max_pages must be > 0".into());
         }
         if let Some(d) = j.media_dirs.iter().find(|d| !d.is_absolute()) {
             return Err(format!("[jobs] media_dirs: {} is not an absolute path", d.display()));

@@ -746,3 +746,127 @@ fn the_tiny_real_model_reads_a_page_end_to_end() {
         serde_json::from_str(&std::fs::read_to_string(out.join("page.png/result.json")).unwrap()).unwrap();
     assert_eq!(result["pages"][0]["page"], 1);
 }
+
+// ---- the daemon's POST /v1/ocr ----
+
+fn post(server: &common::Server, query: &str, body: &[u8]) -> (u16, String, String) {
+    let url = format!("http://{}/v1/ocr?{query}", server.addr);
+    // A fresh connection each time: a refusal sent before the body was read closes the
+    // connection, which a pooled client would try to reuse.
+    let agent = ureq::AgentBuilder::new().max_idle_connections(0).timeout(std::time::Duration::from_secs(120)).build();
+    match agent.post(&url).send_bytes(body) {
+        Ok(r) => {
+            let ct = r.header("content-type").unwrap_or_default().to_string();
+            (r.status(), ct, r.into_string().unwrap())
+        }
+        Err(ureq::Error::Status(code, r)) => (code, String::new(), r.into_string().unwrap()),
+        Err(e) => panic!("POST {url}: {e}"),
+    }
+}
+
+fn png_bytes(img: &RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+#[test]
+fn the_daemon_reads_uploads_streams_pages_and_refuses_what_it_cannot_read() {
+    let dir = scratch("http");
+    let config = dir.join("omnid.toml");
+    std::fs::write(&config, "[ocr]\nmax_concurrent = 1\nmax_upload_bytes = 3000000\nmax_pages = 30\n").unwrap();
+    let server = common::Server::start(&["--config", config.to_str().unwrap()]);
+    let page = Page::draw(300, 200, &[(20, 20, "upload")]);
+    let png = png_bytes(&page.image);
+
+    let (status, ct, body) = post(&server, "mode=json&max_tokens=4&name=scan.png", &png);
+    assert_eq!(status, 200, "{body}");
+    assert!(ct.starts_with("application/json"), "{ct}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["object"].as_str(), v["source"].as_str(), v["mode"].as_str()),
+        (Some("ocr.document"), Some("scan.png"), Some("json"))
+    );
+    assert_eq!((v["pages"][0]["width"].as_u64(), v["pages"][0]["height"].as_u64()), (Some(300), Some(200)));
+    assert_eq!(v["usage"]["pages"], 1);
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() >= 1);
+
+    // A PDF: one page selected, its text as plain text; then hOCR.
+    let pdf = dir.join("two.pdf");
+    write_image_pdf(&pdf, &[&page.image, &page.image]);
+    let pdf_bytes = std::fs::read(&pdf).unwrap();
+    let (status, ct, body) = post(&server, "pages=2&dpi=72&max_tokens=4&response_format=raw", &pdf_bytes);
+    assert_eq!(status, 200, "{body}");
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert!(!body.contains('\u{c}'), "one page, no page break");
+    let (status, ct, body) = post(&server, "mode=lines&dpi=72&max_tokens=4&response_format=hocr", &pdf_bytes);
+    assert_eq!(status, 200, "{body}");
+    assert!(ct.starts_with("application/xhtml+xml"), "{ct}");
+    assert_eq!(body.matches("class=\"ocr_page\"").count(), 2, "{body}");
+
+    // Streamed: one event per page as it finishes, then the document without its pages.
+    let (status, _, body) = post(&server, "stream=true&dpi=72&max_tokens=4", &pdf_bytes);
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events, ["page", "page", "done"], "{body}");
+    assert!(body.contains("\"done\":2,") && body.contains("\"of\":2"), "{body}");
+
+    // Refusals, each naming the problem.
+    for (query, bytes, code, says) in [
+        ("mode=pdf", &png[..], 400, "unknown OCR mode"),
+        ("colour=red", &png[..], 400, "colour: unknown field"),
+        ("dpi=5", &png[..], 400, "outside 18–1200"),
+        ("pages=0-1", &png[..], 400, "pages start at 1"),
+        ("lang=%3Cscript%3E", &png[..], 400, "language hint"),
+        ("stream=true&response_format=raw", &png[..], 400, "leave response_format out"),
+        ("name=notes.txt", &b"just some text"[..], 400, "notes.txt: not an image, TIFF or PDF"),
+        ("name=broken.pdf", &b"%PDF-1.4 nothing"[..], 400, "broken.pdf: not a readable PDF"),
+        ("", &[][..], 400, "the upload is empty"),
+        ("pages=3", &pdf_bytes[..], 400, "past the end"),
+        // Just over the limit: the server stops reading at the limit, and the rest must fit the
+        // socket's buffers or the client sees the connection reset before the answer.
+        ("", &vec![0u8; 3_010_000][..], 413, "[ocr] max_upload_bytes"),
+    ] {
+        let (status, _, body) = post(&server, query, bytes);
+        assert_eq!(status, code, "{query}: {body}");
+        assert!(body.contains(says), "{query}: {body}");
+        assert!(!body.contains("omnid-ocr-"), "the scratch path is not shown: {body}");
+    }
+    // Small pages, so that 31 of them stay under the upload limit.
+    let small = Page::draw(160, 100, &[(10, 10, "small")]);
+    let many: Vec<&RgbImage> = std::iter::repeat_n(&small.image, 31).collect();
+    let big = dir.join("many.pdf");
+    write_image_pdf(&big, &many);
+    let (status, _, body) = post(&server, "dpi=72", &std::fs::read(&big).unwrap());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("31 pages selected, more than 30"), "{body}");
+
+    // One document at a time ([ocr] max_concurrent = 1): while a long one streams, another is
+    // refused; when its client leaves, the reading stops and the slot frees.
+    let long = dir.join("long.pdf");
+    write_image_pdf(&long, &std::iter::repeat_n(&small.image, 30).collect::<Vec<_>>());
+    let url = format!("http://{}/v1/ocr?stream=true&dpi=72&max_tokens=64", server.addr);
+    let res = ureq::post(&url).send_bytes(&std::fs::read(&long).unwrap()).unwrap();
+    let mut reader = std::io::BufReader::new(res.into_reader());
+    let mut line = String::new();
+    while !line.starts_with("event: page") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0, "the stream ended early");
+    }
+    let (status, _, body) = post(&server, "max_tokens=4", &png);
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("[ocr] max_concurrent"), "{body}");
+    drop(reader);
+    let t0 = std::time::Instant::now();
+    loop {
+        let (status, _, body) = post(&server, "max_tokens=4", &png);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 429, "{body}");
+        assert!(t0.elapsed().as_secs() < 30, "the abandoned document kept its slot");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

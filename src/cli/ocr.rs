@@ -68,6 +68,7 @@ pub fn run(args: OcrArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
         dpi: args.dpi,
         max_new_tokens: args.max_tokens,
         max_pixels: args.max_pixels,
+        max_pages: None,
     };
     let lm = Arc::new(load_model(&args.model, cfg)?);
     let engine = Arc::new(EngineService::start(
@@ -182,7 +183,7 @@ impl Bar {
                 self.started = Instant::now();
                 eprintln!("omnid: reading {name}: {pages} page(s)");
             }
-            Progress::Page { name, page, done, of, reused, failed, ms } => {
+            Progress::Page { name, page, done, of, reused, failed, ms, .. } => {
                 let width = 30;
                 let filled = width * done / of.max(&1);
                 let eta = self.started.elapsed().as_secs_f64() / *done as f64 * (of - done) as f64;

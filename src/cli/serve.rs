@@ -116,7 +116,9 @@ pub(super) fn app_state(
             Err(JobsError::Other(e)) => return Err(e),
         },
     };
+    let ocr = crate::server::ocr::OcrService::new(lm.clone(), engine.clone(), &cfg.ocr)?;
     Ok(Arc::new(AppState {
+        ocr,
         engine,
         metrics,
         model: lm,

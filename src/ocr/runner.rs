@@ -30,6 +30,8 @@ pub struct OcrRequest {
     pub max_new_tokens: Option<usize>,
     /// A lower pixel budget per image than the model's (smaller tiles: faster, sharper text).
     pub max_pixels: Option<u64>,
+    /// Most pages a document may have selected (the daemon's `[ocr] max_pages`).
+    pub max_pages: Option<usize>,
 }
 
 impl Default for OcrRequest {
@@ -41,6 +43,7 @@ impl Default for OcrRequest {
             dpi: DEFAULT_DPI,
             max_new_tokens: None,
             max_pixels: None,
+            max_pages: None,
         }
     }
 }
@@ -50,8 +53,17 @@ impl Default for OcrRequest {
 pub enum Progress {
     /// A document opened with this many selected pages.
     Started { name: String, pages: usize },
-    /// A page finished (`done` of the document's selected pages).
-    Page { name: String, page: usize, done: usize, of: usize, reused: bool, failed: bool, ms: f64 },
+    /// A page finished (`done` of the document's selected pages), with its result.
+    Page {
+        name: String,
+        page: usize,
+        done: usize,
+        of: usize,
+        reused: bool,
+        failed: bool,
+        ms: f64,
+        result: Box<PageResult>,
+    },
 }
 
 /// One document's result.
@@ -129,10 +141,20 @@ pub fn read_document(
         Ok(p) => p,
         Err(e) => return Ok(fail(format!("{}: {e}", path.display()))),
     };
+    if let Some(max) = req.max_pages.filter(|&m| pages.len() > m) {
+        return Ok(fail(format!(
+            "{}: {} pages selected, more than {max} may be read at once; choose some with pages=",
+            path.display(),
+            pages.len()
+        )));
+    }
     let fingerprint = fingerprint(model, &settings, req.dpi, path);
     progress(Progress::Started { name: name.to_string(), pages: pages.len() });
     let mut results = Vec::with_capacity(pages.len());
     for (i, &page) in pages.iter().enumerate() {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Interrupted);
+        }
         let t0 = Instant::now();
         let stored = folder.and_then(|f| f.load(page, &fingerprint));
         let reused = stored.is_some();
@@ -163,6 +185,7 @@ pub fn read_document(
             reused,
             failed: result.error.is_some(),
             ms: t0.elapsed().as_secs_f64() * 1e3,
+            result: Box::new(result.clone()),
         });
         results.push(result);
     }

@@ -21,7 +21,9 @@ mod answer;
 mod chat;
 pub mod jobs;
 pub(crate) mod media;
+pub mod ocr;
 mod realtime;
+pub mod upload;
 pub mod validate;
 mod web;
 
@@ -58,6 +60,8 @@ pub struct AppState {
     /// Video analysis jobs, or why this process runs none (`omnid bench-load` without
     /// `--video-job`; a default job store held by another daemon).
     pub jobs: Result<jobs::Jobs, String>,
+    /// OCR requests (`POST /v1/ocr`).
+    pub ocr: ocr::OcrService,
     /// Set to `true` when the daemon starts shutting down: streams that would otherwise last
     /// as long as a job (job progress) end, so the graceful shutdown does not wait for them.
     pub stopping: tokio::sync::watch::Sender<bool>,
@@ -125,6 +129,10 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message, param)
     }
+
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message.to_string(), None)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -145,6 +153,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::delete))
         .route("/v1/jobs/{id}/result", get(jobs::result))
         .route("/v1/jobs/{id}/events", get(jobs::events))
+        .route("/v1/ocr", post(ocr::read))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

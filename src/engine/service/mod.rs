@@ -187,9 +187,10 @@ impl EngineService {
     }
 
     /// Queues a batch job behind every interactive one. It waits while the batch queue is full:
-    /// only omnid's job workers submit batch work, one window each, at most [`BATCH_QUEUE`] of
-    /// them, and cancelled windows leave the queue at once, so a wait lasts until the engine
-    /// takes one (it takes batch work whenever no interactive request waits).
+    /// only omnid's video-job workers and OCR requests submit batch work, one question each, at
+    /// most [`BATCH_QUEUE`] of each kind, and cancelled questions leave the queue at once, so a
+    /// wait lasts until the engine takes one (it takes batch work whenever no interactive
+    /// request waits).
     pub fn submit_batch(&self, job: BatchJob) -> Result<(), SubmitError> {
         let tx = self.batch_tx.as_ref().ok_or(SubmitError::Stopped)?;
         tx.send(job).map_err(|_| SubmitError::Stopped)

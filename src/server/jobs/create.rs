@@ -10,13 +10,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{Map, Value};
-use tokio::io::AsyncWriteExt;
-use tokio_stream::StreamExt as _;
 
 use super::{blocking, internal, job_view, jobs, queue_error};
 use crate::analyze::events::parse_time;
 use crate::analyze::queue::{JobQueue, QueueError};
 use crate::analyze::spec::{default_overlap, JobSpec};
+use crate::server::upload::receive_upload;
 use crate::server::{ApiError, AppState};
 
 /// Removes files in `uploads` that no stored job refers to (uploads cut off by a crash or a
@@ -75,7 +74,7 @@ pub async fn create(
         if j.queue.is_full() {
             return Err(queue_error(QueueError::Busy { waiting: j.queue.waiting() }));
         }
-        let file = receive_upload(body, &j.uploads, &name, j.max_upload_bytes).await?;
+        let file = receive_upload(body, &j.uploads, &name, j.max_upload_bytes, "[jobs] max_upload_bytes").await?;
         match spec_from_fields(&fields, file.clone(), name) {
             Ok(spec) => (spec, Some(file)),
             Err(e) => {
@@ -207,48 +206,4 @@ fn spec_from_fields(fields: &Map<String, Value>, video: PathBuf, title: String) 
     }
     spec.validate().map_err(|m| ApiError::bad_request(m, None))?;
     Ok(spec)
-}
-
-/// Streams an upload to `dir`, refusing it (and removing the partial file) past `limit` bytes.
-async fn receive_upload(body: Body, dir: &Path, name: &str, limit: u64) -> Result<PathBuf, ApiError> {
-    let ext = Path::new(name)
-        .extension()
-        .and_then(|e| e.to_str())
-        .filter(|e| e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
-        .unwrap_or("bin");
-    let path = dir.join(format!("upload-{:016x}.{ext}", crate::engine::rng::random_u64()));
-    // Written under a `.part` name and renamed when whole; the start-up sweep removes any file
-    // no job refers to, a partial one included.
-    let part = path.with_extension(format!("{ext}.part"));
-    let mut file =
-        tokio::fs::File::create(&part).await.map_err(|e| internal(format!("cannot store the upload: {e}")))?;
-    let mut stream = body.into_data_stream();
-    let mut size = 0u64;
-    let outcome: Result<(), ApiError> = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::bad_request(format!("the upload broke off: {e}"), None))?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "invalid_request_error",
-                    format!("the upload is larger than the limit of {limit} bytes ([jobs] max_upload_bytes)"),
-                    None,
-                ));
-            }
-            file.write_all(&chunk).await.map_err(|e| internal(format!("cannot store the upload: {e}")))?;
-        }
-        if size == 0 {
-            return Err(ApiError::bad_request("the upload is empty: send the video as the request body", None));
-        }
-        file.sync_all().await.map_err(|e| internal(format!("cannot store the upload: {e}")))?;
-        tokio::fs::rename(&part, &path).await.map_err(|e| internal(format!("cannot store the upload: {e}")))
-    }
-    .await;
-    if let Err(e) = outcome {
-        drop(file);
-        let _ = tokio::fs::remove_file(&part).await;
-        return Err(e);
-    }
-    Ok(path)
 }

@@ -60,7 +60,7 @@ fn queue_error(e: QueueError) -> ApiError {
 }
 
 fn internal(m: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", m.to_string(), None)
+    ApiError::internal(m)
 }
 
 /// Runs store work on the blocking pool.
