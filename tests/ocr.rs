@@ -98,8 +98,13 @@ impl Page {
     /// White `w` × `h` with each `(x, y_top, text)` drawn without anti-aliasing, so every ink
     /// pixel carries its word's exact colour.
     fn draw(w: u32, h: u32, lines: &[(u32, u32, &str)]) -> Page {
+        Page::draw_sized(w, h, FONT_PX, lines)
+    }
+
+    /// As [`Page::draw`], with type `px` pixels high.
+    fn draw_sized(w: u32, h: u32, px: f32, lines: &[(u32, u32, &str)]) -> Page {
         let font = font();
-        let scale = PxScale::from(FONT_PX);
+        let scale = PxScale::from(px);
         let scaled = font.as_scaled(scale);
         let mut image = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
         let mut words = Vec::new();
@@ -527,7 +532,8 @@ fn pdf_pages_are_rendered_at_the_resolution_asked_and_boxes_scale_with_it() {
 #[test]
 fn every_mode_asks_its_prompt_and_writes_its_document() {
     let dir = scratch("modes");
-    let page = Page::draw(800, 500, &[(50, 40, "Title line"), (50, 200, "body text here")]);
+    // Inside document parsing's pixel range (0.5–2.1 Mpx), so no mode resizes it.
+    let page = Page::draw(1000, 600, &[(50, 40, "Title line"), (50, 200, "body text here")]);
     let path = dir.join("page.png");
     save_png(&page.image, &path, None);
     let truth = page.truth(&page.image);
@@ -556,15 +562,45 @@ fn every_mode_asks_its_prompt_and_writes_its_document() {
     assert_eq!(model.calls()[0].2, "qwenvl markdown");
     assert_eq!(p.document.as_deref(), Some("Title line\nbody text here"));
 
-    // Over the budget, every mode reads located lines per tile and rebuilds its document.
-    let model = Reader::new(&page, Style::Clean, 150_000);
-    let p = read(&model, &path, &request(Mode::Html), None).pages.remove(0);
-    assert!(p.tiles > 1 && model.calls().iter().all(|(_, _, q)| q.starts_with("Spotting")));
-    assert_lines(&p, &truth, 0.9);
-    assert_eq!(p.document.as_deref().unwrap().matches("<p data-bbox=").count(), 2);
+    // Over the budget, plain reading asks for located lines per tile and puts them together.
     let model = Reader::new(&page, Style::Clean, 150_000);
     let p = read(&model, &path, &request(Mode::Text), None).pages.remove(0);
+    assert!(p.tiles > 1 && model.calls().iter().all(|(_, _, q)| q.starts_with("Spotting")));
     assert_eq!(p.text, "Title line\nbody text here");
+}
+
+#[test]
+fn document_parsing_reads_the_whole_page_resized_into_its_range() {
+    let dir = scratch("docsize");
+    // Large type, so that the strokes keep pure-coloured pixels after shrinking.
+    let page = Page::draw_sized(2400, 1600, 64.0, &[(100, 100, "Big title"), (100, 900, "and body")]);
+    let path = dir.join("page.png");
+    save_png(&page.image, &path, None);
+    let truth = page.truth(&page.image);
+    // 3.84 Mpx against the cookbook's 2048·32·32 = 2.1 Mpx: shrunk, not tiled, one question.
+    let model = Reader::new(&page, Style::Clean, 16_000_000);
+    let p = read(&model, &path, &request(Mode::Html), None).pages.remove(0);
+    let calls = model.calls();
+    assert_eq!((p.tiles, calls.len()), (1, 1));
+    let (w, h) = (calls[0].0 as u64, calls[0].1 as u64);
+    assert!(w * h <= 2048 * 32 * 32 && w * h > 2_000_000, "{w} × {h}");
+    assert!((w as f64 / h as f64 - 1.5).abs() < 0.01, "aspect kept: {w} × {h}");
+    // The boxes are on the page's own pixels.
+    assert_eq!((p.width, p.height), (2400, 1600));
+    assert_lines(&p, &truth, 0.9);
+    // A lower --max-pixels shrinks further; a small page is enlarged to the range's floor.
+    let model = Reader::new(&page, Style::Clean, 16_000_000);
+    let req = OcrRequest { max_pixels: Some(1_000_000), ..request(Mode::Markdown) };
+    read(&model, &path, &req, None);
+    let (w, h) = (model.calls()[0].0 as u64, model.calls()[0].1 as u64);
+    assert!(w * h <= 1_000_000 && w * h > 950_000, "{w} × {h}");
+    let small = Page::draw_sized(400, 300, 24.0, &[(20, 20, "small")]);
+    save_png(&small.image, &dir.join("small.png"), None);
+    let model = Reader::new(&small, Style::Clean, 16_000_000);
+    let p = read(&model, &dir.join("small.png"), &request(Mode::Html), None).pages.remove(0);
+    let (w, h) = (model.calls()[0].0 as u64, model.calls()[0].1 as u64);
+    assert!(w * h >= 510_000 && w * h <= 512 * 32 * 32, "{w} × {h}");
+    assert_lines(&p, &small.truth(&small.image), 0.85);
 }
 
 #[test]

@@ -101,7 +101,8 @@ pub fn render_page(path: &Path, page: usize, dpi: u32, max_pixels: u64) -> Resul
     }
     let p = page.to_string();
     let out = run(
-        Command::new("pdftoppm").args(["-f", &p, "-l", &p, "-r", &dpi.to_string(), "-png"]).arg(path),
+        // PPM (pdftoppm's default): raw pixels, no compressing and decompressing per page.
+        Command::new("pdftoppm").args(["-f", &p, "-l", &p, "-r", &dpi.to_string()]).arg(path),
         path,
         RENDER_TIMEOUT,
         "pdftoppm",
@@ -110,9 +111,50 @@ pub fn render_page(path: &Path, page: usize, dpi: u32, max_pixels: u64) -> Resul
         let why = explain(&String::from_utf8_lossy(&out.stderr));
         return Err(pdf_error(path, format!("page {page} could not be rendered: {why}")));
     }
-    let img = image::load_from_memory_with_format(&out.stdout, image::ImageFormat::Png)
+    let img = image::load_from_memory_with_format(&out.stdout, image::ImageFormat::Pnm)
         .map_err(|e| pdf_error(path, format!("page {page}: the renderer's image does not decode: {e}")))?;
     Ok(img.to_rgb8())
+}
+
+/// Writes a US-letter PDF with `pages` of text lines in Helvetica at `size_pt`, the first
+/// baseline 92 pt from the top and the left margin at 72 pt, lines 1.25 × the size apart (test
+/// documents and the OCR benchmark's).
+pub fn write_text_pdf(path: &Path, pages: &[Vec<String>], size_pt: f64) -> std::io::Result<()> {
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
+    let mut objs = vec![
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        format!(
+            "<< /Type /Pages /Kids [{}] /Count {} >>",
+            (0..pages.len()).map(|i| format!("{} 0 R", 4 + 2 * i)).collect::<Vec<_>>().join(" "),
+            pages.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    for (i, lines) in pages.iter().enumerate() {
+        let leading = size_pt * 1.25;
+        let body: String = lines.iter().map(|l| format!("({}) Tj 0 -{leading:.2} Td ", escape(l))).collect();
+        let content = format!("BT /F1 {size_pt} Tf 72 700 Td {body}ET");
+        objs.push(format!(
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+            5 + 2 * i
+        ));
+        objs.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
+    }
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, o) in objs.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes(),
+    );
+    std::fs::write(path, out)
 }
 
 /// The renderer's complaint in words.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use omnid_codecs::pdf::{pdf_info, render_page};
+use omnid_codecs::pdf::{pdf_info, render_page, write_text_pdf};
 use omnid_codecs::CodecError;
 
 fn scratch(name: &str) -> PathBuf {
@@ -17,38 +17,8 @@ fn scratch(name: &str) -> PathBuf {
 /// A letter-size PDF with one line of 24 pt text per page, drawn at (72 pt, 700 pt) from the
 /// bottom left: on a 72 dpi rendering its baseline lies 92 px from the top.
 fn write_pdf(path: &Path, pages: &[&str]) {
-    let mut objs = vec![
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        format!(
-            "<< /Type /Pages /Kids [{}] /Count {} >>",
-            (0..pages.len()).map(|i| format!("{} 0 R", 4 + 2 * i)).collect::<Vec<_>>().join(" "),
-            pages.len()
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
-    ];
-    for (i, text) in pages.iter().enumerate() {
-        let content = format!("BT /F1 24 Tf 72 700 Td ({text}) Tj ET");
-        objs.push(format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
-            5 + 2 * i
-        ));
-        objs.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
-    }
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes(),
-    );
-    std::fs::write(path, out).unwrap();
+    let pages: Vec<Vec<String>> = pages.iter().map(|p| vec![p.to_string()]).collect();
+    write_text_pdf(path, &pages, 24.0).unwrap();
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! | `ask` | one question with text, images, audio and video → streamed answer (or `--json`) |
 //! | `bench` | prefill/decode throughput and peak memory of a model |
 //! | `bench-analyze` | a video job's wall time per hour of video by stage, and peak memory |
+//! | `bench-ocr` | OCR of a many-page PDF: pages per minute by stage, peak memory per page |
 //! | `bench-speech` | first-audio latency, real-time factor and per-stage times of spoken answers |
 //! | `ocr` | images, TIFFs, PDFs and folders read into text, lines with boxes, Markdown, HTML, JSON |
 //! | `serve` | the OpenAI-compatible HTTP API (`/v1/chat/completions`, `/v1/models`, `/health`) |
@@ -21,6 +22,7 @@ mod bench;
 mod bench_analyze;
 mod bench_load;
 mod bench_model;
+mod bench_ocr;
 mod bench_speech;
 mod check;
 mod media;
@@ -71,6 +73,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Measure a video job: wall time per hour of video (decode, encoders, generation) and peak memory.
     BenchAnalyze(Box<bench_analyze::BenchAnalyzeArgs>),
+    /// Measure OCR of a many-page PDF: pages per minute (render, encoders, generation), peak memory.
+    BenchOcr(Box<bench_ocr::BenchOcrArgs>),
     /// Measure first-audio latency and real-time factor of spoken answers, per stage.
     BenchSpeech(Box<bench_speech::BenchSpeechArgs>),
     /// Measure N concurrent Realtime voice sessions: first audio p50/p95, real-time factor, the
@@ -112,6 +116,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Ocr(o) => ocr::run(*o, &cfg),
         Command::Bench(b) => bench::run(b, &cfg),
         Command::BenchAnalyze(b) => bench_analyze::run(*b, &cfg),
+        Command::BenchOcr(b) => bench_ocr::run(*b, &cfg),
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
         Command::BenchLoad(b) => bench_load::run(*b, &cfg),
         Command::Serve(s) => serve::run_serve(*s, &cfg),

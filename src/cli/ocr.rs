@@ -52,7 +52,9 @@ pub struct OcrArgs {
     /// Tokens the model may write per page or tile (default 4096, at most half the context).
     #[arg(long)]
     pub max_tokens: Option<usize>,
-    /// Pixels per image given to the model (default: the model's budget); larger pages are tiled.
+    /// Pixels per image given to the model. Larger pages are tiled (text, lines, json; default:
+    /// the model's budget) or shrunk (markdown, html; default 2048·32·32, the Qwen3-VL
+    /// document-parsing cookbook's).
     #[arg(long)]
     pub max_pixels: Option<u64>,
 }

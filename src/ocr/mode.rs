@@ -43,17 +43,29 @@ impl Mode {
         }
     }
 
-    /// The question asked per page or tile. `Ask::Spotting` for every mode once a page is read
-    /// in tiles: only located lines can be put back together.
+    /// The question asked per page or tile. Plain reading asks for located lines once a page is
+    /// read in tiles: only located lines can be put back together. Document parsing is never
+    /// tiled (its structure needs the whole page; see [`Mode::parses_documents`]).
     pub fn ask(self, tiled: bool) -> Ask {
         match (self, tiled) {
-            (_, true) | (Mode::Lines | Mode::Json, false) => Ask::Spotting,
+            (Mode::Text, true) | (Mode::Lines | Mode::Json, _) => Ask::Spotting,
             (Mode::Text, false) => Ask::Read,
-            (Mode::Markdown, false) => Ask::Markdown,
-            (Mode::Html, false) => Ask::Html,
+            (Mode::Markdown, _) => Ask::Markdown,
+            (Mode::Html, _) => Ask::Html,
         }
     }
+
+    /// Document parsing (Markdown, HTML): the whole page in one image, shrunk or enlarged into
+    /// the pixel range the Qwen3-VL document-parsing cookbook recommends, never tiled.
+    pub fn parses_documents(self) -> bool {
+        matches!(self, Mode::Markdown | Mode::Html)
+    }
 }
+
+/// The Qwen3-VL document-parsing cookbook's recommended pixel range per page
+/// (`min_pixels=512*32*32`, `max_pixels=2048*32*32`).
+pub const DOCUMENT_MIN_PIXELS: u64 = 512 * 32 * 32;
+pub const DOCUMENT_MAX_PIXELS: u64 = 2048 * 32 * 32;
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -125,7 +137,8 @@ mod tests {
         assert_eq!("Markdown".parse::<Mode>(), Ok(Mode::Markdown));
         assert!("pdf".parse::<Mode>().unwrap_err().contains("text, lines, markdown, html, json"));
         assert_eq!(Mode::Text.ask(false), Ask::Read);
-        assert_eq!(Mode::Html.ask(true), Ask::Spotting);
+        assert_eq!(Mode::Text.ask(true), Ask::Spotting);
+        assert_eq!(Mode::Html.ask(true), Ask::Html);
         assert_eq!(Ask::Html.prompt(None), "qwenvl html");
         assert!(Ask::Spotting.prompt(Some("German")).ends_with("...].\nThe text is in German."));
         assert_eq!(check_lang(" zh ").unwrap(), "zh");

@@ -1,14 +1,18 @@
-//! One page read: tiled when it exceeds the pixel budget, each tile asked the mode's question,
-//! the answer parsed whatever shape it came in, its boxes mapped from the model's 0–1000 frame
-//! through the tile to the upright page, lines read twice in overlapping tiles merged, and the
-//! boxes finally mapped through the EXIF orientation to the pixels as stored.
+//! One page read: tiled when it exceeds the pixel budget (plain reading and lines; document
+//! parsing instead gets the whole page resized into its recommended range), each tile asked the
+//! mode's question, the answer parsed whatever shape it came in, its boxes mapped from the
+//! model's 0–1000 frame through the tile to the upright page, lines read twice in overlapping
+//! tiles merged, and the boxes finally mapped through the EXIF orientation to the pixels as
+//! stored.
 
 use std::sync::atomic::AtomicBool;
+
+use image::RgbImage;
 
 use super::document::PageImage;
 use super::formats::PageResult;
 use super::geometry::{PixelBox, Region};
-use super::mode::{Ask, Mode};
+use super::mode::{Ask, Mode, DOCUMENT_MIN_PIXELS};
 use super::model::{AskError, PageModel};
 use super::parse::{parse_html, parse_markdown, parse_spotting, rewrite_boxes, ParsedOcr};
 use super::tiles::{merge_tiles, plan_tiles, PageLine};
@@ -21,7 +25,7 @@ pub struct ReadSettings {
     pub lang: Option<String>,
     /// Answer tokens per page or tile.
     pub max_new_tokens: usize,
-    /// Pixels per image the model is given; larger pages are tiled.
+    /// Pixels per image the model is given; larger pages are tiled, or in document modes shrunk.
     pub max_pixels: u64,
 }
 
@@ -35,7 +39,11 @@ pub fn read_page(
     stop: &AtomicBool,
 ) -> Result<PageResult, AskError> {
     let (uw, uh) = img.image.dimensions();
-    let regions: Vec<Region> = plan_tiles(uw, uh, s.max_pixels).into_iter().map(whole_pixels).collect();
+    let regions: Vec<Region> = if s.mode.parses_documents() {
+        vec![Region::page(uw, uh)]
+    } else {
+        plan_tiles(uw, uh, s.max_pixels).into_iter().map(whole_pixels).collect()
+    };
     let tiled = regions.len() > 1;
     let ask = s.mode.ask(tiled);
     let prompt = ask.prompt(s.lang.as_deref());
@@ -52,7 +60,13 @@ pub fn read_page(
         ..Default::default()
     };
     let mut lines = Vec::new();
-    let mut image = Some(img.image);
+    // The model's boxes are relative to the image it saw, so a resized page maps back to the
+    // page's own pixels unchanged.
+    let mut image = Some(if s.mode.parses_documents() {
+        fit_pixels(img.image, DOCUMENT_MIN_PIXELS.min(s.max_pixels), s.max_pixels)
+    } else {
+        img.image
+    });
     for (t, region) in regions.iter().enumerate() {
         let crop = if tiled {
             let full = image.as_ref().expect("kept while tiles remain");
@@ -94,9 +108,6 @@ pub fn read_page(
     if ask != Ask::Read && ask != Ask::Markdown {
         out.text = out.lines.iter().map(|l| l.text.as_str()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n");
     }
-    if tiled && matches!(s.mode, Mode::Markdown | Mode::Html) {
-        out.document = Some(rebuilt_document(&out.lines, s.mode == Mode::Html));
-    }
     Ok(out)
 }
 
@@ -131,18 +142,19 @@ fn collect_items(
     out.unparsed.extend(parsed.unparsed.into_iter().map(&tag));
 }
 
-/// A tiled page's Markdown or HTML, rebuilt from its merged lines (one paragraph each).
-fn rebuilt_document(lines: &[PageLine], html: bool) -> String {
-    let texts = lines.iter().filter(|l| !l.text.is_empty());
-    if html {
-        texts
-            .map(|l| {
-                let [a, b, c, d] = l.bbox.rounded();
-                let text = l.text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-                format!("<p data-bbox=\"{a} {b} {c} {d}\">{text}</p>\n")
-            })
-            .collect()
+/// `img` resized (aspect kept) so its area lies within `min..=max` pixels; as it is otherwise.
+fn fit_pixels(img: RgbImage, min: u64, max: u64) -> RgbImage {
+    let (w, h) = img.dimensions();
+    let area = f64::from(w) * f64::from(h);
+    let target = if area > max as f64 {
+        max as f64
+    } else if area < min as f64 {
+        min as f64
     } else {
-        texts.map(|l| format!("{}\n\n", l.text)).collect::<String>().trim_end().to_string() + "\n"
-    }
+        return img;
+    };
+    let scale = (target / area).sqrt();
+    // Rounded down, so a shrunk page stays within the budget.
+    let (nw, nh) = (((f64::from(w) * scale) as u32).max(1), ((f64::from(h) * scale) as u32).max(1));
+    image::imageops::resize(&img, nw, nh, image::imageops::FilterType::CatmullRom)
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::document::{Document, DEFAULT_DPI};
 use super::formats::PageResult;
-use super::mode::Mode;
+use super::mode::{Mode, DOCUMENT_MAX_PIXELS};
 use super::model::{AskError, PageModel};
 use super::page_range::PageRange;
 use super::page_store::DocFolder;
@@ -111,7 +111,10 @@ pub fn read_settings(model: &dyn PageModel, req: &OcrRequest) -> Result<ReadSett
         return Err(format!("max_pixels must be at least {smallest} ({MIN_IMAGE_TOKENS} vision tokens)"));
     }
     let mut max_pixels = traits.pixels_for(max_new_tokens);
-    if let Some(p) = req.max_pixels {
+    // Document parsing reads the page whole at the size its cookbook recommends unless asked
+    // otherwise; reading tiles at the model's own budget, at most.
+    let asked = req.max_pixels.or(req.mode.parses_documents().then_some(DOCUMENT_MAX_PIXELS));
+    if let Some(p) = asked {
         max_pixels = max_pixels.min(p);
     }
     Ok(ReadSettings { mode: req.mode, lang: req.lang.clone(), max_new_tokens, max_pixels })
