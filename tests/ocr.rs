@@ -663,6 +663,8 @@ fn folders_are_walked_in_name_order_skipping_hidden_and_unknown_files() {
         save_png(&img, &dir.join(name), None);
     }
     std::fs::write(dir.join("in/notes.txt"), "not an image").unwrap();
+    // A link back up the tree is walked once, not forever.
+    std::os::unix::fs::symlink(dir.join("in"), dir.join("in/sub/loop")).unwrap();
     let found = collect_inputs(&[dir.join("in")]).unwrap();
     let names: Vec<&str> = found.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, ["Z.png", "a.png", "b.png", "sub/c.png"]);

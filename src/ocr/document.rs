@@ -115,7 +115,7 @@ pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String
     let mut out = Vec::new();
     for a in args {
         if a.is_dir() {
-            walk(a, a, &mut out)?;
+            walk(a, a, &mut out, &mut std::collections::HashSet::new())?;
         } else {
             let name = a.file_name().map_or_else(|| a.display().to_string(), |n| n.to_string_lossy().into_owned());
             out.push((a.clone(), name));
@@ -124,7 +124,17 @@ pub fn collect_inputs(args: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, String
     Ok(out)
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<(), String> {
+/// `seen` holds the folders walked so far (resolved), so a link back up the tree is not
+/// followed round forever.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(PathBuf, String)>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), String> {
+    if !seen.insert(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf())) {
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {}", dir.display(), io_problem(&e)))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -133,7 +143,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<(),
     entries.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
     for p in entries {
         if p.is_dir() {
-            walk(root, &p, out)?;
+            walk(root, &p, out, seen)?;
         } else if looks_readable(&p) {
             let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
             out.push((p, rel));
