@@ -9,12 +9,14 @@
 //! | [`engine`] | opening models, the processor, sampling, the generation loop, speech, the engine thread |
 //! | [`protocol`] | wire types only (OpenAI chat DTOs, error bodies) |
 //! | [`server`] | `omnid serve`: the HTTP API on tokio + axum |
+//! | [`agent`] | the GUI agent: screen → model → checked action → X11/adb, logged |
 //! | [`analyze`] | video analysis jobs: windows, events, the persisted queue |
 //! | [`ocr`] | OCR's model-free parts: box mapping, answer parsing, tiling, formats |
 //! | [`metrics`] | counters and latency histograms for `GET /metrics` |
 //! | [`config`] | the TOML configuration (`configs/*.toml`) |
 //! | [`cli`] | the `omnid` command line |
 
+pub mod agent;
 pub mod analyze;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,7 @@
 //!
 //! | subcommand | job |
 //! |---|---|
+//! | `agent` | the GUI agent on an X11 display or a phone: steps checked, logged, stoppable |
 //! | `analyze` | a video job: timed events over a long video, resumable with `--db` |
 //! | `ask` | one question with text, images, audio and video → streamed answer (or `--json`) |
 //! | `bench` | prefill/decode throughput and peak memory of a model |
@@ -16,6 +17,7 @@
 //! | `devices` | microphones, speakers, screens and cameras, and what is absent |
 //! | `capture` | record the microphone to WAV, or a screen / camera to a folder of frames |
 
+mod agent;
 mod analyze;
 mod ask;
 mod bench;
@@ -65,6 +67,8 @@ pub struct ModelArgs {
 pub enum Command {
     /// Ask one question; media go into the user turn in command-line order, the prompt last.
     Ask(Box<ask::AskArgs>),
+    /// Let the model drive an X11 display (or a phone through adb) towards a goal, step by step.
+    Agent(Box<agent::AgentArgs>),
     /// Analyse a long video window by window: timed events as JSON, SRT, WebVTT or Markdown.
     Analyze(Box<analyze::AnalyzeArgs>),
     /// Read images, TIFFs, PDFs and folders of them: text, lines with boxes, Markdown, HTML, JSON.
@@ -112,6 +116,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             let sub = matches.subcommand_matches("ask").expect("clap routed to ask; this is a bug");
             ask::run(*a, sub, &cfg)
         }
+        Command::Agent(a) => agent::run(*a, &cfg),
         Command::Analyze(a) => analyze::run(*a, &cfg),
         Command::Ocr(o) => ocr::run(*o, &cfg),
         Command::Bench(b) => bench::run(b, &cfg),

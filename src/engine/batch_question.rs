@@ -73,9 +73,40 @@ impl BatchAsker {
         max_new_tokens: usize,
         stop: &AtomicBool,
     ) -> Result<Answer, AskError> {
-        let failed = |m: String| AskError::Failed(m);
         let t0 = Instant::now();
-        let built = question_prompt(&self.lm, text, media).map_err(failed)?;
+        let built = question_prompt(&self.lm, text, media).map_err(AskError::Failed)?;
+        self.answer(built, t0, max_new_tokens, stop)
+    }
+
+    /// Answers a whole conversation (`messages` in the chat format, its media parts matched by
+    /// `media` in order, `tools` declared to the template when given).
+    pub fn ask_conversation(
+        &self,
+        messages: &serde_json::Value,
+        media: &[MediaItem],
+        tools: Option<serde_json::Value>,
+        max_new_tokens: usize,
+        stop: &AtomicBool,
+    ) -> Result<Answer, AskError> {
+        let mut template_vars = serde_json::Map::new();
+        if let Some(t) = tools {
+            template_vars.insert("tools".into(), t);
+        }
+        let opts = PromptOptions { add_generation_prompt: true, use_audio_in_video: false, template_vars };
+        let t0 = Instant::now();
+        let built = build_prompt(&self.lm, messages, media, &opts).map_err(|e| AskError::Failed(e.to_string()))?;
+        self.answer(built, t0, max_new_tokens, stop)
+    }
+
+    /// Runs the encoders here and the decoder on the engine thread; `t0` is when preprocessing began.
+    fn answer(
+        &self,
+        built: BuiltPrompt,
+        t0: Instant,
+        max_new_tokens: usize,
+        stop: &AtomicBool,
+    ) -> Result<Answer, AskError> {
+        let failed = |m: String| AskError::Failed(m);
         // The answer must fit too: the engine would cut it short at the end of the context.
         if let Some(context) = self.context() {
             let need = built.inputs.ids.len() + max_new_tokens;
