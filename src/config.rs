@@ -24,6 +24,22 @@ pub struct OmnidConfig {
     pub jobs: JobsSection,
     #[serde(default)]
     pub ocr: OcrSection,
+    #[serde(default)]
+    pub agent: AgentSection,
+}
+
+/// `[agent]`: GUI-agent sessions of `omnid serve` (`/v1/agent/sessions`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// X displays a session may drive (a request names one of them). Empty (the default): agent
+    /// sessions are off, so no client can make the daemon move a mouse it was not given.
+    #[serde(default)]
+    pub displays: Vec<String>,
+    /// Where each session's step log goes (a folder per session). Absent: `agent-logs` in the
+    /// job folder.
+    #[serde(default)]
+    pub log_dir: Option<PathBuf>,
 }
 
 /// `[ocr]`: `POST /v1/ocr` of `omnid serve`.
@@ -343,6 +359,9 @@ impl OmnidConfig {
         }
         if j.max_waiting == 0 || j.max_upload_bytes == 0 {
             return Err("[jobs] max_waiting and max_upload_bytes must be > 0".into());
+        }
+        if let Some(d) = self.agent.displays.iter().find(|d| !d.starts_with(':') && !d.contains(':')) {
+            return Err(format!("[agent] displays: {d:?} is not an X display name such as \":99\""));
         }
         let o = &self.ocr;
         if !(1..=crate::engine::service::BATCH_QUEUE).contains(&o.max_concurrent) {

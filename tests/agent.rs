@@ -567,3 +567,116 @@ fn the_tiny_real_model_runs_the_loop_end_to_end() {
     assert!(stderr.contains("the run ended: step_limit"), "{stderr}");
     assert!(app.state().presses.is_empty());
 }
+
+// ---- sessions over the daemon ----
+
+fn http(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, String) {
+    let agent = ureq::AgentBuilder::new().max_idle_connections(0).timeout(Duration::from_secs(60)).build();
+    let req = agent.request(method, url);
+    let res = match body {
+        Some(b) => req.set("Content-Type", "application/json").send_string(&b.to_string()),
+        None => req.call(),
+    };
+    match res {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{method} {url}: {e}"),
+    }
+}
+
+#[test]
+fn sessions_over_the_daemon_drive_only_the_displays_given() {
+    let x = Xvfb::start();
+    let app = App::start(&x.display);
+    let dir = scratch("daemon");
+    let config = dir.join("omnid.toml");
+    std::fs::write(
+        &config,
+        format!("[agent]\ndisplays = [{:?}]\nlog_dir = {:?}\n", x.display, dir.join("logs").display().to_string()),
+    )
+    .unwrap();
+    let server = common::Server::start(&["--config", config.to_str().unwrap()]);
+    let url = format!("http://{}/v1/agent/sessions", server.addr);
+
+    for (body, code, says) in [
+        (serde_json::json!({"goal": "x", "display": ":4242"}), 403, "not one this daemon may drive"),
+        (serde_json::json!({"goal": "x"}), 400, "display: missing"),
+        (serde_json::json!({"display": x.display}), 400, "goal: missing"),
+        (serde_json::json!({"goal": "x", "display": x.display, "colour": 1}), 400, "colour: unknown field"),
+        (serde_json::json!({"goal": "x", "display": x.display, "allow": ["fly"]}), 400, "is not an action (key"),
+        (serde_json::json!({"goal": "x", "display": x.display, "forbid": ["1,2"]}), 400, "X,Y,WIDTHxHEIGHT"),
+        (serde_json::json!({"goal": "x", "display": x.display, "max_steps": 0}), 400, "from 1 to 200"),
+    ] {
+        let (status, text) = http("POST", &url, Some(body.clone()));
+        assert_eq!(status, code, "{body} → {text}");
+        assert!(text.contains(says), "{body} → {text}");
+    }
+
+    // A session of the embedded model (its text is noise: every step is refused with a reason).
+    let (status, text) = http(
+        "POST",
+        &url,
+        Some(
+            serde_json::json!({"goal": "Press the red button", "display": x.display, "max_steps": 2, "interval_ms": 10, "max_tokens": 8}),
+        ),
+    );
+    assert_eq!(status, 201, "{text}");
+    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"].as_str().unwrap().to_string();
+    // One session per display at a time.
+    let (status, text) = http("POST", &url, Some(serde_json::json!({"goal": "y", "display": x.display})));
+    assert_eq!(status, 409, "{text}");
+    let (status, events) = http("GET", &format!("{url}/{id}/events"), None);
+    assert_eq!(status, 200);
+    let names: Vec<&str> = events.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(names, ["step", "step", "ended"], "{events}");
+    assert!(events.contains("\"outcome\":\"refused\""), "{events}");
+    let (_, view) = http("GET", &format!("{url}/{id}"), None);
+    let view: serde_json::Value = serde_json::from_str(&view).unwrap();
+    assert_eq!((view["state"].as_str(), view["outcome"].as_str()), (Some("ended"), Some("step_limit")));
+    assert_eq!(view["steps"].as_array().unwrap().len(), 2);
+    let shot = ureq::get(&format!("{url}/{id}/steps/1/screenshot")).call().unwrap();
+    assert_eq!(shot.header("content-type"), Some("image/png"));
+    let mut png = Vec::new();
+    std::io::Read::read_to_end(&mut shot.into_reader(), &mut png).unwrap();
+    assert_eq!(image::load_from_memory(&png).unwrap().width(), 800);
+    assert!(dir.join("logs").join(&id).join("timeline.html").is_file());
+    assert!(app.state().presses.is_empty());
+
+    // A long session stops on DELETE.
+    let (_, text) = http(
+        "POST",
+        &url,
+        Some(
+            serde_json::json!({"goal": "z", "display": x.display, "max_steps": 200, "interval_ms": 10, "max_tokens": 8}),
+        ),
+    );
+    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"].as_str().unwrap().to_string();
+    let (status, _) = http("DELETE", &format!("{url}/{id}"), None);
+    assert_eq!(status, 200);
+    let t0 = Instant::now();
+    loop {
+        let (_, view) = http("GET", &format!("{url}/{id}"), None);
+        let view: serde_json::Value = serde_json::from_str(&view).unwrap();
+        if view["state"] == "ended" {
+            assert!(matches!(view["outcome"].as_str(), Some("stopped" | "refused")), "{view}");
+            assert!(view["steps"].as_array().unwrap().len() < 200);
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "the session did not stop: {view}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, text) = http("GET", &format!("{url}/agent-nope"), None);
+    assert_eq!(status, 404, "{text}");
+}
+
+#[test]
+fn a_daemon_without_displays_runs_no_sessions() {
+    let server = common::Server::start(&[]);
+    let (status, text) = http(
+        "POST",
+        &format!("http://{}/v1/agent/sessions", server.addr),
+        Some(serde_json::json!({"goal": "x", "display": ":0"})),
+    );
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("[agent] displays"), "{text}");
+}

@@ -33,11 +33,15 @@ pub struct StepRecord {
     pub screen: [i64; 4],
 }
 
+/// Told of every step once it is logged (the daemon streams steps to its clients).
+pub type StepObserver = Box<dyn FnMut(&StepRecord) + Send>;
+
 /// The log folder of one run.
 pub struct StepLog {
     dir: PathBuf,
     run: Value,
     steps: Vec<StepRecord>,
+    observer: Option<StepObserver>,
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -50,9 +54,14 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 impl StepLog {
     pub fn create(dir: &Path, run: Value) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create the log folder: {e}", dir.display()))?;
-        let log = Self { dir: dir.to_path_buf(), run, steps: Vec::new() };
+        let log = Self { dir: dir.to_path_buf(), run, steps: Vec::new(), observer: None };
         log.write_index()?;
         Ok(log)
+    }
+
+    /// Tells `observer` of each step after it is on disk.
+    pub fn observe(&mut self, observer: StepObserver) {
+        self.observer = Some(observer);
     }
 
     pub fn dir(&self) -> &Path {
@@ -65,6 +74,9 @@ impl StepLog {
         screenshot.save(&png).map_err(|e| format!("{}: cannot write the screenshot: {e}", png.display()))?;
         let json = serde_json::to_string_pretty(&record).expect("a step serialises");
         write(&self.dir.join(format!("step-{:04}.json", record.step)), json.as_bytes())?;
+        if let Some(o) = self.observer.as_mut() {
+            o(&record);
+        }
         self.steps.push(record);
         self.write_index()
     }

@@ -117,8 +117,20 @@ pub(super) fn app_state(
         },
     };
     let ocr = crate::server::ocr::OcrService::new(lm.clone(), engine.clone(), &cfg.ocr)?;
+    let agent = if cfg.agent.displays.is_empty() {
+        Err("agent sessions are off: list the X displays this daemon may drive in [agent] displays".to_string())
+    } else {
+        let log_root = match (&cfg.agent.log_dir, jobs_dir) {
+            (Some(d), _) => d.clone(),
+            (None, Some(j)) => j.path.join("agent-logs"),
+            (None, None) => std::env::temp_dir().join(format!("omnid-agent-logs-{}", std::process::id())),
+        };
+        let model = Arc::new(crate::agent::model::EngineAgentModel::new(lm.clone(), engine.clone()));
+        Ok(crate::server::agent::AgentSessions::new(model, cfg.agent.displays.clone(), log_root))
+    };
     Ok(Arc::new(AppState {
         ocr,
+        agent,
         engine,
         metrics,
         model: lm,

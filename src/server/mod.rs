@@ -17,6 +17,7 @@
 //! (`{"error": {"message", "type", "param"}}`): 400 for a bad request, 401 for a missing or wrong
 //! key, 413 for an oversized body, 429 when the queue is full.
 
+pub mod agent;
 mod answer;
 mod chat;
 pub mod jobs;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub jobs: Result<jobs::Jobs, String>,
     /// OCR requests (`POST /v1/ocr`).
     pub ocr: ocr::OcrService,
+    /// GUI-agent sessions, or why this daemon runs none (no `[agent] displays`).
+    pub agent: Result<agent::AgentSessions, String>,
     /// Set to `true` when the daemon starts shutting down: streams that would otherwise last
     /// as long as a job (job progress) end, so the graceful shutdown does not wait for them.
     pub stopping: tokio::sync::watch::Sender<bool>,
@@ -154,6 +157,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}/result", get(jobs::result))
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/ocr", post(ocr::read))
+        .route("/v1/agent/sessions", post(agent::create).get(agent::list))
+        .route("/v1/agent/sessions/{id}", get(agent::get).delete(agent::stop))
+        .route("/v1/agent/sessions/{id}/events", get(agent::events))
+        .route("/v1/agent/sessions/{id}/confirm", post(agent::confirm))
+        .route("/v1/agent/sessions/{id}/steps/{n}/screenshot", get(agent::screenshot))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
