@@ -568,6 +568,45 @@ fn the_tiny_real_model_runs_the_loop_end_to_end() {
     assert!(app.state().presses.is_empty());
 }
 
+#[test]
+fn one_monitor_of_several_and_the_stop_key() {
+    let x = Xvfb::start();
+    let app = App::start(&x.display);
+    // Two monitors side by side (RandR 1.5 virtual monitors): left 0–399, right 400–799.
+    for (name, geometry) in [("left", "400/100x600/100+0+0"), ("right", "400/100x600/100+400+0")] {
+        let ok =
+            Command::new("xrandr").args(["--display", &x.display, "--setmonitor", name, geometry, "none"]).status();
+        assert!(ok.unwrap().success(), "xrandr (Debian x11-xserver-utils)");
+    }
+    let mut exec = X11Executor::open(&x.display, Some(1)).unwrap();
+    assert_eq!(exec.area(), Rect { x: 400, y: 0, width: 400, height: 600 });
+    assert_eq!(exec.capture().unwrap().dimensions(), (400, 600));
+    // On the right monitor the red button is out of sight: the stand-in clicks the part of the
+    // field it sees, which lies right of x = 400 on the screen only with the monitor's offset.
+    let dir = scratch("monitor");
+    let mut log = StepLog::create(&dir, serde_json::json!({})).unwrap();
+    let end = run_agent(&Scripted::default(), &mut exec, &config(quick()), &mut log, None, &AtomicBool::new(false));
+    assert_eq!(end, RunEnd::Terminated { success: true });
+    let s = app.state();
+    assert_eq!(s.typed, "Hello agent", "{s:?}");
+    let (px, py, _) = s.presses[0];
+    assert!(inside(FIELD, px, py) && px + WINDOW.0 >= 400, "pressed at window ({px}, {py})");
+
+    // The stop key: Ctrl+Alt+Escape pressed on the display stops the run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = omnid::agent::x11::watch_stop_key(&x.display, stop.clone(), done.clone()).unwrap();
+    let person = omnid::agent::x11::X11Display::connect(&x.display).unwrap();
+    person.keys(&["ctrl".into(), "alt".into(), "Escape".into()]).unwrap();
+    let t0 = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "the stop key was not seen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+}
+
 // ---- sessions over the daemon ----
 
 fn http(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, String) {

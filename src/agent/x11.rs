@@ -86,6 +86,18 @@ impl X11Display {
                     .collect()
             })
             .unwrap_or_default();
+        // A monitor spanning others (the whole screen listed beside virtual monitors) is not one.
+        let all: Vec<Rect> = monitors.iter().map(|m| m.1).collect();
+        let spans_others = |r: &Rect| {
+            all.iter().any(|o| {
+                o != r
+                    && o.x >= r.x
+                    && o.y >= r.y
+                    && o.x + o.width as i32 <= r.x + r.width as i32
+                    && o.y + o.height as i32 <= r.y + r.height as i32
+            })
+        };
+        monitors.retain(|(_, r)| !spans_others(r));
         monitors.sort_by_key(|(primary, r)| (!primary, r.x, r.y));
         if monitors.is_empty() {
             return vec![self.screen()];
