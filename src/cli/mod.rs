@@ -6,6 +6,7 @@
 //! | `analyze` | a video job: timed events over a long video, resumable with `--db` |
 //! | `ask` | one question with text, images, audio and video → streamed answer (or `--json`) |
 //! | `bench` | prefill/decode throughput and peak memory of a model |
+//! | `bench-agent` | agent steps on a display (a dry run): seconds per step by stage |
 //! | `bench-analyze` | a video job's wall time per hour of video by stage, and peak memory |
 //! | `bench-ocr` | OCR of a many-page PDF: pages per minute by stage, peak memory per page |
 //! | `bench-speech` | first-audio latency, real-time factor and per-stage times of spoken answers |
@@ -21,6 +22,7 @@ mod agent;
 mod analyze;
 mod ask;
 mod bench;
+mod bench_agent;
 mod bench_analyze;
 mod bench_load;
 mod bench_model;
@@ -75,6 +77,8 @@ pub enum Command {
     Ocr(Box<ocr::OcrArgs>),
     /// Measure prefill and decode speed and peak memory.
     Bench(bench::BenchArgs),
+    /// Measure agent steps on an X display (a dry run): seconds per step by stage, peak memory.
+    BenchAgent(Box<bench_agent::BenchAgentArgs>),
     /// Measure a video job: wall time per hour of video (decode, encoders, generation) and peak memory.
     BenchAnalyze(Box<bench_analyze::BenchAnalyzeArgs>),
     /// Measure OCR of a many-page PDF: pages per minute (render, encoders, generation), peak memory.
@@ -120,6 +124,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Analyze(a) => analyze::run(*a, &cfg),
         Command::Ocr(o) => ocr::run(*o, &cfg),
         Command::Bench(b) => bench::run(b, &cfg),
+        Command::BenchAgent(b) => bench_agent::run(*b, &cfg),
         Command::BenchAnalyze(b) => bench_analyze::run(*b, &cfg),
         Command::BenchOcr(b) => bench_ocr::run(*b, &cfg),
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
