@@ -457,3 +457,56 @@ pub async fn events(State(state): State<Arc<AppState>>, UrlPath(id): UrlPath<Str
         .keep_alive(KeepAlive::default())
         .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Arc<Session> {
+        let (changed, _) = tokio::sync::watch::channel(0u64);
+        Arc::new(Session {
+            id: "agent-test".into(),
+            goal: "g".into(),
+            display: ":1".into(),
+            log_dir: PathBuf::new(),
+            confirm: true,
+            stop: Arc::new(AtomicBool::new(false)),
+            state: Mutex::new(SessionState::default()),
+            changed,
+            answers: Mutex::new(None),
+        })
+    }
+
+    fn wait_pending(s: &Session, step: usize) {
+        for _ in 0..200 {
+            if s.state.lock().unwrap().pending.as_ref().map(|p| p.0) == Some(step) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("step {step} never waited");
+    }
+
+    #[test]
+    fn a_confirmation_waits_for_its_own_step_and_a_stop_declines() {
+        let s = session();
+        let (tx, rx) = sync_channel(1);
+        let mut person = HttpConfirm { session: s.clone(), answers: rx };
+        let waiting = std::thread::spawn(move || person.confirm(3, "left_click at [1, 2]"));
+        wait_pending(&s, 3);
+        assert_eq!(s.view()["pending"], json!({"step": 3, "action": "left_click at [1, 2]"}));
+        tx.send((2, true)).unwrap(); // a stale answer for another step is ignored
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!waiting.is_finished());
+        tx.send((3, true)).unwrap();
+        assert!(waiting.join().unwrap());
+        assert_eq!(s.view()["pending"], Value::Null);
+
+        let (_tx, rx) = sync_channel(1);
+        let mut person = HttpConfirm { session: s.clone(), answers: rx };
+        let waiting = std::thread::spawn(move || person.confirm(4, "type"));
+        wait_pending(&s, 4);
+        s.stop.store(true, Ordering::Relaxed);
+        assert!(!waiting.join().unwrap(), "a stopped session declines what waits");
+    }
+}
