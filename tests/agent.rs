@@ -719,3 +719,74 @@ fn a_daemon_without_displays_runs_no_sessions() {
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("[agent] displays"), "{text}");
 }
+
+/// Taps what it sees in red through `mobile_use`, then types and ends.
+struct PhoneScripted;
+
+impl AgentModel for PhoneScripted {
+    fn decide(&self, turn: &Turn, _max: usize, _stop: &AtomicBool) -> Result<Answer, AskError> {
+        let call =
+            |args: String| format!("<tool_call>\n{{\"name\": \"mobile_use\", \"arguments\": {args}}}\n</tool_call>");
+        let text = match turn.history.len() {
+            0 => {
+                let (x, y) = find(turn.screenshots.last().unwrap(), RED).unwrap();
+                call(format!(r#"{{"action": "click", "coordinate": [{x}, {y}]}}"#))
+            }
+            1 => call(r#"{"action": "swipe", "coordinate": [500, 800], "coordinate2": [500, 200]}"#.into()),
+            2 => call(r#"{"action": "type", "text": "hi there"}"#.into()),
+            3 => call(r#"{"action": "system_button", "button": "Back"}"#.into()),
+            _ => call(r#"{"action": "terminate", "status": "success"}"#.into()),
+        };
+        Ok(Answer { text, ..Default::default() })
+    }
+}
+
+#[test]
+fn a_phone_is_driven_through_adb() {
+    // A stand-in for adb: one device, a 400 × 800 screenshot with a red square at (300..340,
+    // 600..640), and every input command written to a file.
+    let dir = scratch("adb-phone");
+    let mut screen = RgbImage::from_pixel(400, 800, image::Rgb([255, 255, 255]));
+    for y in 600..640 {
+        for x in 300..340 {
+            screen.put_pixel(x, y, image::Rgb(rgb(RED)));
+        }
+    }
+    screen.save(dir.join("screen.png")).unwrap();
+    let calls = dir.join("calls.txt");
+    let adb = dir.join("adb");
+    std::fs::write(
+        &adb,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in\n  devices) printf 'List of devices attached\\nemu-1\\tdevice\\n' ;;\n  *screencap*) cat {} ;;\n  *) echo \"$*\" >> {} ;;\nesac\n",
+            dir.join("screen.png").display(),
+            calls.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&adb).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&adb, perms).unwrap();
+
+    let mut exec = omnid::agent::adb::AdbExecutor::open(adb.to_str().unwrap(), None).unwrap();
+    assert_eq!(exec.area(), Rect { x: 0, y: 0, width: 400, height: 800 });
+    let mut log = StepLog::create(&dir.join("log"), serde_json::json!({})).unwrap();
+    let cfg = RunConfig { tool: Tool::MobileUse, ..config(quick()) };
+    let end = run_agent(&PhoneScripted, &mut exec, &cfg, &mut log, None, &AtomicBool::new(false));
+    assert_eq!(end, RunEnd::Terminated { success: true });
+    let sent = std::fs::read_to_string(&calls).unwrap();
+    let lines: Vec<&str> = sent.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "-s emu-1 shell input tap 320 620",
+            "-s emu-1 shell input swipe 200 640 200 160 300",
+            "-s emu-1 shell input text hi%sthere",
+            "-s emu-1 shell input keyevent KEYCODE_BACK",
+        ]
+    );
+    // Two devices without --serial is an error that lists them.
+    std::fs::write(&adb, "#!/bin/sh\nprintf 'List of devices attached\\na\\tdevice\\nb\\tdevice\\n'\n").unwrap();
+    let err = omnid::agent::adb::AdbExecutor::open(adb.to_str().unwrap(), None).err().unwrap();
+    assert!(err.contains("2 devices attached: choose one with --serial (a, b)"), "{err}");
+}
