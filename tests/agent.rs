@@ -108,6 +108,8 @@ struct AppState {
 
 /// The application: its own connection and event loop on a thread.
 struct App {
+    display: String,
+    window: xproto::Window,
     state: Arc<Mutex<AppState>>,
     done: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -201,7 +203,7 @@ impl App {
                 draw(&s);
             }
         });
-        let app = App { state, done, thread: Some(thread) };
+        let app = App { display: display.to_string(), window: win, state, done, thread: Some(thread) };
         // Drawn once mapped (the first Expose).
         std::thread::sleep(Duration::from_millis(200));
         app
@@ -209,6 +211,17 @@ impl App {
 
     fn state(&self) -> AppState {
         self.state.lock().unwrap().clone()
+    }
+
+    /// Moves the window (as a person dragging it would), from another connection.
+    fn mover(&self) -> impl Fn(i32, i32) + Send + Sync + 'static {
+        let (display, window) = (self.display.clone(), self.window);
+        move |x, y| {
+            let (conn, _) = RustConnection::connect(Some(&display)).unwrap();
+            conn.configure_window(window, &xproto::ConfigureWindowAux::new().x(x).y(y)).unwrap();
+            conn.get_input_focus().unwrap().reply().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -259,6 +272,8 @@ struct Scripted {
     garbage_first: Vec<String>,
     turns: Mutex<Vec<(usize, Vec<String>)>>,
     answered: AtomicUsize,
+    /// Runs after the model decided step n (0-based), before the action happens.
+    after_decide: Option<Box<dyn Fn(usize) + Send + Sync>>,
 }
 
 impl AgentModel for Scripted {
@@ -287,6 +302,9 @@ impl AgentModel for Scripted {
                 call(r#"{"action": "terminate", "status": "success"}"#)
             }
         };
+        if let Some(hook) = &self.after_decide {
+            hook(n);
+        }
         Ok(Answer { text, ..Default::default() })
     }
 }
@@ -352,6 +370,33 @@ fn the_agent_clicks_and_types_into_a_real_x11_application() {
     let page = std::fs::read_to_string(dir.join("timeline.html")).unwrap();
     assert_eq!(page.matches("<section").count(), 4);
     assert!(page.contains("class=\"mark\""));
+}
+
+#[test]
+fn a_window_that_moves_between_screenshot_and_click_is_found_again() {
+    let x = Xvfb::start();
+    let app = App::start(&x.display);
+    let dir = scratch("moves");
+    let mut exec = X11Executor::open(&x.display, None).unwrap();
+    let mover = app.mover();
+    // The window jumps right after the model chose its first click: the click hits the desktop.
+    let model = Scripted {
+        after_decide: Some(Box::new(move |n| {
+            if n == 0 {
+                mover(200, 150)
+            }
+        })),
+        ..Scripted::default()
+    };
+    let mut log = StepLog::create(&dir, serde_json::json!({})).unwrap();
+    let end = run_agent(&model, &mut exec, &config(quick()), &mut log, None, &AtomicBool::new(false));
+    assert_eq!(end, RunEnd::Terminated { success: true });
+    let s = app.state();
+    assert_eq!((s.red_clicks, s.typed.as_str()), (1, "Hello agent"), "{s:?}");
+    let st = steps(&dir);
+    assert_eq!(st.len(), 5, "one more step than with a still window");
+    // The second click went to the button's new place on the screen: (200, 150) + (110, 75).
+    assert_eq!(st[1]["points"][0], serde_json::json!([310, 225]));
 }
 
 #[test]
