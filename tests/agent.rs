@@ -400,6 +400,56 @@ fn a_window_that_moves_between_screenshot_and_click_is_found_again() {
 }
 
 #[test]
+fn actions_are_spaced_by_the_rate_limit() {
+    let x = Xvfb::start();
+    let _app = App::start(&x.display);
+    let dir = scratch("rate");
+    let mut exec = X11Executor::open(&x.display, None).unwrap();
+    let model = Scripted { never_end: true, ..Scripted::default() };
+    let mut log = StepLog::create(&dir, serde_json::json!({})).unwrap();
+    let policy = Policy { max_steps: 3, min_interval: Duration::from_millis(400), ..Policy::default() };
+    run_agent(&model, &mut exec, &config(policy), &mut log, None, &AtomicBool::new(false));
+    let at: Vec<f64> = steps(&dir).iter().map(|s| s["executed_at_s"].as_f64().unwrap()).collect();
+    assert_eq!(at.len(), 3);
+    // Consecutive actions are at least 0.4 s apart (a lower bound; load only adds).
+    for w in at.windows(2) {
+        assert!(w[1] - w[0] >= 0.39, "steps at {at:?}");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_command_and_the_log_says_so() {
+    let x = Xvfb::start();
+    let _app = App::start(&x.display);
+    let dir = scratch("sigint");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omnid"))
+        .args(["agent", "--display", &x.display, "--goal", "Press the red button", "--max-steps", "200"])
+        .args(["--max-tokens", "8", "--interval-ms", "10", "--log"])
+        .arg(&dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !dir.join("step-0001.json").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no first step");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGINT, as Ctrl-C sends it.
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let t1 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t1.elapsed() < Duration::from_secs(20), "still running after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    let run: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert!(matches!(run["ended"]["outcome"].as_str(), Some("stopped" | "refused")), "{run}");
+}
+
+#[test]
 fn a_dry_run_executes_nothing() {
     let x = Xvfb::start();
     let app = App::start(&x.display);

@@ -275,6 +275,13 @@ pub fn parse_arguments(args: &Map<String, Value>, tool: Tool) -> Result<Action, 
             if keys.len() > MAX_KEYS {
                 return Err(format!("{action}: {} keys at once; at most {MAX_KEYS}", keys.len()));
             }
+            // A desktop key must be one the keyboard layer knows (a phone's key names are
+            // Android key codes, checked by the device).
+            if tool == Tool::ComputerUse {
+                if let Some(e) = keys.iter().find_map(|k| super::keys::key_keysym(k).err()) {
+                    return Err(format!("{action}: {e}"));
+                }
+            }
             Ok(Action::Key { keys })
         }
         "type" => {
@@ -366,6 +373,7 @@ mod tests {
         assert!(refused(&call(r#"{"action": "left_click", "coordinate": [1]}"#)).contains("[x, y]"));
         assert!(refused(&call(r#"{"action": "wait", "time": 3600}"#)).contains("outside"));
         assert!(refused(&call(r#"{"action": "terminate"}"#)).contains("status"));
+        assert!(refused(&call(r#"{"action": "key", "keys": ["ctrl", "hyperdrive"]}"#)).contains("unknown key"));
         assert!(refused("<tool_call>{\"name\": \"computer_use\", \"arguments\": {\"action\"").contains("malformed"));
         let two = format!("{}{}", call(r#"{"action": "wait", "time": 1}"#), call(r#"{"action": "wait", "time": 1}"#));
         assert!(refused(&two).contains("2 tool calls"));

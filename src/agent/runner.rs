@@ -143,6 +143,7 @@ fn run_steps(
         let mut record = StepRecord {
             step,
             at_s: started.elapsed().as_secs_f64(),
+            executed_at_s: None,
             model_output: answer.text.clone(),
             action: None,
             points: Vec::new(),
@@ -183,6 +184,7 @@ fn run_steps(
                         }
                     }
                     let t1 = Instant::now();
+                    record.executed_at_s = Some(started.elapsed().as_secs_f64());
                     let result = match &action {
                         // Waited here, where a stop is seen, not inside the executor.
                         Action::Wait { seconds } => {

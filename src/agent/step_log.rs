@@ -14,8 +14,10 @@ use serde_json::Value;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepRecord {
     pub step: usize,
-    /// Seconds since the run started.
+    /// Seconds since the run started, when the model's answer came.
     pub at_s: f64,
+    /// Seconds since the run started, when the action was performed (executed steps).
+    pub executed_at_s: Option<f64>,
     pub model_output: String,
     /// The action (its kind and fields), when the answer held one.
     pub action: Option<Value>,
