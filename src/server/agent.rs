@@ -301,14 +301,17 @@ pub async fn create(State(state): State<Arc<AppState>>, Json(body): Json<Value>)
         }
     });
     let (model, s) = (agents.model.clone(), session.clone());
-    std::thread::Builder::new()
-        .name("omnid-agent".into())
-        .spawn(move || {
-            let _finished = finished_tx;
-            let end = run_session(&model, &s, &display, monitor, &cfg);
-            s.update(|st| st.ended = Some(end));
-        })
-        .map_err(|e| ApiError::internal(format!("cannot start the session's thread: {e}")))?;
+    let spawned = std::thread::Builder::new().name("omnid-agent".into()).spawn(move || {
+        let _finished = finished_tx;
+        let end = run_session(&model, &s, &display, monitor, &cfg);
+        s.update(|st| st.ended = Some(end));
+    });
+    if let Err(e) = spawned {
+        // Ended, so that it does not hold its display.
+        let why = format!("cannot start the session's thread: {e}");
+        session.update(|st| st.ended = Some(("failed".into(), why.clone())));
+        return Err(ApiError::internal(why));
+    }
     Ok((StatusCode::CREATED, Json(session.view())).into_response())
 }
 
