@@ -480,23 +480,7 @@ fn write_image_pdf(path: &Path, images: &[&RgbImage]) {
         let c = format!("q {w} 0 0 {h} 0 0 cm /Im0 Do Q");
         objs.push(format!("<< /Length {} >>\nstream\n{c}\nendstream", c.len()).into_bytes());
     }
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
-        offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
-        out.extend_from_slice(o);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
-    for o in offsets {
-        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
-    }
-    out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes(),
-    );
-    std::fs::write(path, out).unwrap();
+    std::fs::write(path, omnid_codecs::pdf::assemble_pdf(&objs)).unwrap();
 }
 
 #[test]

@@ -23,6 +23,7 @@
 pub mod audio_io;
 #[cfg(feature = "ffmpeg")]
 pub mod av;
+pub mod child;
 pub mod image_decode;
 pub mod pdf;
 pub mod resample;

@@ -7,13 +7,13 @@
 //! or a hang (killed after [`RENDER_TIMEOUT`]) fails that page, and memory is the child's. Pages
 //! are rendered one at a time, so a 500-page document never sits in memory.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use image::RgbImage;
 
+use crate::child::{run_with_limit, ChildError, ChildOutput};
 use crate::{CodecError, Result};
 
 /// Longest a single page may take to render (a page of vector art at 300 dpi takes seconds).
@@ -140,21 +140,30 @@ pub fn write_text_pdf(path: &Path, pages: &[Vec<String>], size_pt: f64) -> std::
         ));
         objs.push(format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()));
     }
+    let objs: Vec<Vec<u8>> = objs.into_iter().map(String::into_bytes).collect();
+    std::fs::write(path, assemble_pdf(&objs))
+}
+
+/// A PDF 1.4 file of `objects` (numbered from 1, the first the catalog) with its cross-reference
+/// table and trailer.
+pub fn assemble_pdf(objects: &[Vec<u8>]) -> Vec<u8> {
     let mut out = b"%PDF-1.4\n".to_vec();
     let mut offsets = Vec::new();
-    for (i, o) in objs.iter().enumerate() {
+    for (i, o) in objects.iter().enumerate() {
         offsets.push(out.len());
-        out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(o);
+        out.extend_from_slice(b"\nendobj\n");
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objs.len() + 1).as_bytes());
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
     for o in offsets {
         out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
     }
     out.extend_from_slice(
-        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objs.len() + 1).as_bytes(),
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
     );
-    std::fs::write(path, out)
+    out
 }
 
 /// The renderer's complaint in words.
@@ -175,48 +184,19 @@ fn explain(stderr: &str) -> String {
     }
 }
 
-struct Output {
-    success: bool,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-}
-
-/// Runs a poppler tool with a time limit; its output is read while it runs (a page image is
-/// larger than a pipe's buffer).
-fn run(cmd: &mut Command, path: &Path, limit: Duration, tool: &str) -> Result<Output> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            pdf_error(path, format!("{tool} is not installed (Debian package poppler-utils); PDFs need it"))
-        } else {
-            pdf_error(path, format!("cannot run {tool}: {e}"))
-        }
-    })?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > limit => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(pdf_error(path, format!("{tool} took longer than {} s; stopped", limit.as_secs())));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(pdf_error(path, format!("{tool}: {e}"))),
-        }
-    };
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
-    Ok(Output { success: status.success(), stdout, stderr })
+/// Runs a poppler tool with a time limit.
+fn run(cmd: &mut Command, path: &Path, limit: Duration, tool: &str) -> Result<ChildOutput> {
+    run_with_limit(cmd, limit).map_err(|e| {
+        pdf_error(
+            path,
+            match e {
+                ChildError::NotInstalled => {
+                    format!("{tool} is not installed (Debian package poppler-utils); PDFs need it")
+                }
+                ChildError::Spawn(e) => format!("cannot run {tool}: {e}"),
+                ChildError::TimedOut => format!("{tool} took longer than {} s; stopped", limit.as_secs()),
+                ChildError::Wait(e) => format!("{tool}: {e}"),
+            },
+        )
+    })
 }

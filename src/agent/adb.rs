@@ -3,10 +3,11 @@
 //! app by package name). Every call is a child process with a time limit; a missing `adb`, no
 //! device, or several devices without `--serial` are errors that say so.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use image::RgbImage;
+use omnid_codecs::child::{run_with_limit, ChildError};
 
 use super::action::Action;
 use super::executor::{Executor, Placed};
@@ -23,47 +24,17 @@ pub struct AdbExecutor {
 }
 
 fn run(adb: &str, args: &[&str]) -> Result<Vec<u8>, String> {
-    let mut child = Command::new(adb)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                format!("{adb} is not installed (Debian package adb); phones are driven through it")
-            } else {
-                format!("cannot run {adb}: {e}")
-            }
-        })?;
-    let mut out = child.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut out, &mut buf);
-        buf
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > ADB_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("adb {} took longer than {} s; stopped", args.join(" "), ADB_TIMEOUT.as_secs()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(format!("adb: {e}")),
+    let out = run_with_limit(Command::new(adb).args(args), ADB_TIMEOUT).map_err(|e| match e {
+        ChildError::NotInstalled => {
+            format!("{adb} is not installed (Debian package adb); phones are driven through it")
         }
-    };
-    let stdout = reader.join().unwrap_or_default();
-    if !status.success() {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
-        return Err(format!("adb {} failed: {}", args.join(" "), err.trim()));
+        ChildError::Spawn(e) | ChildError::Wait(e) => format!("cannot run {adb}: {e}"),
+        ChildError::TimedOut => format!("adb {} took longer than {} s; stopped", args.join(" "), ADB_TIMEOUT.as_secs()),
+    })?;
+    if !out.success {
+        return Err(format!("adb {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
     }
-    Ok(stdout)
+    Ok(out.stdout)
 }
 
 /// `adb shell input text` takes %s for spaces and needs the shell's special characters escaped.

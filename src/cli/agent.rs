@@ -23,8 +23,6 @@ use crate::agent::screen::Rect;
 use crate::agent::step_log::StepLog;
 use crate::agent::x11::{watch_stop_key, STOP_KEYS};
 use crate::config::OmnidConfig;
-use crate::engine::service::{EngineService, ServiceLimits};
-use crate::metrics::Metrics;
 
 /// Arguments of `omnid agent`.
 #[derive(Debug, clap::Args)]
@@ -173,11 +171,7 @@ pub fn run(args: AgentArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     .map_err(anyhow::Error::msg)?;
 
     let lm = Arc::new(load_model(&args.model, cfg)?);
-    let engine = Arc::new(EngineService::start(
-        lm.clone(),
-        ServiceLimits { queue_capacity: 1, max_batch: 1 },
-        Arc::new(Metrics::default()),
-    )?);
+    let engine = super::start_single_engine(&lm)?;
     let model = EngineAgentModel::new(lm, engine);
     let mut terminal = TerminalConfirm;
     let confirm: Option<&mut dyn Confirm> = if args.confirm { Some(&mut terminal) } else { None };

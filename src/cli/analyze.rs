@@ -20,8 +20,6 @@ use crate::analyze::runner::{file_stamp, run_job, Progress, RunEnd, Stops};
 use crate::analyze::spec::{default_overlap, JobSpec};
 use crate::analyze::store::{JobState, Store};
 use crate::config::OmnidConfig;
-use crate::engine::service::{EngineService, ServiceLimits};
-use crate::metrics::Metrics;
 
 /// Arguments of `omnid analyze`.
 #[derive(Debug, clap::Args)]
@@ -128,9 +126,7 @@ pub fn run(args: AnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     };
 
     let lm = Arc::new(load_model(&args.model, cfg)?);
-    let metrics = Arc::new(Metrics::default());
-    let engine =
-        Arc::new(EngineService::start(lm.clone(), ServiceLimits { queue_capacity: 1, max_batch: 1 }, metrics)?);
+    let engine = super::start_single_engine(&lm)?;
     let model = EngineModel::new(lm, engine);
     let (stop, cancel) = (AtomicBool::new(false), AtomicBool::new(false));
     let mut bar = Bar::new(std::io::stderr().is_terminal());

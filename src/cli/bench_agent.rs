@@ -17,8 +17,6 @@ use crate::agent::runner::{run_agent, RunConfig, DEFAULT_HISTORY_SCREENS};
 use crate::agent::safety::Policy;
 use crate::agent::step_log::{StepLog, StepRecord};
 use crate::config::OmnidConfig;
-use crate::engine::service::{EngineService, ServiceLimits};
-use crate::metrics::Metrics;
 
 /// Arguments of `omnid bench-agent`.
 #[derive(Debug, clap::Args)]
@@ -49,11 +47,7 @@ pub fn run(args: BenchAgentArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> 
     let lm = Arc::new(args.model.load(cfg)?);
     let described = args.model.describe(&lm);
     let rss_model = peak_rss_bytes();
-    let engine = Arc::new(EngineService::start(
-        lm.clone(),
-        ServiceLimits { queue_capacity: 1, max_batch: 1 },
-        Arc::new(Metrics::default()),
-    )?);
+    let engine = super::start_single_engine(&lm)?;
     let model = EngineAgentModel::new(lm, engine);
     let dir = std::env::temp_dir().join(format!("omnid-bench-agent-{}", std::process::id()));
     let mut log = StepLog::create(&dir, serde_json::json!({"bench": true})).map_err(anyhow::Error::msg)?;

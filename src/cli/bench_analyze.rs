@@ -16,8 +16,6 @@ use crate::analyze::runner::{run_job, Progress, RunEnd, Stops};
 use crate::analyze::spec::{default_overlap, JobSpec};
 use crate::analyze::store::Store;
 use crate::config::OmnidConfig;
-use crate::engine::service::{EngineService, ServiceLimits};
-use crate::metrics::Metrics;
 
 /// Arguments of `omnid bench-analyze`.
 #[derive(Debug, clap::Args)]
@@ -48,11 +46,7 @@ pub fn run(args: BenchAnalyzeArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode
     let lm = Arc::new(args.model.load(cfg)?);
     let described = args.model.describe(&lm);
     let rss_model = peak_rss_bytes();
-    let engine = Arc::new(EngineService::start(
-        lm.clone(),
-        ServiceLimits { queue_capacity: 1, max_batch: 1 },
-        Arc::new(Metrics::default()),
-    )?);
+    let engine = super::start_single_engine(&lm)?;
     let model = EngineModel::new(lm, engine);
     let store = Store::in_memory()?;
     let mut spec = JobSpec::new(args.video.clone(), "Describe what happens, with times.");

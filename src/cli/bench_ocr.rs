@@ -14,8 +14,6 @@ use std::time::Instant;
 use super::bench::peak_rss_bytes;
 use super::bench_model::BenchModelArgs;
 use crate::config::OmnidConfig;
-use crate::engine::service::{EngineService, ServiceLimits};
-use crate::metrics::Metrics;
 use crate::ocr::local_model::EnginePageModel;
 use crate::ocr::mode::Mode;
 use crate::ocr::runner::{read_document, OcrRequest, Progress};
@@ -94,11 +92,7 @@ fn bench(args: &BenchOcrArgs, cfg: &OmnidConfig, pdf: &std::path::Path) -> anyho
     let lm = Arc::new(args.model.load(cfg)?);
     let described = args.model.describe(&lm);
     let rss_model = peak_rss_bytes();
-    let engine = Arc::new(EngineService::start(
-        lm.clone(),
-        ServiceLimits { queue_capacity: 1, max_batch: 1 },
-        Arc::new(Metrics::default()),
-    )?);
+    let engine = super::start_single_engine(&lm)?;
     let model = EnginePageModel::new(lm, engine);
     let budget = crate::ocr::runner::read_settings(
         &model,

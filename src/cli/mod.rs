@@ -152,6 +152,17 @@ pub fn init_logging() {
 
 /// Opens `--model` (or the config's model) or builds the embedded model, and applies the
 /// config's limits and video budget.
+/// The engine thread for a command that runs one piece of batch work at a time in this process
+/// (`analyze`, `ocr`, `agent` and their benchmarks): one slot, nothing queued behind it.
+pub(crate) fn start_single_engine(
+    lm: &std::sync::Arc<crate::engine::model_dir::LoadedModel>,
+) -> anyhow::Result<std::sync::Arc<crate::engine::service::EngineService>> {
+    use crate::engine::service::{EngineService, ServiceLimits};
+    let limits = ServiceLimits { queue_capacity: 1, max_batch: 1 };
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    Ok(std::sync::Arc::new(EngineService::start(lm.clone(), limits, metrics)?))
+}
+
 pub(crate) fn load_model(args: &ModelArgs, cfg: &OmnidConfig) -> anyhow::Result<crate::engine::model_dir::LoadedModel> {
     use crate::engine::model_dir::{DTypeChoice, LoadedModel};
     let dev = candle_core::Device::Cpu;

@@ -16,8 +16,6 @@ use std::time::Instant;
 
 use super::{load_model, ModelArgs};
 use crate::config::OmnidConfig;
-use crate::engine::service::{EngineService, ServiceLimits};
-use crate::metrics::Metrics;
 use crate::ocr::document::{collect_inputs, DEFAULT_DPI};
 use crate::ocr::formats;
 use crate::ocr::local_model::EnginePageModel;
@@ -73,11 +71,7 @@ pub fn run(args: OcrArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
         max_pages: None,
     };
     let lm = Arc::new(load_model(&args.model, cfg)?);
-    let engine = Arc::new(EngineService::start(
-        lm.clone(),
-        ServiceLimits { queue_capacity: 1, max_batch: 1 },
-        Arc::new(Metrics::default()),
-    )?);
+    let engine = super::start_single_engine(&lm)?;
     let model = EnginePageModel::new(lm, engine);
     let stop = AtomicBool::new(false);
     let mut bar = Bar::new(std::io::stderr().is_terminal());
