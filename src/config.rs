@@ -255,11 +255,15 @@ pub struct ModelSection {
     /// `auto`, `f32`, `bf16` or `f16`.
     #[serde(default = "auto")]
     pub dtype: String,
+    /// Quantize the weights as they load (`--quant`): `q8_0`, `q6_k`, `q4_k`, optionally with
+    /// per-class overrides (`q4_k,attention=q8_0`). Absent: the checkpoint's precision.
+    #[serde(default)]
+    pub quant: Option<String>,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { path: None, dtype: auto() }
+        Self { path: None, dtype: auto(), quant: None }
     }
 }
 
@@ -330,6 +334,9 @@ impl OmnidConfig {
     /// Checks value ranges and relations.
     pub fn validate(&self) -> Result<(), String> {
         crate::engine::model_dir::DTypeChoice::parse(&self.model.dtype).map_err(|e| format!("[model] dtype: {e}"))?;
+        if let Some(q) = &self.model.quant {
+            crate::models::quant::plan::QuantPlan::parse(q).map_err(|e| format!("[model] quant: {e}"))?;
+        }
         if self.limits.max_input_pixels == 0 {
             return Err("[limits] max_input_pixels must be > 0".into());
         }

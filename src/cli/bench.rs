@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::{load_model, ModelArgs};
+use super::bench_model::BenchModelArgs;
 use crate::config::OmnidConfig;
 use crate::engine::generate::{generate, GenerateParams};
 use crate::engine::sampling::SamplingParams;
@@ -16,7 +16,7 @@ use crate::models::multimodal::MultimodalInputs;
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: BenchModelArgs,
     /// Prompt length in tokens.
     #[arg(long, default_value_t = 128)]
     pub prompt_tokens: usize,
@@ -51,7 +51,7 @@ pub fn run(args: BenchArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
         "prompt-tokens, runs must be ≥ 1 and new-tokens ≥ 2"
     );
     let load_start = Instant::now();
-    let loaded = load_model(&args.model, cfg)?;
+    let loaded = args.model.load(cfg)?;
     let load_s = load_start.elapsed().as_secs_f64();
     // A deterministic text prompt: ordinary English, repeated and cut to length.
     let sentence = "The quick brown fox jumps over the lazy dog while the omni model listens, looks and answers. ";
@@ -79,6 +79,8 @@ pub fn run(args: BenchArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
         let obj = serde_json::json!({
             "model": loaded.dir.as_ref().map(|d| d.display().to_string()),
             "embedded_random_weights": loaded.dir.is_none(),
+            "measured": args.model.describe(&loaded),
+            "quant": loaded.quant.as_ref().map(|q| q.spec().to_string()),
             "family": loaded.family.name(),
             "dtype": format!("{:?}", loaded.dtype).to_lowercase(),
             "threads": candle_core::utils::get_num_threads(),
@@ -93,11 +95,9 @@ pub fn run(args: BenchArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&obj)?);
     } else {
-        println!(
-            "model        {}",
-            loaded.dir.as_ref().map_or("<embedded tiny random-weight Qwen3-Omni>".into(), |d| d.display().to_string())
-        );
+        println!("model        {}", args.model.describe(&loaded));
         println!("family/dtype {} / {:?}", loaded.family.name(), loaded.dtype);
+        println!("weights      {}", loaded.quant.as_ref().map_or("dense".to_string(), |q| q.spec().to_string()));
         println!("threads      {}", candle_core::utils::get_num_threads());
         println!("prefill      {prefill_tps:.1} tokens/s ({} tokens, median of {})", args.prompt_tokens, args.runs);
         println!("decode       {decode_tps:.1} tokens/s ({} tokens, median of {})", args.new_tokens, args.runs);

@@ -4,7 +4,7 @@
 
 use super::{load_model, ModelArgs};
 use crate::config::OmnidConfig;
-use crate::engine::embedded::{load_synthetic, EmbeddedSize};
+use crate::engine::embedded::{load_synthetic_quantized, EmbeddedSize};
 use crate::engine::model_dir::LoadedModel;
 
 #[derive(Debug, clap::Args)]
@@ -40,15 +40,19 @@ impl BenchModelArgs {
             thinker_experts: self.thinker_experts,
             talker_layers: self.talker_layers,
         };
-        Ok(load_synthetic(&size, candle_core::DType::F32, &candle_core::Device::Cpu)?)
+        let quant = self.model.quant_plan(cfg)?;
+        Ok(load_synthetic_quantized(&size, candle_core::DType::F32, &candle_core::Device::Cpu, quant.as_ref())?)
     }
 
     /// What was measured, for the report.
     pub fn describe(&self, loaded: &LoadedModel) -> String {
         match &self.synthetic {
             Some(s) => format!(
-                "synthetic {s}: thinker {} layers × {} experts, talker {} layers",
-                self.thinker_layers, self.thinker_experts, self.talker_layers
+                "synthetic {s}: thinker {} layers × {} experts, talker {} layers{}",
+                self.thinker_layers,
+                self.thinker_experts,
+                self.talker_layers,
+                loaded.quant.as_ref().map_or(String::new(), |q| format!(", quantized {}", q.spec()))
             ),
             None => loaded
                 .dir

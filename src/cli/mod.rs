@@ -10,6 +10,7 @@
 //! | `bench-analyze` | a video job's wall time per hour of video by stage, and peak memory |
 //! | `bench-ocr` | OCR of a many-page PDF: pages per minute by stage, peak memory per page |
 //! | `bench-speech` | first-audio latency, real-time factor and per-stage times of spoken answers |
+//! | `quantize` | quantize a checkpoint once into a directory with one `model.gguf` |
 //! | `ocr` | images, TIFFs, PDFs and folders read into text, lines with boxes, Markdown, HTML, JSON |
 //! | `serve` | the OpenAI-compatible HTTP API (`/v1/chat/completions`, `/v1/models`, `/health`) |
 //! | `check` | open a model directory and report what was found, without generating |
@@ -31,6 +32,7 @@ mod bench_speech;
 mod check;
 mod media;
 mod ocr;
+mod quantize;
 mod serve;
 
 use std::ffi::OsString;
@@ -62,6 +64,23 @@ pub struct ModelArgs {
     /// Weight/activation dtype: auto (f32 on the CPU), f32, bf16, f16 (default: the config's, else auto).
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Quantize the weights as they load: q8_0, q6_k or q4_k, optionally followed by per-class
+    /// overrides, e.g. `q4_k,attention=q8_0,encoder=dense` (classes: experts, attention, ffn,
+    /// embedding, head, encoder, codec). A `model.gguf` from `omnid quantize` is already quantized.
+    #[arg(long, value_name = "SCHEME")]
+    pub quant: Option<String>,
+}
+
+impl ModelArgs {
+    /// The quantization plan of `--quant`, else of the config's `[model] quant`.
+    pub fn quant_plan(&self, cfg: &OmnidConfig) -> anyhow::Result<Option<crate::models::quant::plan::QuantPlan>> {
+        match self.quant.as_ref().or(cfg.model.quant.as_ref()) {
+            Some(spec) => Ok(Some(
+                crate::models::quant::plan::QuantPlan::parse(spec).map_err(|e| anyhow::anyhow!("--quant: {e}"))?,
+            )),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The subcommands.
@@ -88,6 +107,9 @@ pub enum Command {
     /// Measure N concurrent Realtime voice sessions: first audio p50/p95, real-time factor, the
     /// highest N that stays real-time.
     BenchLoad(Box<bench_load::BenchLoadArgs>),
+    /// Quantize a checkpoint once (q8_0, q6_k, q4_k, per-class overrides) into a directory that
+    /// `--model` loads without re-quantizing: model.gguf plus the checkpoint's config and tokenizer files.
+    Quantize(Box<quantize::QuantizeArgs>),
     /// Serve the OpenAI-compatible HTTP API.
     Serve(Box<serve::ServeArgs>),
     /// Open a model directory and print what omnid understood of it.
@@ -129,6 +151,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::BenchOcr(b) => bench_ocr::run(*b, &cfg),
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
         Command::BenchLoad(b) => bench_load::run(*b, &cfg),
+        Command::Quantize(q) => quantize::run(*q, &cfg),
         Command::Serve(s) => serve::run_serve(*s, &cfg),
         Command::Check(c) => check::run(c, &cfg),
         Command::Probe(p) => media::probe(&p),
@@ -150,8 +173,6 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// Opens `--model` (or the config's model) or builds the embedded model, and applies the
-/// config's limits and video budget.
 /// The engine thread for a command that runs one piece of batch work at a time in this process
 /// (`analyze`, `ocr`, `agent` and their benchmarks): one slot, nothing queued behind it.
 pub(crate) fn start_single_engine(
@@ -163,18 +184,22 @@ pub(crate) fn start_single_engine(
     Ok(std::sync::Arc::new(EngineService::start(lm.clone(), limits, metrics)?))
 }
 
+/// Opens `--model` (or the config's model) or builds the embedded model, quantized as `--quant`
+/// says, and applies the config's limits and video budget.
 pub(crate) fn load_model(args: &ModelArgs, cfg: &OmnidConfig) -> anyhow::Result<crate::engine::model_dir::LoadedModel> {
     use crate::engine::model_dir::{DTypeChoice, LoadedModel};
     let dev = candle_core::Device::Cpu;
     let dtype = DTypeChoice::parse(args.dtype.as_deref().unwrap_or(&cfg.model.dtype)).map_err(anyhow::Error::msg)?;
+    let quant = args.quant_plan(cfg)?;
     let mut lm = match args.model.as_ref().or(cfg.model.path.as_ref()) {
-        Some(dir) => LoadedModel::open(dir, dtype, &dev)?,
+        Some(dir) => LoadedModel::open_with(dir, dtype, &dev, quant.as_ref(), false)?.0,
         None => {
             let d = match dtype {
                 DTypeChoice::Exact(d) => d,
                 DTypeChoice::Auto => candle_core::DType::F32,
             };
-            crate::engine::embedded::load_embedded(d, &dev)?
+            use crate::engine::embedded::{load_synthetic_quantized, EmbeddedSize};
+            load_synthetic_quantized(&EmbeddedSize::Tiny, d, &dev, quant.as_ref())?
         }
     };
     lm.processor.image.max_input_pixels = cfg.limits.max_input_pixels;

@@ -13,6 +13,8 @@ use super::model_dir::{LoadError, LoadedModel};
 use super::processor_settings::ProcessorSettings;
 use super::rng::SplitMix64;
 use crate::models::family::{Family, MultimodalModel};
+use crate::models::quant::plan::QuantPlan;
+use crate::models::weights::{WeightOptions, Weights};
 use crate::prompt::template::ChatTemplate;
 use crate::prompt::tokenizer::Tokenizer;
 
@@ -289,6 +291,16 @@ pub enum EmbeddedSize {
 
 /// Builds a random-weight model of the given size with the embedded tokenizer and template.
 pub fn load_synthetic(size: &EmbeddedSize, dtype: DType, device: &Device) -> Result<LoadedModel, LoadError> {
+    load_synthetic_quantized(size, dtype, device, None)
+}
+
+/// [`load_synthetic`] with its matrices quantized by `quant` as they are built.
+pub fn load_synthetic_quantized(
+    size: &EmbeddedSize,
+    dtype: DType,
+    device: &Device,
+    quant: Option<&QuantPlan>,
+) -> Result<LoadedModel, LoadError> {
     let bad = |problem: String| LoadError::Model { dir: "<embedded>".into(), problem };
     let (tok_json, ids) = tokenizer_json();
     let inner: tokenizers::Tokenizer = tok_json.parse().map_err(|e| bad(format!("tokenizer: {e}")))?;
@@ -302,7 +314,9 @@ pub fn load_synthetic(size: &EmbeddedSize, dtype: DType, device: &Device) -> Res
         ChatTemplate::from_source(CHAT_TEMPLATE, "<embedded>", vec![("eos_token".into(), "<|im_end|>".into())])?;
     let backend: Box<dyn SimpleBackend> = Box::new(RandomWeights { seed: EMBEDDED_SEED });
     let vb = candle_nn::VarBuilder::from_backend(backend, dtype, device.clone());
-    let model = MultimodalModel::load(Family::Qwen3Omni, &config, vb).map_err(|e| bad(e.to_string()))?;
+    let options = WeightOptions { plan: quant.cloned(), ..Default::default() };
+    let weights = Weights::new(vb, std::sync::Arc::new(options));
+    let model = MultimodalModel::load(Family::Qwen3Omni, &config, weights).map_err(|e| bad(e.to_string()))?;
     LoadedModel {
         dir: None,
         family: Family::Qwen3Omni,
@@ -316,6 +330,7 @@ pub fn load_synthetic(size: &EmbeddedSize, dtype: DType, device: &Device) -> Res
         generation: GenerationConfig::default(),
         dtype,
         device: device.clone(),
+        quant: quant.cloned(),
     }
     .checked()
 }

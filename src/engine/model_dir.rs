@@ -12,6 +12,9 @@ use super::generation_config::GenerationConfig;
 use super::processor_settings::ProcessorSettings;
 use crate::models::checkpoint::{Checkpoint, CheckpointError};
 use crate::models::family::{Family, MultimodalModel};
+use crate::models::quant::plan::QuantPlan;
+use crate::models::quant::store::{self as quant_store, QuantStore};
+use crate::models::weights::{Recorded, WeightOptions, Weights};
 use crate::prompt::template::{ChatTemplate, TemplateError};
 use crate::prompt::tokenizer::{Tokenizer, TokenizerError};
 
@@ -28,6 +31,9 @@ pub enum LoadError {
     Template(#[from] TemplateError),
     #[error("{dir}: {problem}")]
     Model { dir: PathBuf, problem: String },
+    /// A problem with a quantized model file (the message names the file).
+    #[error("{0}")]
+    Quantized(String),
 }
 
 /// Activation/weight dtype on the device.
@@ -71,11 +77,26 @@ pub struct LoadedModel {
     pub generation: GenerationConfig,
     pub dtype: DType,
     pub device: Device,
+    /// The quantization the weights are held in (`None`: the checkpoint's precision).
+    pub quant: Option<QuantPlan>,
 }
 
 impl LoadedModel {
-    /// Opens a checkpoint directory.
+    /// Opens a checkpoint directory (safetensors, or the `model.gguf` of `omnid quantize`).
     pub fn open(dir: &Path, dtype: DTypeChoice, device: &Device) -> Result<Self, LoadError> {
+        Ok(Self::open_with(dir, dtype, device, None, false)?.0)
+    }
+
+    /// Opens a checkpoint directory, quantizing its matrices as they are read when `quant` is
+    /// given, and returns every tensor handed to the model when `record` is set (what
+    /// `omnid quantize` writes).
+    pub fn open_with(
+        dir: &Path,
+        dtype: DTypeChoice,
+        device: &Device,
+        quant: Option<&QuantPlan>,
+        record: bool,
+    ) -> Result<(Self, Vec<(String, Recorded)>), LoadError> {
         if !dir.is_dir() {
             return Err(LoadError::File {
                 path: dir.into(),
@@ -96,12 +117,14 @@ impl LoadedModel {
         let gen_path = dir.join("generation_config.json");
         let generation =
             GenerationConfig::from_file(&gen_path).map_err(|problem| LoadError::File { path: gen_path, problem })?;
-        let ckpt = Arc::new(Checkpoint::open_dir(dir)?);
         let dtype = dtype.resolve(device);
-        let vb = ckpt.var_builder(dtype, device);
-        let model = MultimodalModel::load(family, &config, vb)
+        let (vb, options, quant) = open_weights(dir, &config, dtype, device, quant)?;
+        let options = Arc::new(WeightOptions { record: record.then(Default::default), ..options });
+        let weights = Weights::new(vb, options);
+        let model = MultimodalModel::load(family, &config, weights.clone())
             .map_err(|e| LoadError::Model { dir: dir.into(), problem: e.to_string() })?;
-        Self {
+        let recorded = weights.take_recorded();
+        let lm = Self {
             dir: Some(dir.to_path_buf()),
             family,
             model,
@@ -111,8 +134,10 @@ impl LoadedModel {
             generation,
             dtype,
             device: device.clone(),
+            quant,
         }
-        .checked()
+        .checked()?;
+        Ok((lm, recorded))
     }
 
     /// Final checks shared by checkpoint and embedded models: the tokenizer and the processor
@@ -142,6 +167,47 @@ impl LoadedModel {
         ids.sort_unstable();
         ids.dedup();
         ids
+    }
+}
+
+/// The weights of `dir`: its safetensors checkpoint, quantized on load by `quant` if given, or
+/// the `model.gguf` written by `omnid quantize` (which must have been made from this
+/// `config.json`, and with the same plan if `quant` is given). Returns the quantization in effect.
+fn open_weights(
+    dir: &Path,
+    config: &serde_json::Value,
+    dtype: DType,
+    device: &Device,
+    quant: Option<&QuantPlan>,
+) -> Result<(candle_nn::VarBuilder<'static>, WeightOptions, Option<QuantPlan>), LoadError> {
+    let gguf = dir.join(quant_store::FILE_NAME);
+    match Checkpoint::open_dir(dir) {
+        Ok(ckpt) => {
+            let vb = Arc::new(ckpt).var_builder(dtype, device);
+            Ok((vb, WeightOptions { plan: quant.cloned(), ..Default::default() }, quant.cloned()))
+        }
+        Err(CheckpointError::NoWeights { .. }) if gguf.is_file() => {
+            let file_err = |problem: String| LoadError::File { path: gguf.clone(), problem };
+            let store = Arc::new(QuantStore::open(&gguf).map_err(|e| LoadError::Quantized(e.to_string()))?);
+            if store.config() != config {
+                return Err(file_err(format!(
+                    "was quantized from a different config.json than {}; quantize this checkpoint again",
+                    dir.join("config.json").display()
+                )));
+            }
+            if let Some(q) = quant.filter(|q| *q != store.plan()) {
+                return Err(file_err(format!(
+                    "holds weights quantized as {}, not {}; quantize the original checkpoint with --quant {} instead",
+                    store.plan().spec(),
+                    q.spec(),
+                    q.spec()
+                )));
+            }
+            let plan = store.plan().clone();
+            let vb = store.var_builder(dtype, device);
+            Ok((vb, WeightOptions { stored: Some(store), ..Default::default() }, Some(plan)))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

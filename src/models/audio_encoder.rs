@@ -9,8 +9,8 @@
 //! chunks of one call are padded to the longest chunk of the call, and the attention
 //! window is `n(longest chunk) · n_window_infer / (2·n_window)` tokens (spec §4.2).
 
+use crate::models::weights::Weights;
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use super::layers::activation::Activation;
@@ -129,12 +129,14 @@ pub struct AudioEncoder {
     ln_post: LayerNorm,
     proj1: Linear,
     proj2: Linear,
+    /// Activation dtype (the weights may be quantized).
+    dtype: DType,
     cfg: AudioEncoderConfig,
 }
 
 impl AudioEncoder {
     /// `vb` points at `thinker.audio_tower`.
-    pub fn new(cfg: &AudioEncoderConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &AudioEncoderConfig, vb: Weights) -> Result<Self> {
         let c = cfg.downsample_hidden_size;
         let d = cfg.d_model;
         let conv = |name: &str, cin: usize| -> Result<(Tensor, Tensor)> {
@@ -158,6 +160,7 @@ impl AudioEncoder {
             });
         }
         Ok(Self {
+            dtype: vb.dtype(),
             conv1: conv("conv2d1", 1)?,
             conv2: conv("conv2d2", c)?,
             conv3: conv("conv2d3", c)?,
@@ -181,7 +184,7 @@ impl AudioEncoder {
     /// of all audios in order, `[Σ tokens, output_dim]`.
     pub fn forward(&self, features: &[Tensor]) -> Result<Tensor> {
         let chunk = 2 * self.cfg.n_window;
-        let dtype = self.proj1.weight().dtype();
+        let dtype = self.dtype;
         let mut chunks: Vec<Tensor> = Vec::new();
         let mut chunk_lens: Vec<usize> = Vec::new();
         let mut audio_frames = Vec::with_capacity(features.len());

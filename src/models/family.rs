@@ -1,7 +1,7 @@
 //! Recognising a checkpoint from its `config.json` and building the matching model.
 
+use crate::models::weights::Weights;
 use candle_core::Result;
-use candle_nn::VarBuilder;
 
 use super::audio_encoder::AudioEncoderConfig;
 use super::config::VisionConfig;
@@ -92,7 +92,7 @@ pub enum MultimodalModel {
 
 impl MultimodalModel {
     /// Builds the model of `family` from the parsed config and the checkpoint root.
-    pub fn load(family: Family, config: &serde_json::Value, vb: VarBuilder) -> Result<Self> {
+    pub fn load(family: Family, config: &serde_json::Value, vb: Weights) -> Result<Self> {
         let parse_err = |e: serde_json::Error| candle_core::Error::msg(format!("config.json: {e}"));
         Ok(match family {
             Family::Qwen3Omni => {

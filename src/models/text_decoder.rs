@@ -5,13 +5,13 @@
 //! layers (spec §5.7). [`DecoderStack`] is the same decoder without embedding and head, for
 //! the code predictor (dense layers, plain 1-D RoPE, its own embeddings and heads).
 
+use crate::models::weights::Weights;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::layers::activation::Activation;
 use super::layers::attention::{AttentionConfig, DecoderAttention};
 use super::layers::kv_cache::KvCache;
-use super::layers::linear::Linear;
+use super::layers::linear::{Linear, MatrixWeight};
 use super::layers::mlp::GatedMlp;
 use super::layers::moe::{MoeConfig, SparseMoe};
 use super::layers::norm::RmsNorm;
@@ -111,7 +111,11 @@ pub struct DeepStack {
 /// The decoder weights.
 #[derive(Debug, Clone)]
 pub struct TextDecoder {
-    embed_tokens: Tensor,
+    /// `[vocab, hidden]`, dense or quantized (rows are dequantized as they are looked up).
+    embed_tokens: MatrixWeight,
+    /// Activation dtype.
+    dtype: DType,
+    device: Device,
     stack: DecoderStack,
     lm_head: Linear,
 }
@@ -130,16 +134,17 @@ pub struct DecoderStack {
 impl TextDecoder {
     /// `vb` points at the module holding `embed_tokens`, `layers.{i}`, `norm`;
     /// `vb_head` at `lm_head` (ignored when the embeddings are tied).
-    pub fn new(cfg: &TextDecoderConfig, vb: VarBuilder, vb_head: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &TextDecoderConfig, vb: Weights, vb_head: Weights) -> Result<Self> {
         let h = cfg.hidden_size;
-        let embed_tokens = vb.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?;
+        let embed_tokens = vb.pp("embed_tokens").matrix(cfg.vocab_size, h, "weight")?;
+        let (dtype, device) = (vb.dtype(), vb.device().clone());
         let stack = DecoderStack::new(cfg, vb)?;
         let lm_head = if cfg.tie_word_embeddings {
             Linear::from_weights(embed_tokens.clone(), None)
         } else {
             Linear::new(h, cfg.vocab_size, false, vb_head)?
         };
-        Ok(Self { embed_tokens, stack, lm_head })
+        Ok(Self { embed_tokens, dtype, device, stack, lm_head })
     }
 
     /// The config this decoder was built from.
@@ -154,12 +159,12 @@ impl TextDecoder {
 
     /// Activation dtype (that of the weights).
     pub fn dtype(&self) -> DType {
-        self.embed_tokens.dtype()
+        self.dtype
     }
 
     /// Device of the weights.
     pub fn device(&self) -> &Device {
-        self.embed_tokens.device()
+        &self.device
     }
 
     /// Embeds token ids `[S]` → `[S, hidden]`. Ids must be below `vocab_size`.
@@ -168,8 +173,11 @@ impl TextDecoder {
         if let Some(&bad) = ids.iter().find(|&&i| i as usize >= vocab) {
             candle_core::bail!("token id {bad} is outside the model's vocabulary of {vocab}")
         }
-        let idx = Tensor::new(ids, self.embed_tokens.device())?;
-        self.embed_tokens.index_select(&idx, 0)
+        let idx = Tensor::new(ids, &self.device)?;
+        match &self.embed_tokens {
+            MatrixWeight::Dense(t) => t.index_select(&idx, 0),
+            MatrixWeight::Quantized(q) => q.embedding(&idx)?.to_dtype(self.dtype),
+        }
     }
 
     /// Runs the layers over `embeds: [1, S, hidden]` at positions `pos` (S entries),
@@ -217,7 +225,7 @@ impl TextDecoder {
 impl DecoderStack {
     /// `vb` points at the module holding `layers.{i}` and `norm` (`cfg.vocab_size` and
     /// `cfg.tie_word_embeddings` are not used here).
-    pub fn new(cfg: &TextDecoderConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &TextDecoderConfig, vb: Weights) -> Result<Self> {
         let h = cfg.hidden_size;
         let mut layers = Vec::with_capacity(cfg.layers.len());
         for (i, ffn) in cfg.layers.iter().enumerate() {

@@ -6,8 +6,8 @@
 //! Reference: transformers 5.23 `Qwen3OmniMoeVisionEncoder` / `Qwen3VLVisionModel` and
 //! `vision_utils.py` (`get_vision_interpolation_indices_and_weights`, `get_vision_position_ids`).
 
+use crate::models::weights::Weights;
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::config::VisionConfig;
 use super::layers::activation::Activation;
@@ -36,7 +36,7 @@ struct PatchMerger {
 }
 
 impl PatchMerger {
-    fn new(cfg: &VisionConfig, postshuffle_norm: bool, naming: MergerNaming, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &VisionConfig, postshuffle_norm: bool, naming: MergerNaming, vb: Weights) -> Result<Self> {
         let merged = cfg.hidden_size * cfg.spatial_merge_size * cfg.spatial_merge_size;
         let norm_size = if postshuffle_norm { merged } else { cfg.hidden_size };
         let (norm_vb, fc1_vb, fc2_vb) = match naming {
@@ -99,7 +99,7 @@ pub struct VisionEncoder {
 
 impl VisionEncoder {
     /// `vb` points at `thinker.visual` (Omni) or `model.visual` (VL).
-    pub fn new(cfg: &VisionConfig, naming: MergerNaming, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &VisionConfig, naming: MergerNaming, vb: Weights) -> Result<Self> {
         let d = cfg.hidden_size;
         let patch_len = cfg.in_channels * cfg.temporal_patch_size * cfg.patch_size * cfg.patch_size;
         let pe = vb.pp("patch_embed").pp("proj");

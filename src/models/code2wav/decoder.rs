@@ -3,8 +3,8 @@
 //! conv ×rate halving the channels → residual units with dilations 1, 3, 9), SnakeBeta and a
 //! causal conv down to one channel. The final clamp is left to the caller.
 
+use crate::models::weights::Weights;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::config::Code2WavConfig;
 use crate::models::layers::conv::{CausalConv1d, CausalConvTranspose1d, ConvTape};
@@ -27,7 +27,7 @@ struct SnakeBeta {
 }
 
 impl SnakeBeta {
-    fn new(ch: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(ch: usize, vb: Weights) -> Result<Self> {
         let alpha = vb.get(ch, "alpha")?.exp()?.reshape((1, ch, 1))?;
         let inv_beta = (vb.get(ch, "beta")?.exp()? + SNAKE_EPS)?.recip()?.reshape((1, ch, 1))?;
         Ok(Self { alpha, inv_beta })
@@ -51,7 +51,7 @@ struct ResidualUnit {
 }
 
 impl ResidualUnit {
-    fn new(ch: usize, dilation: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(ch: usize, dilation: usize, vb: Weights) -> Result<Self> {
         Ok(Self {
             act1: SnakeBeta::new(ch, vb.pp("act1"))?,
             conv1: CausalConv1d::new(ch, ch, KERNEL, dilation, 1, vb.pp("conv1").pp("conv"))?,
@@ -77,7 +77,7 @@ struct DecoderBlock {
 }
 
 impl DecoderBlock {
-    fn new(in_ch: usize, out_ch: usize, rate: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(in_ch: usize, out_ch: usize, rate: usize, vb: Weights) -> Result<Self> {
         let vb = vb.pp("block");
         let units = DILATIONS
             .iter()
@@ -113,7 +113,7 @@ pub struct WaveDecoder {
 
 impl WaveDecoder {
     /// `vb` points at `code2wav.decoder` (a flat list: 0 conv, 1..=n blocks, n+1 SnakeBeta, n+2 conv).
-    pub fn new(cfg: &Code2WavConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &Code2WavConfig, vb: Weights) -> Result<Self> {
         let n = cfg.upsample_rates.len();
         let conv_in = CausalConv1d::new(cfg.hidden_size, cfg.decoder_dim, KERNEL, 1, 1, vb.pp(0).pp("conv"))?;
         let blocks = cfg

@@ -20,8 +20,8 @@ mod upsample;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::models::weights::Weights;
 use candle_core::{DType, Device, Result, Tensor};
-use candle_nn::VarBuilder;
 
 pub use self::config::Code2WavConfig;
 use self::decoder::WaveDecoder;
@@ -65,8 +65,8 @@ pub struct Code2Wav {
 }
 
 impl Code2Wav {
-    /// `vb` is the checkpoint root (the thinker's `VarBuilder`); tensors come from `code2wav.*`.
-    pub fn new(cfg: &Code2WavConfig, vb: VarBuilder) -> Result<Self> {
+    /// `vb` is the checkpoint root (the thinker's `Weights`); tensors come from `code2wav.*`.
+    pub fn new(cfg: &Code2WavConfig, vb: Weights) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::msg)?;
         let vb = vb.pp("code2wav");
         let rows = cfg.num_quantizers * cfg.codebook_size;
@@ -91,7 +91,7 @@ impl Code2Wav {
             candle_core::bail!("{}: this checkpoint has no speech output (no code2wav_config)", path.display())
         };
         let ckpt = Arc::new(Checkpoint::open_dir(dir).map_err(candle_core::Error::wrap)?);
-        Self::new(&c2w, ckpt.var_builder(dtype, device))
+        Self::new(&c2w, Weights::dense(ckpt.var_builder(dtype, device)))
     }
 
     /// The config the weights were built from.

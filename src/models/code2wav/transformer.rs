@@ -3,8 +3,8 @@
 //! decode call) and a SwiGLU MLP, each branch scaled by a learned per-channel layer scale
 //! before the residual add, then a final RMSNorm.
 
+use crate::models::weights::Weights;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::config::Code2WavConfig;
 use crate::models::layers::attention::DecoderAttention;
@@ -44,7 +44,7 @@ pub struct TransformerState {
 
 impl PreTransformer {
     /// `vb` points at `code2wav.pre_transformer`.
-    pub fn new(cfg: &Code2WavConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &Code2WavConfig, vb: Weights) -> Result<Self> {
         let h = cfg.hidden_size;
         let attn_cfg = cfg.attention();
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);

@@ -2,8 +2,8 @@
 //! `upsampling_ratios`, a causal transposed conv with kernel = stride (nothing trimmed, no
 //! look-ahead) and a ConvNeXt block (`Qwen3OmniMoeConvNeXtBlock`).
 
+use crate::models::weights::Weights;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::config::Code2WavConfig;
 use crate::models::layers::activation::Activation;
@@ -29,7 +29,7 @@ struct ConvNeXtBlock {
 }
 
 impl ConvNeXtBlock {
-    fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(dim: usize, vb: Weights) -> Result<Self> {
         Ok(Self {
             dwconv: CausalConv1d::new(dim, dim, DWCONV_KERNEL, 1, dim, vb.pp("dwconv").pp("conv"))?,
             norm: LayerNorm::new(dim, LAYER_NORM_EPS, vb.pp("norm"))?,
@@ -60,7 +60,7 @@ pub struct Upsampler {
 
 impl Upsampler {
     /// `vb` points at `code2wav.upsample`.
-    pub fn new(cfg: &Code2WavConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &Code2WavConfig, vb: Weights) -> Result<Self> {
         let h = cfg.hidden_size;
         let stages = cfg
             .upsampling_ratios

@@ -9,8 +9,8 @@
 //! [`segment_attention`] is the bidirectional attention of the audio and vision towers,
 //! blocked into independent segments (audio windows, vision frame groups).
 
+use crate::models::weights::Weights;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::kv_cache::KvCache;
 use super::linear::Linear;
@@ -52,7 +52,7 @@ pub struct DecoderAttention {
 
 impl DecoderAttention {
     /// Loads `{vb}.{q,k,v,o}_proj` and, with `qk_norm`, `{vb}.{q,k}_norm`.
-    pub fn new(cfg: &AttentionConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &AttentionConfig, vb: Weights) -> Result<Self> {
         if cfg.sliding_window == Some(0) {
             candle_core::bail!("sliding_window 0 would hide every key")
         }

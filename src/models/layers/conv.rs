@@ -14,8 +14,8 @@
 //! whole signal, piece by piece (the transposed conv's last block waits for the next input).
 //! The one-call `forward` is the stream with a fresh tape: one code path.
 
+use crate::models::weights::Weights;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 /// Per-stream state of a chain of causal convolutions: one slot per convolution, used in the
 /// order the convolutions run (call [`ConvTape::rewind`] before each pass over the chain).
@@ -58,7 +58,7 @@ impl CausalConv1d {
         kernel: usize,
         dilation: usize,
         groups: usize,
-        vb: VarBuilder,
+        vb: Weights,
     ) -> Result<Self> {
         if groups == 0 || !in_ch.is_multiple_of(groups) || !out_ch.is_multiple_of(groups) {
             candle_core::bail!("conv {}: {in_ch}→{out_ch} channels cannot form {groups} groups", vb.prefix())
@@ -130,7 +130,7 @@ pub struct CausalConvTranspose1d {
 
 impl CausalConvTranspose1d {
     /// Loads `{vb}.weight` `[in, out, k]` and `{vb}.bias` `[out]`.
-    pub fn new(in_ch: usize, out_ch: usize, kernel: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(in_ch: usize, out_ch: usize, kernel: usize, stride: usize, vb: Weights) -> Result<Self> {
         if stride == 0 || kernel < stride {
             candle_core::bail!("transposed conv {}: kernel {kernel} shorter than stride {stride}", vb.prefix())
         }
@@ -188,12 +188,12 @@ mod tests {
     use std::collections::HashMap;
 
     /// Random `{name}.weight` of `shape` and `{name}.bias` of `[out]`.
-    fn builder(name: &str, shape: &[usize], out: usize) -> VarBuilder<'static> {
+    fn builder(name: &str, shape: &[usize], out: usize) -> Weights<'static> {
         let dev = Device::Cpu;
         let mut ts = HashMap::new();
         ts.insert(format!("{name}.weight"), Tensor::randn(0f64, 1., shape, &dev).unwrap());
         ts.insert(format!("{name}.bias"), Tensor::randn(0f64, 1., out, &dev).unwrap());
-        VarBuilder::from_tensors(ts, DType::F64, &dev)
+        Weights::dense(candle_nn::VarBuilder::from_tensors(ts, DType::F64, &dev))
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! SwiGLU MLP: `down(act(gate(x)) ⊙ up(x))`, no biases (Qwen3 text, code predictor,
 //! Code2Wav transformer, the talker's shared expert).
 
+use crate::models::weights::Weights;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::activation::Activation;
 use super::linear::Linear;
@@ -18,7 +18,7 @@ pub struct GatedMlp {
 
 impl GatedMlp {
     /// Loads `{vb}.{gate,up,down}_proj.weight`.
-    pub fn new(hidden: usize, intermediate: usize, act: Activation, vb: VarBuilder) -> Result<Self> {
+    pub fn new(hidden: usize, intermediate: usize, act: Activation, vb: Weights) -> Result<Self> {
         Ok(Self {
             gate_proj: Linear::new(hidden, intermediate, false, vb.pp("gate_proj"))?,
             up_proj: Linear::new(hidden, intermediate, false, vb.pp("up_proj"))?,

@@ -10,17 +10,20 @@
 //! Routing (softmax in f32 → top-k → optional renormalisation) is the CPU reference op
 //! of `omnid-kernels`; each expert then runs once over all the tokens routed to it.
 //!
+//! Quantized experts (`--quant`) are held one `[2I, H]` / `[H, I]` pair per expert, so that each
+//! expert's blocks are contiguous and a decode step reads only the experts it routes to.
+//!
 //! The talker adds a gated shared expert to every layer (spec §7.3):
 //! `out = routed + sigmoid(x·w_sgᵀ) · SwiGLU_shared(x)`.
 
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor, D};
-use candle_nn::VarBuilder;
 use omnid_kernels::moe_experts::{expert_ffn_f32, ExpertShape};
 use omnid_kernels::moe_routing;
 
 use super::activation::Activation;
-use super::linear::{matmul_wt, Linear};
+use super::linear::{Linear, MatrixWeight};
 use super::mlp::GatedMlp;
+use crate::models::weights::Weights;
 
 /// How a checkpoint stores its experts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,39 +57,101 @@ struct SharedExpert {
     gate: Linear,
 }
 
+/// The routed experts' weights.
+#[derive(Debug, Clone)]
+enum Experts {
+    /// Stacked dense tensors `gate_up [E, 2I, H]` and `down [E, H, I]`.
+    Stacked { gate_up: Tensor, down: Tensor },
+    /// One `(gate_up [2I, H], down [H, I])` pair per expert, each quantized or (where its rows
+    /// fit no block format) dense.
+    PerExpert(Vec<(MatrixWeight, MatrixWeight)>),
+}
+
+impl Experts {
+    /// Expert `e`'s `(gate_up, down)`: views of the stacked tensors, or the stored pair.
+    fn expert(&self, e: usize) -> Result<(MatrixWeight, MatrixWeight)> {
+        match self {
+            Experts::Stacked { gate_up, down } => {
+                Ok((MatrixWeight::Dense(gate_up.get(e)?), MatrixWeight::Dense(down.get(e)?)))
+            }
+            Experts::PerExpert(pairs) => Ok(pairs[e].clone()),
+        }
+    }
+
+    /// Builds the experts from per-expert matrices: stacked if all are dense.
+    fn from_pairs(pairs: Vec<(MatrixWeight, MatrixWeight)>) -> Result<Self> {
+        let dense = |m: &MatrixWeight| match m {
+            MatrixWeight::Dense(t) => Some(t.clone()),
+            MatrixWeight::Quantized(_) => None,
+        };
+        let gu: Option<Vec<Tensor>> = pairs.iter().map(|(g, _)| dense(g)).collect();
+        let dn: Option<Vec<Tensor>> = pairs.iter().map(|(_, d)| dense(d)).collect();
+        match (gu, dn) {
+            (Some(gu), Some(dn)) => {
+                Ok(Experts::Stacked { gate_up: Tensor::stack(&gu, 0)?, down: Tensor::stack(&dn, 0)? })
+            }
+            _ => Ok(Experts::PerExpert(pairs)),
+        }
+    }
+}
+
 /// Router + experts (+ an optional gated shared expert).
 #[derive(Debug, Clone)]
 pub struct SparseMoe {
     router: Linear,
-    gate_up: Tensor,
-    down: Tensor,
+    experts: Experts,
     shared: Option<SharedExpert>,
     cfg: MoeConfig,
 }
 
 impl SparseMoe {
     /// Loads `{vb}.gate.weight` and the experts in either storage.
-    pub fn new(cfg: &MoeConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &MoeConfig, vb: Weights) -> Result<Self> {
         let (e, h, i) = (cfg.num_experts, cfg.hidden_size, cfg.moe_intermediate_size);
         if cfg.top_k == 0 || cfg.top_k > e {
             candle_core::bail!("num_experts_per_tok {} must be in 1..={e}", cfg.top_k)
         }
         let router = Linear::new(h, e, false, vb.pp("gate"))?;
         let xv = vb.pp("experts");
-        let (gate_up, down) = match cfg.storage {
+        let experts = match cfg.storage {
             ExpertStorage::PerExpert => {
-                let mut gu = Vec::with_capacity(e);
-                let mut dn = Vec::with_capacity(e);
+                let mut pairs = Vec::with_capacity(e);
                 for ex in 0..e {
                     let p = xv.pp(ex);
-                    let g = p.pp("gate_proj").get((i, h), "weight")?;
-                    let u = p.pp("up_proj").get((i, h), "weight")?;
-                    gu.push(Tensor::cat(&[g, u], 0)?);
-                    dn.push(p.pp("down_proj").get((h, i), "weight")?);
+                    let g = p.pp("gate_proj").matrix(i, h, "weight")?;
+                    let u = p.pp("up_proj").matrix(i, h, "weight")?;
+                    pairs.push((MatrixWeight::stack_rows(&[&g, &u])?, p.pp("down_proj").matrix(h, i, "weight")?));
                 }
-                (Tensor::stack(&gu, 0)?, Tensor::stack(&dn, 0)?)
+                Experts::from_pairs(pairs)?
             }
-            ExpertStorage::Fused => {
+            ExpertStorage::Fused => Self::fused_experts(cfg, &xv)?,
+        };
+        let shared = match cfg.shared_expert_intermediate_size {
+            Some(width) => Some(SharedExpert {
+                mlp: GatedMlp::new(h, width, cfg.act, vb.pp("shared_expert"))?,
+                gate: Linear::new(h, 1, false, vb.pp("shared_expert_gate"))?,
+            }),
+            None => None,
+        };
+        Ok(Self { router, experts, shared, cfg: cfg.clone() })
+    }
+
+    /// `experts.gate_up_proj` / `experts.down_proj` (Qwen3-VL-MoE), in either orientation, or as
+    /// stored quantized (always `[E, 2I, H]` / `[E, H, I]`: blocks run along the input dimension).
+    fn fused_experts(cfg: &MoeConfig, xv: &Weights) -> Result<Experts> {
+        let (e, h, i) = (cfg.num_experts, cfg.hidden_size, cfg.moe_intermediate_size);
+        let stored = |name: &str, want: [usize; 3]| -> Result<Option<MatrixWeight>> {
+            match xv.stored_quantized(name)? {
+                Some(q) if q.shape().dims() == want => Ok(Some(MatrixWeight::Quantized(q))),
+                Some(q) => {
+                    candle_core::bail!("experts.{name} is stored with shape {:?}, expected {want:?}", q.shape().dims())
+                }
+                None => Ok(None),
+            }
+        };
+        let gate_up = match stored("gate_up_proj", [e, 2 * i, h])? {
+            Some(q) => q,
+            None => {
                 let gu = xv.get_unchecked("gate_up_proj")?;
                 let gu = match gu.dims() {
                     [ee, a, b] if *ee == e && *a == 2 * i && *b == h => gu,
@@ -97,6 +162,12 @@ impl SparseMoe {
                         2 * i
                     ),
                 };
+                xv.planned("gate_up_proj", gu)?
+            }
+        };
+        let down = match stored("down_proj", [e, h, i])? {
+            Some(q) => q,
+            None => {
                 let dn = xv.get_unchecked("down_proj")?;
                 let dn = match dn.dims() {
                     [ee, a, b] if *ee == e && *a == h && *b == i => dn,
@@ -105,17 +176,13 @@ impl SparseMoe {
                         "experts.down_proj has shape {other:?}, expected [{e}, {h}, {i}] or [{e}, {i}, {h}]"
                     ),
                 };
-                (gu, dn)
+                xv.planned("down_proj", dn)?
             }
         };
-        let shared = match cfg.shared_expert_intermediate_size {
-            Some(width) => Some(SharedExpert {
-                mlp: GatedMlp::new(h, width, cfg.act, vb.pp("shared_expert"))?,
-                gate: Linear::new(h, 1, false, vb.pp("shared_expert_gate"))?,
-            }),
-            None => None,
-        };
-        Ok(Self { router, gate_up, down, shared, cfg: cfg.clone() })
+        match (gate_up, down) {
+            (MatrixWeight::Dense(gate_up), MatrixWeight::Dense(down)) => Ok(Experts::Stacked { gate_up, down }),
+            (gu, dn) => Ok(Experts::PerExpert((0..e).map(|x| Ok((gu.get(x)?, dn.get(x)?))).collect::<Result<_>>()?)),
+        }
     }
 }
 
@@ -131,8 +198,8 @@ impl Module for SparseMoe {
         let logits: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
         let routing = moe_routing::route(&logits, self.cfg.num_experts, self.cfg.top_k, self.cfg.norm_topk_prob);
         let groups = moe_routing::group_by_expert(&routing, self.cfg.num_experts);
-        let out = if self.fused_decode_applies(&flat) {
-            flat.contiguous()?.apply_op3_no_bwd(&self.gate_up, &self.down, &ExpertFfn { groups, cfg: &self.cfg })?
+        let out = if let Some((gate_up, down)) = self.fused_decode_applies(&flat) {
+            flat.contiguous()?.apply_op3_no_bwd(gate_up, down, &ExpertFfn { groups, cfg: &self.cfg })?
         } else {
             self.experts_one_by_one(&flat, groups)?
         };
@@ -149,13 +216,16 @@ impl Module for SparseMoe {
 }
 
 impl SparseMoe {
-    /// A few f32 token rows on the CPU (a decode step) go through the fused kernel.
-    fn fused_decode_applies(&self, flat: &Tensor) -> bool {
-        flat.device().is_cpu()
+    /// A few f32 token rows on the CPU (a decode step) with dense f32 experts go through the
+    /// fused kernel; returns the stacked weights when they do.
+    fn fused_decode_applies(&self, flat: &Tensor) -> Option<(&Tensor, &Tensor)> {
+        let Experts::Stacked { gate_up, down } = &self.experts else { return None };
+        let applies = flat.device().is_cpu()
             && flat.dtype() == DType::F32
-            && self.gate_up.dtype() == DType::F32
+            && gate_up.dtype() == DType::F32
             && flat.dim(0).is_ok_and(|r| r <= omnid_kernels::gemv::MAX_ROWS)
-            && self.cfg.act == Activation::Silu
+            && self.cfg.act == Activation::Silu;
+        applies.then_some((gate_up, down))
     }
 
     /// One pair of matrix products per expert over all its tokens (prefill, other dtypes).
@@ -170,10 +240,11 @@ impl SparseMoe {
             let e = group.expert as usize;
             let idx = Tensor::new(group.tokens.as_slice(), flat.device())?;
             let x = flat.index_select(&idx, 0)?;
-            let gu = matmul_wt(&x, &self.gate_up.get(e)?)?; // n, 2I
+            let (gate_up, down) = self.experts.expert(e)?;
+            let gu = gate_up.matmul_t(&x)?; // n, 2I
             let act = self.cfg.act.apply(&gu.narrow(D::Minus1, 0, i)?)?;
-            let y = matmul_wt(&(act * gu.narrow(D::Minus1, i, i)?)?, &self.down.get(e)?)?; // n, H
-                                                                                           // The reference casts routing weights to the activation dtype before scaling.
+            let y = down.matmul_t(&(act * gu.narrow(D::Minus1, i, i)?)?)?; // n, H
+                                                                           // The reference casts routing weights to the activation dtype before scaling.
             let w = Tensor::new(group.weights.as_slice(), flat.device())?.to_dtype(flat.dtype())?.unsqueeze(1)?;
             outputs.push(y.broadcast_mul(&w)?);
             targets.extend_from_slice(&group.tokens);

@@ -2,8 +2,8 @@
 //! half-precision activations (as transformers does) and in f64 for f64 activations, so an f64
 //! run (used to check ill-conditioned random fixtures) stays f64 end to end.
 
+use crate::models::weights::Weights;
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::VarBuilder;
 
 /// RMSNorm as in Qwen3: statistics in f32, cast back to the activation dtype, *then*
 /// multiply by the weight (spec §2.1, pitfall §11.1). No bias, no `1 + w` offset.
@@ -15,7 +15,7 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     /// Loads `{vb}.weight` of shape `[size]`.
-    pub fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+    pub fn new(size: usize, eps: f64, vb: Weights) -> Result<Self> {
         Ok(Self { weight: vb.get(size, "weight")?, eps })
     }
 }
@@ -53,7 +53,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// Loads `{vb}.weight` and `{vb}.bias`, both `[size]`.
-    pub fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+    pub fn new(size: usize, eps: f64, vb: Weights) -> Result<Self> {
         Ok(Self { weight: vb.get(size, "weight")?, bias: vb.get(size, "bias")?, eps })
     }
 }

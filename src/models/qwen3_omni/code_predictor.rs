@@ -20,8 +20,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::models::weights::Weights;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::config::{Qwen3OmniMoeConfig, TalkerConfig};
 use crate::models::checkpoint::Checkpoint;
@@ -67,7 +67,7 @@ pub struct CodePredictor {
 impl CodePredictor {
     /// `vb` is the checkpoint root; tensors come from `talker.code_predictor.*` and
     /// `talker.model.codec_embedding`.
-    pub fn new(cfg: &TalkerConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &TalkerConfig, vb: Weights) -> Result<Self> {
         let cp = &cfg.code_predictor_config;
         let (talker_hidden, talker_vocab) = (cfg.hidden_size(), cfg.vocab_size());
         cp.validate(talker_hidden, cfg.num_code_groups).map_err(candle_core::Error::msg)?;
@@ -106,7 +106,7 @@ impl CodePredictor {
             )
         };
         let ckpt = Arc::new(Checkpoint::open_dir(dir).map_err(candle_core::Error::wrap)?);
-        Self::new(&talker, ckpt.var_builder(dtype, device))
+        Self::new(&talker, Weights::dense(ckpt.var_builder(dtype, device)))
     }
 
     /// Entries per codebook; `c0` and every predicted code are below this.

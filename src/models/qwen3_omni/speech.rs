@@ -1,8 +1,8 @@
 //! Speech output of a Qwen3-Omni checkpoint: the talker (with its code predictor) and Code2Wav,
 //! loaded together because one is useless without the other.
 
+use crate::models::weights::Weights;
 use candle_core::Result;
-use candle_nn::VarBuilder;
 
 use super::config::TalkerConfig;
 use super::talker::Talker;
@@ -17,7 +17,7 @@ pub struct OmniSpeech {
 
 impl OmniSpeech {
     /// `vb` is the checkpoint root; the configs must have passed `Qwen3OmniMoeConfig::speech`.
-    pub fn new(talker: &TalkerConfig, code2wav: &Code2WavConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(talker: &TalkerConfig, code2wav: &Code2WavConfig, vb: Weights) -> Result<Self> {
         Ok(Self { talker: Talker::new(talker, vb.clone())?, code2wav: Code2Wav::new(code2wav, vb)? })
     }
 

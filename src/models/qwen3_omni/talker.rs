@@ -7,8 +7,8 @@
 //! The decode loop lives in [`super::talker_session`]; how the prefill rows are assembled from
 //! the thinker's prompt in [`super::talker_prompt`].
 
+use crate::models::weights::Weights;
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::code_predictor::CodePredictor;
 use super::config::TalkerConfig;
@@ -27,7 +27,7 @@ pub struct ResizeMlp {
 }
 
 impl ResizeMlp {
-    fn new(cfg: &TalkerConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &TalkerConfig, vb: Weights) -> Result<Self> {
         let f = &cfg.text_config.fields;
         let width = f.intermediate_size.unwrap_or(0);
         Ok(Self {
@@ -61,7 +61,7 @@ pub struct Talker {
 
 impl Talker {
     /// `vb` is the checkpoint root. `cfg` must have passed [`TalkerConfig::validate`].
-    pub fn new(cfg: &TalkerConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &TalkerConfig, vb: Weights) -> Result<Self> {
         let dec_cfg = cfg.decoder_config().map_err(candle_core::Error::msg)?;
         let vt = vb.pp("talker");
         let (h, v) = (cfg.hidden_size(), cfg.vocab_size());

@@ -2,8 +2,8 @@
 //! loaded from the on-disk names `thinker.audio_tower.*`, `thinker.visual.*`,
 //! `thinker.model.*`, `thinker.lm_head.*` (spec §1.2).
 
+use crate::models::weights::Weights;
 use candle_core::Result;
-use candle_nn::VarBuilder;
 
 use super::config::Qwen3OmniMoeConfig;
 use super::positions::{rope_index, OmniMediaLayout, OmniPositionIds};
@@ -27,7 +27,7 @@ pub struct Thinker {
 
 impl Thinker {
     /// `vb` is the checkpoint root.
-    pub fn new(cfg: &Qwen3OmniMoeConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &Qwen3OmniMoeConfig, vb: Weights) -> Result<Self> {
         let t = &cfg.thinker_config;
         t.validate().map_err(candle_core::Error::msg)?;
         let dec_cfg = t.decoder_config().map_err(candle_core::Error::msg)?;

@@ -1,7 +1,7 @@
 //! Qwen3-VL model: vision tower + text decoder (dense or MoE), with DeepStack.
 
+use crate::models::weights::Weights;
 use candle_core::Result;
-use candle_nn::VarBuilder;
 
 use super::config::Qwen3VlConfig;
 use super::positions::rope_index;
@@ -19,7 +19,7 @@ pub struct Qwen3Vl {
 
 impl Qwen3Vl {
     /// `vb` is the checkpoint root; `moe` selects `Qwen3VLMoeForConditionalGeneration`.
-    pub fn new(cfg: &Qwen3VlConfig, moe: bool, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &Qwen3VlConfig, moe: bool, vb: Weights) -> Result<Self> {
         let dec_cfg = cfg.decoder_config(moe).map_err(candle_core::Error::msg)?;
         let model = vb.pp("model");
         Ok(Self {
