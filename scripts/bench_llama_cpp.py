@@ -51,7 +51,8 @@ def write_gguf(model_dir, out_path, quant):
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     t = cfg["text_config"]
     w = read_safetensors(os.path.join(model_dir, "model.safetensors"))
-    h, n_layers, n_exp = t["hidden_size"], t["num_hidden_layers"], t["num_experts"]
+    h, n_layers = t["hidden_size"], t["num_hidden_layers"]
+    n_exp = t.get("num_experts", t.get("num_local_experts"))
     inter = t["moe_intermediate_size"]
     qtype = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "f32": gguf.GGMLQuantizationType.F32}[quant]
     wr = gguf.GGUFWriter(out_path, "qwen3moe")
