@@ -66,12 +66,14 @@ impl QuantStore {
         };
         match content.metadata.get(KEY_VERSION) {
             Some(Value::U32(FORMAT_VERSION)) => {}
-            Some(Value::U32(v)) => return Err(err(
-                path,
-                format!(
+            Some(Value::U32(v)) => {
+                return Err(err(
+                    path,
+                    format!(
                     "was written in omnid format {v}; this omnid reads {FORMAT_VERSION}; quantize the checkpoint again"
                 ),
-            )),
+                ))
+            }
             _ => return Err(err(path, format!("has no {KEY_VERSION} entry: not a model written by `omnid quantize`"))),
         }
         let plan = QuantPlan::parse(&text(KEY_PLAN)?).map_err(|e| err(path, format!("{KEY_PLAN}: {e}")))?;
