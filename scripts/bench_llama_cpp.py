@@ -70,12 +70,13 @@ def write_gguf(model_dir, out_path, quant):
     wr.add_expert_used_count(t["num_experts_per_tok"])
     wr.add_expert_feed_forward_length(inter)
     vocab = t["vocab_size"]
-    # A placeholder vocabulary (the benchmark feeds token ids): byte-level BPE without merges.
+    # A placeholder vocabulary (the benchmark feeds token ids): byte-level BPE with one merge
+    # (llama.cpp refuses a BPE vocabulary without merges).
     wr.add_tokenizer_model("gpt2")
     wr.add_tokenizer_pre("default")
     wr.add_token_list([f"<t{i}>" for i in range(vocab)])
     wr.add_token_types([gguf.TokenType.NORMAL] * vocab)
-    wr.add_token_merges([])
+    wr.add_token_merges(["<t0> <t1>"])
     wr.add_bos_token_id(0)
     wr.add_eos_token_id(1)
 
@@ -117,7 +118,10 @@ def write_gguf(model_dir, out_path, quant):
 def bench_llama(path, ids, new_tokens, runs, threads):
     from llama_cpp import Llama
 
-    llm = Llama(model_path=path, n_ctx=len(ids) + new_tokens + 16, n_batch=len(ids), n_ubatch=len(ids),
+    # n_batch = n_ctx: llama-cpp-python keeps the last logits in a buffer of n_batch rows, indexed by
+    # position; the prompt still runs as one micro-batch (n_ubatch).
+    n_ctx = len(ids) + new_tokens + 16
+    llm = Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=len(ids),
                 n_threads=threads, n_threads_batch=threads, verbose=False)
     prefill, decode = [], []
     for run in range(runs + 1):

@@ -9,7 +9,9 @@
 //! | [`moe_routing`] | softmax → top-k → renormalise router probabilities, then group tokens by expert |
 //! | [`gemv`] | `y = x·Wᵀ` for a few rows `x` (decode steps): streams `W` once, no packing |
 //! | [`moe_experts`] | the routed experts of a few tokens in two parallel passes (decode steps) |
+//! | [`moe_experts_quantized`] | the same with weights in ggml block formats (`--quant`) |
 
 pub mod gemv;
 pub mod moe_experts;
+pub mod moe_experts_quantized;
 pub mod moe_routing;
