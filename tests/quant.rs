@@ -211,3 +211,59 @@ fn bad_quantization_inputs_get_clear_errors() {
     assert_clean_error(&omnid(&["check", "--model", &out_s]), &["model.gguf", "not a readable GGUF file"]);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+fn ask_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["ask", "--greedy", "--max-tokens", "6", "--json"];
+    all.extend_from_slice(args);
+    let o = omnid(&all);
+    assert!(o.status.success(), "{all:?}: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    serde_json::json!({"ids": v["token_ids"], "top5": v["first_step_top5"]})
+}
+
+/// llama.cpp's files of vl_moe_a (text GGUF + mmproj, written in its converter's layout by
+/// scripts/make_llama_gguf_fixture.py): in f32 they give the checkpoint's own tokens and logits, in
+/// q8_0 those of `--quant q8_0` (the gguf package's quantizer and candle's make the same blocks),
+/// for a text prompt and an image prompt (the vision tower comes from the mmproj).
+#[test]
+fn llama_cpp_gguf_files_load_like_the_checkpoint() {
+    let dir = |name: &str| common::fixture_dir(name).to_str().unwrap().to_string();
+    let image = common::fixture_dir("vl_moe_a").join("inputs/img_0.png").to_str().unwrap().to_string();
+    let (st, f32_gguf, q8_gguf) = (dir("vl_moe_a"), dir("vl_moe_a_gguf_f32"), dir("vl_moe_a_gguf"));
+    for prompt in [&["Hello there"][..], &["--image", &image, "What is this?"][..]] {
+        fn with<'a>(model: &[&'a str], prompt: &[&'a str]) -> Vec<&'a str> {
+            [model, prompt].concat()
+        }
+        let dense = ask_json(&with(&["--model", &st], prompt));
+        assert_eq!(ask_json(&with(&["--model", &f32_gguf], prompt)), dense, "{prompt:?}: f32 GGUF vs safetensors");
+        let q8 = ask_json(&with(&["--model", &st, "--quant", "q8_0"], prompt));
+        assert_eq!(ask_json(&with(&["--model", &q8_gguf], prompt)), q8, "{prompt:?}: q8_0 GGUF vs --quant q8_0");
+        assert_ne!(q8["top5"], dense["top5"], "the q8_0 files should differ from the dense model");
+    }
+
+    // Bad inputs: --quant on files that are already quantized, the mmproj missing, the text file
+    // missing, two text files.
+    assert_clean_error(
+        &omnid(&["check", "--model", &q8_gguf, "--quant", "q8_0"]),
+        &["used as they are quantized", "safetensors"],
+    );
+    let only_text = scratch("only-text");
+    let only_vision = scratch("only-vision");
+    let two = scratch("two-texts");
+    for (d, skip) in [(&only_text, "mmproj-"), (&only_vision, "vl_moe_a-q8_0"), (&two, "")] {
+        std::fs::create_dir_all(d).unwrap();
+        for e in std::fs::read_dir(&q8_gguf).unwrap().flatten() {
+            let name = e.file_name().to_str().unwrap().to_string();
+            if skip.is_empty() || !name.starts_with(skip) {
+                std::fs::copy(e.path(), d.join(&name)).unwrap();
+            }
+        }
+    }
+    std::fs::copy(two.join("vl_moe_a-q8_0.gguf"), two.join("copy-q8_0.gguf")).unwrap();
+    assert_clean_error(&omnid(&["check", "--model", only_text.to_str().unwrap()]), &["has no vision tower", "mmproj"]);
+    assert_clean_error(&omnid(&["check", "--model", only_vision.to_str().unwrap()]), &["no llama.cpp text GGUF"]);
+    assert_clean_error(&omnid(&["check", "--model", two.to_str().unwrap()]), &["are both qwen3vlmoe GGUF files"]);
+    for d in [only_text, only_vision, two] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

@@ -12,6 +12,7 @@ use super::generation_config::GenerationConfig;
 use super::processor_settings::ProcessorSettings;
 use crate::models::checkpoint::{Checkpoint, CheckpointError};
 use crate::models::family::{Family, MultimodalModel};
+use crate::models::quant::llama_cpp;
 use crate::models::quant::plan::QuantPlan;
 use crate::models::quant::store::{self as quant_store, QuantStore};
 use crate::models::weights::{Recorded, WeightOptions, Weights};
@@ -170,9 +171,10 @@ impl LoadedModel {
     }
 }
 
-/// The weights of `dir`: its safetensors checkpoint, quantized on load by `quant` if given, or
-/// the `model.gguf` written by `omnid quantize` (which must have been made from this
-/// `config.json`, and with the same plan if `quant` is given). Returns the quantization in effect.
+/// The weights of `dir`: its safetensors checkpoint, quantized on load by `quant` if given; the
+/// `model.gguf` written by `omnid quantize` (which must have been made from this `config.json`,
+/// and with the same plan if `quant` is given); or llama.cpp's GGUF files of a Qwen3-VL model (text
+/// GGUF + mmproj, used as quantized). Returns the quantization plan in effect.
 fn open_weights(
     dir: &Path,
     config: &serde_json::Value,
@@ -189,23 +191,35 @@ fn open_weights(
         Err(CheckpointError::NoWeights { .. }) if gguf.is_file() => {
             let file_err = |problem: String| LoadError::File { path: gguf.clone(), problem };
             let store = Arc::new(QuantStore::open(&gguf).map_err(|e| LoadError::Quantized(e.to_string()))?);
-            if store.config() != config {
+            if store.config() != Some(config) {
                 return Err(file_err(format!(
                     "was quantized from a different config.json than {}; quantize this checkpoint again",
                     dir.join("config.json").display()
                 )));
             }
-            if let Some(q) = quant.filter(|q| *q != store.plan()) {
+            let plan = store.plan().cloned();
+            if let Some(q) = quant.filter(|q| Some(*q) != plan.as_ref()) {
                 return Err(file_err(format!(
                     "holds weights quantized as {}, not {}; quantize the original checkpoint with --quant {} instead",
-                    store.plan().spec(),
+                    plan.as_ref().map_or("?", |p| p.spec()),
                     q.spec(),
                     q.spec()
                 )));
             }
-            let plan = store.plan().clone();
             let vb = store.var_builder(dtype, device);
-            Ok((vb, WeightOptions { stored: Some(store), ..Default::default() }, Some(plan)))
+            Ok((vb, WeightOptions { stored: Some(store), ..Default::default() }, plan))
+        }
+        Err(CheckpointError::NoWeights { .. }) if llama_cpp::has_gguf(dir) => {
+            let store = Arc::new(llama_cpp::open_dir(dir, config).map_err(|e| LoadError::Quantized(e.to_string()))?);
+            if let Some(q) = quant {
+                return Err(LoadError::Quantized(format!(
+                    "{}: llama.cpp's GGUF files are used as they are quantized; --quant {} needs the safetensors checkpoint",
+                    store.describe(),
+                    q.spec()
+                )));
+            }
+            let vb = store.var_builder(dtype, device);
+            Ok((vb, WeightOptions { stored: Some(store), ..Default::default() }, None))
         }
         Err(e) => Err(e.into()),
     }

@@ -33,15 +33,60 @@ const KEY_SHAPES: &str = "omnid.shapes";
 /// GGUF's limit on dimensions per tensor.
 const MAX_DIMS: usize = 4;
 
-/// An opened `model.gguf`.
-pub struct QuantStore {
-    path: PathBuf,
+/// One memory-mapped GGUF file.
+pub(crate) struct GgufFile {
+    pub(crate) path: PathBuf,
     mmap: memmap2::Mmap,
-    content: gguf_file::Content,
-    plan: QuantPlan,
-    config: serde_json::Value,
+    pub(crate) content: gguf_file::Content,
+}
+
+impl GgufFile {
+    pub(crate) fn open(path: &Path) -> candle_core::Result<Self> {
+        let file = std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
+        // SAFETY: read-only mapping; like every model loader we assume the file is not truncated
+        // while the daemon runs.
+        let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }
+            .map_err(|e| err(path, format!("cannot memory-map: {e}")))?;
+        let content = gguf_file::Content::read(&mut Cursor::new(&mmap[..]))
+            .map_err(|e| err(path, format!("not a readable GGUF file: {e}")))?;
+        Ok(Self { path: path.to_path_buf(), mmap, content })
+    }
+
+    fn read(&self, name: &str, device: &Device) -> candle_core::Result<QTensor> {
+        self.content
+            .tensor(&mut Cursor::new(&self.mmap[..]), name, device)
+            .map_err(|e| err(&self.path, format!("tensor {name}: {e}")))
+    }
+
+    fn format(&self, name: &str) -> Option<GgmlDType> {
+        self.content.tensor_infos.get(name).map(|i| i.ggml_dtype)
+    }
+}
+
+/// Where a checkpoint tensor (by its Hugging Face name) lives in the GGUF files.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    /// One tensor of file `file`, as is.
+    One { file: usize, name: String },
+    /// `experts.gate_up_proj` `[E, 2I, H]` from llama.cpp's separate `ffn_gate_exps` and
+    /// `ffn_up_exps` (`[E, I, H]` each): per expert, the gate rows then the up rows.
+    GateUp { file: usize, gate: String, up: String },
+    /// The Conv3d patch embedding `[C_out, C_in, 2, p, p]` from llama.cpp's two Conv2d slices.
+    TemporalSlices { file: usize, first: String, second: String },
+}
+
+/// The tensors of a quantized model: omnid's `model.gguf`, or llama.cpp's text GGUF and mmproj.
+pub struct QuantStore {
+    files: Vec<GgufFile>,
+    names: HashMap<String, Source>,
+    /// The plan `omnid quantize` used (`None` for llama.cpp's files, quantized as they come).
+    plan: Option<QuantPlan>,
+    /// The config.json the file was made from (`None` for llama.cpp's files).
+    config: Option<serde_json::Value>,
     /// Shapes of the tensors stored flattened to 4 dimensions.
     shapes: HashMap<String, Vec<usize>>,
+    /// What to say when a tensor is missing (e.g. that llama.cpp keeps the vision tower apart).
+    missing_hint: String,
 }
 
 fn err(path: &Path, problem: impl std::fmt::Display) -> candle_core::Error {
@@ -51,13 +96,8 @@ fn err(path: &Path, problem: impl std::fmt::Display) -> candle_core::Error {
 impl QuantStore {
     /// Opens and checks a file written by [`write`].
     pub fn open(path: &Path) -> candle_core::Result<Self> {
-        let file = std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
-        // SAFETY: read-only mapping; like every model loader we assume the file is not truncated
-        // while the daemon runs.
-        let mmap = unsafe { memmap2::MmapOptions::new().map(&file) }
-            .map_err(|e| err(path, format!("cannot memory-map: {e}")))?;
-        let content = gguf_file::Content::read(&mut Cursor::new(&mmap[..]))
-            .map_err(|e| err(path, format!("not a readable GGUF file: {e}")))?;
+        let file = GgufFile::open(path)?;
+        let content = &file.content;
         let text = |key: &str| -> candle_core::Result<String> {
             match content.metadata.get(key) {
                 Some(Value::String(s)) => Ok(s.clone()),
@@ -79,39 +119,79 @@ impl QuantStore {
         let plan = QuantPlan::parse(&text(KEY_PLAN)?).map_err(|e| err(path, format!("{KEY_PLAN}: {e}")))?;
         let config = serde_json::from_str(&text(KEY_CONFIG)?).map_err(|e| err(path, format!("{KEY_CONFIG}: {e}")))?;
         let shapes = serde_json::from_str(&text(KEY_SHAPES)?).map_err(|e| err(path, format!("{KEY_SHAPES}: {e}")))?;
-        Ok(Self { path: path.to_path_buf(), mmap, content, plan, config, shapes })
+        let names =
+            content.tensor_infos.keys().map(|n| (n.clone(), Source::One { file: 0, name: n.clone() })).collect();
+        let missing_hint = format!("{} has no such tensor", path.display());
+        Ok(Self { files: vec![file], names, plan: Some(plan), config: Some(config), shapes, missing_hint })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A store over already opened files with a name map (llama.cpp's layout, see `llama_cpp`).
+    pub(crate) fn from_parts(files: Vec<GgufFile>, names: HashMap<String, Source>, missing_hint: String) -> Self {
+        Self { files, names, plan: None, config: None, shapes: HashMap::new(), missing_hint }
     }
 
-    /// The plan the file was quantized with.
-    pub fn plan(&self) -> &QuantPlan {
-        &self.plan
+    /// The plan the file was quantized with (`None`: llama.cpp's files).
+    pub fn plan(&self) -> Option<&QuantPlan> {
+        self.plan.as_ref()
     }
 
-    /// The `config.json` the file was made from.
-    pub fn config(&self) -> &serde_json::Value {
-        &self.config
+    /// The `config.json` the file was made from (`None`: llama.cpp's files).
+    pub fn config(&self) -> Option<&serde_json::Value> {
+        self.config.as_ref()
+    }
+
+    /// The files, for messages.
+    pub fn describe(&self) -> String {
+        self.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>().join(" + ")
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.content.tensor_infos.contains_key(name)
+        self.names.contains_key(name)
     }
 
     /// `name` if it is stored in a block format; `None` if absent or stored dense.
     pub fn quantized(&self, name: &str, device: &Device) -> candle_core::Result<Option<QTensor>> {
-        match self.content.tensor_infos.get(name) {
-            Some(info) if !is_dense(info.ggml_dtype) => self.read(name, device).map(Some),
+        let quantized = |file: usize, n: &str| self.files[file].format(n).is_some_and(|f| !is_dense(f));
+        match self.names.get(name) {
+            Some(Source::One { file, name: n }) if quantized(*file, n) => self.files[*file].read(n, device).map(Some),
+            Some(Source::GateUp { file, gate, up }) if quantized(*file, gate) && quantized(*file, up) => {
+                let f = &self.files[*file];
+                let (g, u) = (f.read(gate, device)?, f.read(up, device)?);
+                if g.dtype() != u.dtype() || g.shape() != u.shape() {
+                    return Err(err(&f.path, format!("{gate} and {up} differ in format or shape")));
+                }
+                let (e, i, h) = g.shape().dims3()?;
+                let (gb, ub) = (g.data()?, u.data()?);
+                let per = gb.len() / e;
+                let mut bytes = Vec::with_capacity(2 * gb.len());
+                for x in 0..e {
+                    bytes.extend_from_slice(&gb[x * per..(x + 1) * per]);
+                    bytes.extend_from_slice(&ub[x * per..(x + 1) * per]);
+                }
+                let storage =
+                    candle_core::quantized::QStorage::from_data(std::borrow::Cow::Owned(bytes), device, g.dtype())?;
+                QTensor::new(storage, (e, 2 * i, h)).map(Some)
+            }
             _ => Ok(None),
         }
     }
 
-    fn read(&self, name: &str, device: &Device) -> candle_core::Result<QTensor> {
-        self.content
-            .tensor(&mut Cursor::new(&self.mmap[..]), name, device)
-            .map_err(|e| err(&self.path, format!("tensor {name}: {e}")))
+    /// `name` as a dense f32 tensor on the CPU (quantized tensors dequantized).
+    fn dense(&self, name: &str) -> candle_core::Result<Tensor> {
+        let cpu = &Device::Cpu;
+        let read = |file: usize, n: &str| self.files[file].read(n, cpu)?.dequantize(cpu);
+        let t = match self.names.get(name) {
+            Some(Source::One { file, name: n }) => read(*file, n)?,
+            Some(Source::GateUp { file, gate, up }) => Tensor::cat(&[read(*file, gate)?, read(*file, up)?], 1)?,
+            Some(Source::TemporalSlices { file, first, second }) => {
+                Tensor::stack(&[read(*file, first)?, read(*file, second)?], 2)?
+            }
+            None => return Err(candle_core::Error::msg(format!("{}: {name}", self.missing_hint))),
+        };
+        match self.shapes.get(name) {
+            Some(shape) => t.reshape(shape.as_slice()),
+            None => Ok(t),
+        }
     }
 
     /// A `VarBuilder` over the file's tensors, dense ones as stored, quantized ones dequantized
@@ -132,24 +212,18 @@ impl SimpleBackend for StoreBackend {
     fn get(&self, s: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
         let t = self.get_unchecked(name, dtype, dev)?;
         if t.shape() != &s {
-            return Err(err(
-                &self.0.path,
-                format!("tensor {name} has shape {:?}, the config expects {:?}", t.dims(), s.dims()),
-            ));
+            return Err(candle_core::Error::msg(format!(
+                "{}: tensor {name} has shape {:?}, the config expects {:?}",
+                self.0.describe(),
+                t.dims(),
+                s.dims()
+            )));
         }
         Ok(t)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        if !self.0.contains(name) {
-            return Err(err(&self.0.path, format!("has no tensor named {name}")));
-        }
-        let t = self.0.read(name, &Device::Cpu)?.dequantize(&Device::Cpu)?;
-        let t = match self.0.shapes.get(name) {
-            Some(shape) => t.reshape(shape.as_slice())?,
-            None => t,
-        };
-        t.to_dtype(dtype)?.to_device(dev)
+        self.0.dense(name)?.to_dtype(dtype)?.to_device(dev)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
