@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The CPU decode/prefill comparison with llama.cpp on the same weights, same block format, same machine,
-same run: omnid's thinker (the Qwen3-MoE text decoder of a Qwen3-VL-30B-A3B-shaped checkpoint) against
-llama.cpp (through llama-cpp-python) on a GGUF holding the same tensors.
+"""The CPU decode/prefill comparison with llama.cpp on the same file, same machine, same run: omnid's text
+decoder of a Qwen3-VL-30B-A3B-shaped checkpoint against llama.cpp (through llama-cpp-python), both reading
+one q8_0 GGUF (omnid loads llama.cpp's files; the directory it reads also holds the checkpoint's json
+files and an mmproj for the vision tower, which a text prompt does not run).
 
     python -m venv /tmp/pyllama && /tmp/pyllama/bin/pip install llama-cpp-python gguf numpy
     python scripts/make_bench_vl_model.py --out /tmp/vl-bench --layers 4 --experts 64   # torch + transformers
@@ -15,7 +16,7 @@ package's reference quantizer (ggml's block layout, the one omnid's `--quant q8_
 The router (`ffn_gate_inp`) is f32 in both. Both engines get the same prompt ids and decode the same
 number of tokens with the same thread count; each side reports the median of its timed runs.
 """
-import argparse, json, os, struct, subprocess, sys, time
+import argparse, json, os, shutil, struct, subprocess, sys, time
 
 import numpy as np
 import gguf
@@ -146,26 +147,35 @@ def main():
     ap.add_argument("--model", required=True, help="Qwen3-VL-MoE checkpoint (make_bench_vl_model.py)")
     ap.add_argument("--omnid", required=True, help="the omnid binary (release build)")
     ap.add_argument("--quant", default="q8_0", choices=["q8_0", "f32"])
-    ap.add_argument("--gguf", default=None, help="where to write the GGUF (default: beside the model)")
+    ap.add_argument("--gguf", default=None, help="directory for the GGUF files (default: <model>/llama-<quant>)")
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     a = ap.parse_args()
-    gguf_path = a.gguf or os.path.join(a.model, f"llama-{a.quant}.gguf")
+    # One directory both engines read: the checkpoint's json files, the text GGUF, an mmproj.
+    llama_dir = a.gguf or os.path.join(a.model, f"llama-{a.quant}")
+    gguf_path = os.path.join(llama_dir, f"model-{a.quant}.gguf")
     if not os.path.exists(gguf_path):
+        from make_llama_gguf_fixture import write_mmproj  # (it imports this file's reader)
+
+        os.makedirs(llama_dir, exist_ok=True)
+        for f in os.listdir(a.model):
+            if f.endswith(".json") or f.endswith(".jinja"):
+                shutil.copy(os.path.join(a.model, f), llama_dir)
         write_gguf(a.model, gguf_path, a.quant)
-    cmd = [a.omnid, "bench", "--model", a.model, "--prompt-tokens", str(a.prompt_tokens),
+        cfg = json.load(open(os.path.join(a.model, "config.json")))
+        qtype = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "f32": gguf.GGMLQuantizationType.F32}[a.quant]
+        write_mmproj(cfg, read_safetensors(os.path.join(a.model, "model.safetensors")),
+                     os.path.join(llama_dir, f"mmproj-{a.quant}.gguf"), qtype)
+    cmd = [a.omnid, "bench", "--model", llama_dir, "--prompt-tokens", str(a.prompt_tokens),
            "--new-tokens", str(a.new_tokens), "--runs", str(a.runs), "--json"]
-    if a.quant != "f32":
-        # Every matrix in the peer's format: the text decoder's classes (the encoders are not run).
-        cmd += ["--quant", a.quant]
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
     ours = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout)
     ids = ours["prompt_ids"]
     lp, ld = bench_llama(gguf_path, ids, a.new_tokens, a.runs, a.threads)
     report = {
-        "model": a.model, "quant": a.quant, "threads": a.threads, "prompt_tokens": a.prompt_tokens,
+        "model": a.model, "gguf": gguf_path, "quant": a.quant, "threads": a.threads, "prompt_tokens": a.prompt_tokens,
         "new_tokens": a.new_tokens,
         "omnid": {"prefill_tokens_per_s": ours["prefill_tokens_per_s"], "decode_tokens_per_s": ours["decode_tokens_per_s"],
                   "peak_rss_bytes": ours["peak_rss_bytes"]},

@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 
 use super::store::{GgufFile, QuantStore, Source};
 
-/// Text architectures of llama.cpp that carry a Qwen3-VL decoder.
-const TEXT_ARCHS: &[&str] = &["qwen3vl", "qwen3vlmoe"];
+/// Text architectures of llama.cpp that carry a Qwen3-VL decoder: its own, and the plain Qwen3 /
+/// Qwen3-MoE ones with the same tensors (positions and rotary come from config.json either way).
+const TEXT_ARCHS: &[&str] = &["qwen3vl", "qwen3vlmoe", "qwen3", "qwen3moe"];
 
 fn gguf_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
