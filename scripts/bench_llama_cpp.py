@@ -116,6 +116,19 @@ def write_gguf(model_dir, out_path, quant):
     wr.close()
 
 
+def quantize_with_llama_cpp(src, dst, threads):
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    params.nthread = threads
+    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    if rc != 0:
+        raise SystemExit(f"llama_model_quantize failed ({rc})")
+
+
 def bench_llama(path, ids, new_tokens, runs, threads):
     from llama_cpp import Llama
 
@@ -146,7 +159,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True, help="Qwen3-VL-MoE checkpoint (make_bench_vl_model.py)")
     ap.add_argument("--omnid", required=True, help="the omnid binary (release build)")
-    ap.add_argument("--quant", default="q8_0", choices=["q8_0", "f32"])
+    ap.add_argument("--quant", default="q8_0", choices=["q8_0", "q4_k_m", "f32"],
+                    help="q8_0 and f32 are written by the gguf package; q4_k_m by llama.cpp's own quantizer "
+                         "(from an f32 file), the mix llama.cpp users run")
     ap.add_argument("--gguf", default=None, help="directory for the GGUF files (default: <model>/llama-<quant>)")
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=32)
@@ -163,9 +178,15 @@ def main():
         for f in os.listdir(a.model):
             if f.endswith(".json") or f.endswith(".jinja"):
                 shutil.copy(os.path.join(a.model, f), llama_dir)
-        write_gguf(a.model, gguf_path, a.quant)
+        if a.quant == "q4_k_m":
+            f32_path = os.path.join(llama_dir, "model-f32.gguf.tmp")
+            write_gguf(a.model, f32_path, "f32")
+            quantize_with_llama_cpp(f32_path, gguf_path, a.threads)
+            os.remove(f32_path)
+        else:
+            write_gguf(a.model, gguf_path, a.quant)
         cfg = json.load(open(os.path.join(a.model, "config.json")))
-        qtype = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "f32": gguf.GGMLQuantizationType.F32}[a.quant]
+        qtype = gguf.GGMLQuantizationType.F32 if a.quant == "f32" else gguf.GGMLQuantizationType.Q8_0
         write_mmproj(cfg, read_safetensors(os.path.join(a.model, "model.safetensors")),
                      os.path.join(llama_dir, f"mmproj-{a.quant}.gguf"), qtype)
     cmd = [a.omnid, "bench", "--model", llama_dir, "--prompt-tokens", str(a.prompt_tokens),

@@ -177,6 +177,9 @@ impl TextDecoder {
         match &self.embed_tokens {
             MatrixWeight::Dense(t) => t.index_select(&idx, 0),
             MatrixWeight::Quantized(q) => q.embedding(&idx)?.to_dtype(self.dtype),
+            MatrixWeight::Parts { .. } => {
+                candle_core::bail!("the token embedding table is held in parts; this is a bug")
+            }
         }
     }
 

@@ -59,6 +59,13 @@ impl CustomOp2 for Gemv {
 pub enum MatrixWeight {
     Dense(Tensor),
     Quantized(Arc<QTensor>),
+    /// Row blocks of one `[out, in]` matrix held in different formats: llama.cpp's Q4_K_M keeps
+    /// `attn_v` at q6_k beside q4_k `attn_q` / `attn_k`, which omnid runs as one q/k/v projection.
+    /// Each block multiplies on its own and the outputs are concatenated.
+    Parts {
+        parts: Vec<MatrixWeight>,
+        dims: [usize; 2],
+    },
 }
 
 impl MatrixWeight {
@@ -78,6 +85,10 @@ impl MatrixWeight {
                     y.to_dtype(dtype)
                 }
             }
+            MatrixWeight::Parts { parts, .. } => {
+                let ys = parts.iter().map(|p| p.matmul_t(x)).collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&ys, candle_core::D::Minus1)
+            }
         }
     }
 
@@ -86,6 +97,7 @@ impl MatrixWeight {
         match self {
             MatrixWeight::Dense(w) => w.dims(),
             MatrixWeight::Quantized(q) => q.shape().dims(),
+            MatrixWeight::Parts { dims, .. } => dims,
         }
     }
 
@@ -109,6 +121,7 @@ impl MatrixWeight {
                     &q.device(),
                 )?)))
             }
+            MatrixWeight::Parts { .. } => candle_core::bail!("matrix {i} of a matrix held in parts"),
         }
     }
 
@@ -117,12 +130,33 @@ impl MatrixWeight {
         match self {
             MatrixWeight::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
             MatrixWeight::Quantized(q) => q.storage_size_in_bytes(),
+            MatrixWeight::Parts { parts, .. } => parts.iter().map(MatrixWeight::size_in_bytes).sum(),
         }
     }
 
-    /// Rows of several matrices of the same width stacked into one (`[Σout, in]`). Quantized
-    /// parts must share one format (they do when they belong to one tensor class).
+    /// Rows of several matrices of the same width stacked into one (`[Σout, in]`): one tensor when
+    /// all are dense or all share one block format, [`MatrixWeight::Parts`] otherwise.
     pub fn stack_rows(parts: &[&MatrixWeight]) -> Result<MatrixWeight> {
+        let widths: Vec<usize> = parts.iter().map(|p| p.dims().last().copied().unwrap_or(0)).collect();
+        if parts.is_empty() || widths.iter().any(|w| *w != widths[0]) || parts.iter().any(|p| p.dims().len() != 2) {
+            candle_core::bail!("stack_rows: matrices of widths {widths:?} cannot be stacked")
+        }
+        let one_format = parts.iter().all(|p| match (p, parts[0]) {
+            (MatrixWeight::Dense(_), MatrixWeight::Dense(_)) => true,
+            (MatrixWeight::Quantized(a), MatrixWeight::Quantized(b)) => a.dtype() == b.dtype(),
+            _ => false,
+        });
+        if !one_format {
+            let rows = parts.iter().map(|p| p.dims()[0]).sum();
+            let flat = parts
+                .iter()
+                .flat_map(|p| match p {
+                    MatrixWeight::Parts { parts, .. } => parts.clone(),
+                    other => vec![(*other).clone()],
+                })
+                .collect();
+            return Ok(MatrixWeight::Parts { parts: flat, dims: [rows, widths[0]] });
+        }
         if let Some(dense) = parts
             .iter()
             .map(|p| match p {
@@ -140,7 +174,7 @@ impl MatrixWeight {
                 _ => None,
             })
             .collect();
-        let Some(qs) = quantized else { candle_core::bail!("stack_rows: cannot stack dense and quantized matrices") };
+        let Some(qs) = quantized else { candle_core::bail!("stack_rows: mixed parts; this is a bug") };
         let dtype = qs[0].dtype();
         let cols = qs[0].shape().dims()[1];
         let mut bytes = Vec::new();
@@ -290,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn quantized_stacks_split_per_matrix_and_mixed_stacks_are_refused() {
+    fn quantized_stacks_split_per_matrix_and_mixed_stacks_multiply_by_parts() {
         let dev = Device::Cpu;
         let w = Tensor::from_vec(values(3 * 8 * 64, 5), (3, 8, 64), &dev).unwrap();
         let q = MatrixWeight::Quantized(Arc::new(quantize(&w, GgmlDType::Q8_0).unwrap()));
@@ -301,8 +335,22 @@ mod tests {
             assert_eq!(rel_err(&a, &b), 0.0, "expert {e}");
         }
         assert!(q.get(3).is_err());
+        // Dense beside q8_0 beside q4_0 (as llama.cpp's mixes store q/k/v): held in parts, and the
+        // product is the parts' products side by side.
         let dense = MatrixWeight::Dense(w.get(0).unwrap());
-        let e = MatrixWeight::stack_rows(&[&dense, &q.get(0).unwrap()]).unwrap_err().to_string();
-        assert!(e.contains("cannot stack dense and quantized"), "{e}");
+        let q8 = q.get(1).unwrap();
+        let q4 = MatrixWeight::Quantized(Arc::new(quantize(&w.get(2).unwrap(), GgmlDType::Q4_0).unwrap()));
+        let mixed = MatrixWeight::stack_rows(&[&dense, &q8, &q4]).unwrap();
+        assert!(matches!(&mixed, MatrixWeight::Parts { parts, .. } if parts.len() == 3));
+        assert_eq!(mixed.dims(), &[24, 64]);
+        let y = mixed.matmul_t(&x).unwrap();
+        let want =
+            Tensor::cat(&[dense.matmul_t(&x).unwrap(), q8.matmul_t(&x).unwrap(), q4.matmul_t(&x).unwrap()], 1).unwrap();
+        assert_eq!(rel_err(&y, &want), 0.0);
+        let e = MatrixWeight::stack_rows(&[
+            &dense,
+            &MatrixWeight::Dense(Tensor::zeros((2, 32), DType::F32, &dev).unwrap()),
+        ]);
+        assert!(e.unwrap_err().to_string().contains("cannot be stacked"));
     }
 }
