@@ -241,6 +241,12 @@ fn llama_cpp_gguf_files_load_like_the_checkpoint() {
         assert_ne!(q8["top5"], dense["top5"], "the q8_0 files should differ from the dense model");
     }
 
+    // `check` says the files are used as they are quantized.
+    let o = omnid(&["check", "--model", &q8_gguf]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(report.contains("weights     as quantized in") && report.contains("mmproj-vl_moe_a-q8_0.gguf"), "{report}");
+
     // Bad inputs: --quant on files that are already quantized, the mmproj missing, the text file
     // missing, two text files.
     assert_clean_error(

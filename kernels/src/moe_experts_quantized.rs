@@ -109,6 +109,12 @@ fn quantize_rows<T: GgmlType>(rows: impl Iterator<Item = Vec<f32>>, len: usize) 
     .collect()
 }
 
+/// `(group, first row, output)` for every chunk of [`ROWS_PER_TASK`] of `rows` rows of every group;
+/// each task fills its own output, merged after the parallel pass.
+fn row_tasks(groups: usize, rows: usize) -> Vec<(usize, usize, Vec<f32>)> {
+    (0..groups).flat_map(|gi| (0..rows).step_by(ROWS_PER_TASK).map(move |r0| (gi, r0, Vec::new()))).collect()
+}
+
 fn run<G: GgmlType + Sync, D: GgmlType + Sync>(
     x: &[f32],
     groups: &[ExpertGroup],
@@ -137,12 +143,7 @@ where
 
     // Pass 1: gate/up rows for every (group, row chunk), token-major per group ([m, 2I]).
     let mut gu: Vec<Vec<f32>> = groups.iter().map(|g| vec![0f32; g.tokens.len() * 2 * i]).collect();
-    let mut tasks: Vec<(usize, usize, Vec<f32>)> = Vec::new();
-    for (gi, _) in groups.iter().enumerate() {
-        for r0 in (0..2 * i).step_by(ROWS_PER_TASK) {
-            tasks.push((gi, r0, Vec::new()));
-        }
-    }
+    let mut tasks = row_tasks(groups.len(), 2 * i);
     tasks.par_iter_mut().for_each(|(gi, r0, out)| {
         let g = &groups[*gi];
         let w = used[*gi].0;
@@ -175,12 +176,7 @@ where
         .collect();
 
     // Pass 2: down rows for every (group, row chunk).
-    let mut tasks: Vec<(usize, usize, Vec<f32>)> = Vec::new();
-    for (gi, _) in groups.iter().enumerate() {
-        for r0 in (0..h).step_by(ROWS_PER_TASK) {
-            tasks.push((gi, r0, Vec::new()));
-        }
-    }
+    let mut tasks = row_tasks(groups.len(), h);
     tasks.par_iter_mut().for_each(|(gi, r0, out)| {
         let m = groups[*gi].tokens.len();
         let w = used[*gi].1;

@@ -81,6 +81,7 @@ pub fn run(args: BenchArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
             "embedded_random_weights": loaded.dir.is_none(),
             "measured": args.model.describe(&loaded),
             "quant": loaded.quant.as_ref().map(|q| q.spec().to_string()),
+            "weights": loaded.describe_weights(),
             "family": loaded.family.name(),
             "dtype": format!("{:?}", loaded.dtype).to_lowercase(),
             "threads": candle_core::utils::get_num_threads(),
@@ -97,7 +98,7 @@ pub fn run(args: BenchArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     } else {
         println!("model        {}", args.model.describe(&loaded));
         println!("family/dtype {} / {:?}", loaded.family.name(), loaded.dtype);
-        println!("weights      {}", loaded.quant.as_ref().map_or("dense".to_string(), |q| q.spec().to_string()));
+        println!("weights      {}", loaded.describe_weights());
         println!("threads      {}", candle_core::utils::get_num_threads());
         println!("prefill      {prefill_tps:.1} tokens/s ({} tokens, median of {})", args.prompt_tokens, args.runs);
         println!("decode       {decode_tps:.1} tokens/s ({} tokens, median of {})", args.new_tokens, args.runs);

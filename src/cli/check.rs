@@ -25,14 +25,7 @@ pub fn run(args: CheckArgs, cfg: &OmnidConfig) -> anyhow::Result<ExitCode> {
     );
     println!("family      {}", loaded.family.name());
     println!("dtype       {:?}", loaded.dtype);
-    println!(
-        "weights     {}",
-        loaded.quant.as_ref().map_or("dense (the checkpoint's precision)".to_string(), |q| format!(
-            "quantized {} ({})",
-            q.spec(),
-            q.describe()
-        ))
-    );
+    println!("weights     {}", loaded.describe_weights());
     println!(
         "decoder     {} layers ({moe_layers} MoE), hidden {}, {} q / {} kv heads × {}, vocab {}",
         dec.layers.len(),

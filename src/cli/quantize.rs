@@ -160,12 +160,9 @@ struct ClassSize {
 }
 
 fn class_sizes(recorded: &[(String, Recorded)]) -> BTreeMap<&'static str, ClassSize> {
+    // Names are unique: the recorder keeps one entry per tensor.
     let mut out: BTreeMap<&'static str, ClassSize> = BTreeMap::new();
-    let mut seen = std::collections::HashSet::new();
     for (name, t) in recorded {
-        if !seen.insert(name.as_str()) {
-            continue;
-        }
         let class = TensorClass::of(name).map_or("other", |c| c.name());
         let (params, bytes, format) = match t {
             Recorded::Dense(t) => (t.elem_count(), t.elem_count() * 4, "f32"),

@@ -331,6 +331,7 @@ pub fn load_synthetic_quantized(
         dtype,
         device: device.clone(),
         quant: quant.cloned(),
+        as_stored: None,
     }
     .checked()
 }

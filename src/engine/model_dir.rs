@@ -78,8 +78,11 @@ pub struct LoadedModel {
     pub generation: GenerationConfig,
     pub dtype: DType,
     pub device: Device,
-    /// The quantization the weights are held in (`None`: the checkpoint's precision).
+    /// The quantization the weights are held in (`None`: the checkpoint's precision, or files
+    /// used as they are quantized, see `as_stored`).
     pub quant: Option<QuantPlan>,
+    /// llama.cpp GGUF files whose block formats are used as they are (no omnid plan).
+    pub as_stored: Option<String>,
 }
 
 impl LoadedModel {
@@ -120,6 +123,7 @@ impl LoadedModel {
             GenerationConfig::from_file(&gen_path).map_err(|problem| LoadError::File { path: gen_path, problem })?;
         let dtype = dtype.resolve(device);
         let (vb, options, quant) = open_weights(dir, &config, dtype, device, quant)?;
+        let as_stored = options.stored.as_ref().filter(|s| s.plan().is_none()).map(|s| s.describe());
         let options = Arc::new(WeightOptions { record: record.then(Default::default), ..options });
         let weights = Weights::new(vb, options);
         let model = MultimodalModel::load(family, &config, weights.clone())
@@ -136,6 +140,7 @@ impl LoadedModel {
             dtype,
             device: device.clone(),
             quant,
+            as_stored,
         }
         .checked()?;
         Ok((lm, recorded))
@@ -158,6 +163,15 @@ impl LoadedModel {
             )));
         }
         Ok(self)
+    }
+
+    /// How the weights are held, for reports: `dense`, `q4_k,…` or the GGUF files used as stored.
+    pub fn describe_weights(&self) -> String {
+        match (&self.quant, &self.as_stored) {
+            (Some(q), _) => format!("quantized {} ({})", q.spec(), q.describe()),
+            (None, Some(files)) => format!("as quantized in {files}"),
+            (None, None) => "dense (the checkpoint's precision)".into(),
+        }
     }
 
     /// Stop ids: generation_config's eos ids and `<|im_end|>` (the chat templates end every

@@ -157,40 +157,21 @@ impl MatrixWeight {
                 .collect();
             return Ok(MatrixWeight::Parts { parts: flat, dims: [rows, widths[0]] });
         }
-        if let Some(dense) = parts
-            .iter()
-            .map(|p| match p {
-                MatrixWeight::Dense(w) => Some(w),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()
-        {
+        // One format: all dense, or all quantized alike (rows are whole blocks, so bytes append).
+        if let MatrixWeight::Dense(_) = parts[0] {
+            let dense: Vec<&Tensor> =
+                parts.iter().filter_map(|p| if let MatrixWeight::Dense(w) = p { Some(w) } else { None }).collect();
             return Ok(MatrixWeight::Dense(Tensor::cat(&dense, 0)?));
         }
-        let quantized: Option<Vec<&Arc<QTensor>>> = parts
-            .iter()
-            .map(|p| match p {
-                MatrixWeight::Quantized(q) => Some(q),
-                _ => None,
-            })
-            .collect();
-        let Some(qs) = quantized else { candle_core::bail!("stack_rows: mixed parts; this is a bug") };
-        let dtype = qs[0].dtype();
-        let cols = qs[0].shape().dims()[1];
+        let qs: Vec<&Arc<QTensor>> =
+            parts.iter().filter_map(|p| if let MatrixWeight::Quantized(q) = p { Some(q) } else { None }).collect();
         let mut bytes = Vec::new();
-        let mut rows = 0;
         for q in &qs {
-            let (r, c) = q.shape().dims2()?;
-            if q.dtype() != dtype || c != cols {
-                candle_core::bail!(
-                    "stack_rows: parts differ in format or width ({:?} × {c} vs {dtype:?} × {cols})",
-                    q.dtype()
-                )
-            }
             bytes.extend_from_slice(&q.data()?);
-            rows += r;
         }
-        Ok(MatrixWeight::Quantized(Arc::new(quantized_from_bytes(&bytes, dtype, &[rows, cols], &qs[0].device())?)))
+        let rows = parts.iter().map(|p| p.dims()[0]).sum::<usize>();
+        let matrix = quantized_from_bytes(&bytes, qs[0].dtype(), &[rows, widths[0]], &qs[0].device())?;
+        Ok(MatrixWeight::Quantized(Arc::new(matrix)))
     }
 }
 

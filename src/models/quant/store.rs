@@ -161,6 +161,9 @@ impl QuantStore {
                     return Err(err(&f.path, format!("{gate} and {up} differ in format or shape")));
                 }
                 let (e, i, h) = g.shape().dims3()?;
+                if e == 0 {
+                    return Err(err(&f.path, format!("{gate} holds no experts")));
+                }
                 let (gb, ub) = (g.data()?, u.data()?);
                 let per = gb.len() / e;
                 let mut bytes = Vec::with_capacity(2 * gb.len());
