@@ -180,9 +180,12 @@ def main():
                 shutil.copy(os.path.join(a.model, f), llama_dir)
         if a.quant == "q4_k_m":
             f32_path = os.path.join(llama_dir, "model-f32.gguf.tmp")
-            write_gguf(a.model, f32_path, "f32")
-            quantize_with_llama_cpp(f32_path, gguf_path, a.threads)
-            os.remove(f32_path)
+            try:  # the 6.4 GB f32 file never outlives this step, even when a write fails (disk full)
+                write_gguf(a.model, f32_path, "f32")
+                quantize_with_llama_cpp(f32_path, gguf_path, a.threads)
+            finally:
+                if os.path.exists(f32_path):
+                    os.remove(f32_path)
         else:
             write_gguf(a.model, gguf_path, a.quant)
         cfg = json.load(open(os.path.join(a.model, "config.json")))

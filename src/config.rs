@@ -259,11 +259,18 @@ pub struct ModelSection {
     /// per-class overrides (`q4_k,attention=q8_0`). Absent: the checkpoint's precision.
     #[serde(default)]
     pub quant: Option<String>,
+    /// `cpu`, or `cuda` / `cuda:N` in a build with the `cuda` feature.
+    #[serde(default = "cpu")]
+    pub device: String,
+}
+
+fn cpu() -> String {
+    "cpu".into()
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { path: None, dtype: auto(), quant: None }
+        Self { path: None, dtype: auto(), quant: None, device: cpu() }
     }
 }
 

@@ -41,7 +41,14 @@ impl BenchModelArgs {
             talker_layers: self.talker_layers,
         };
         let quant = self.model.quant_plan(cfg)?;
-        Ok(load_synthetic_quantized(&size, candle_core::DType::F32, &candle_core::Device::Cpu, quant.as_ref())?)
+        let dev = crate::models::device::open(self.model.device.as_deref().unwrap_or(&cfg.model.device))
+            .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+        // bf16 on a GPU (what it would serve in), f32 on the CPU, unless --dtype says otherwise.
+        let dtype =
+            crate::engine::model_dir::DTypeChoice::parse(self.model.dtype.as_deref().unwrap_or(&cfg.model.dtype))
+                .map_err(anyhow::Error::msg)?
+                .resolve(&dev);
+        Ok(load_synthetic_quantized(&size, dtype, &dev, quant.as_ref())?)
     }
 
     /// What was measured, for the report.

@@ -30,6 +30,8 @@ mod bench_model;
 mod bench_ocr;
 mod bench_speech;
 mod check;
+#[cfg(feature = "cuda")]
+mod gpu_selftest;
 mod media;
 mod ocr;
 mod quantize;
@@ -69,6 +71,10 @@ pub struct ModelArgs {
     /// embedding, head, encoder, codec). A `model.gguf` from `omnid quantize` is already quantized.
     #[arg(long, value_name = "SCHEME")]
     pub quant: Option<String>,
+    /// Where the model runs: cpu, or cuda / cuda:N in a build with the `cuda` feature
+    /// (default: the config's, else cpu).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
 }
 
 impl ModelArgs {
@@ -110,6 +116,11 @@ pub enum Command {
     /// Quantize a checkpoint once (q8_0, q6_k, q4_k, per-class overrides) into a directory that
     /// `--model` loads without re-quantizing: model.gguf plus the checkpoint's config and tokenizer files.
     Quantize(Box<quantize::QuantizeArgs>),
+    /// Check the GPU for omnid (builds with the `cuda` feature): a matmul against the CPU, bf16
+    /// throughput, omnid's kernels against their CPU definitions, the tiny model on both devices.
+    /// Exits non-zero unless every check passes.
+    #[cfg(feature = "cuda")]
+    GpuSelftest,
     /// Serve the OpenAI-compatible HTTP API.
     Serve(Box<serve::ServeArgs>),
     /// Open a model directory and print what omnid understood of it.
@@ -152,6 +163,8 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::BenchSpeech(b) => bench_speech::run(*b, &cfg),
         Command::BenchLoad(b) => bench_load::run(*b, &cfg),
         Command::Quantize(q) => quantize::run(*q, &cfg),
+        #[cfg(feature = "cuda")]
+        Command::GpuSelftest => gpu_selftest::run(),
         Command::Serve(s) => serve::run_serve(*s, &cfg),
         Command::Check(c) => check::run(c, &cfg),
         Command::Probe(p) => media::probe(&p),
@@ -188,7 +201,8 @@ pub(crate) fn start_single_engine(
 /// says, and applies the config's limits and video budget.
 pub(crate) fn load_model(args: &ModelArgs, cfg: &OmnidConfig) -> anyhow::Result<crate::engine::model_dir::LoadedModel> {
     use crate::engine::model_dir::{DTypeChoice, LoadedModel};
-    let dev = candle_core::Device::Cpu;
+    let dev = crate::models::device::open(args.device.as_deref().unwrap_or(&cfg.model.device))
+        .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let dtype = DTypeChoice::parse(args.dtype.as_deref().unwrap_or(&cfg.model.dtype)).map_err(anyhow::Error::msg)?;
     let quant = args.quant_plan(cfg)?;
     let mut lm = match args.model.as_ref().or(cfg.model.path.as_ref()) {

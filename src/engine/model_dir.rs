@@ -57,7 +57,8 @@ impl DTypeChoice {
         }
     }
 
-    fn resolve(self, device: &Device) -> DType {
+    /// The dtype on `device`: `auto` is bf16 on a GPU, f32 on the CPU.
+    pub fn resolve(self, device: &Device) -> DType {
         match self {
             Self::Exact(d) => d,
             Self::Auto if device.is_cuda() => DType::BF16,

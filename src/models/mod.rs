@@ -16,6 +16,7 @@ pub mod audio_encoder;
 pub mod checkpoint;
 pub mod code2wav;
 pub mod config;
+pub mod device;
 pub mod family;
 pub mod layers;
 pub mod multimodal;

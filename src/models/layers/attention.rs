@@ -16,6 +16,7 @@ use super::kv_cache::KvCache;
 use super::linear::Linear;
 use super::norm::RmsNorm;
 use super::rotary::apply_rotary;
+use omnid_kernels::fused_ops::RmsNormRope;
 
 /// Shape of a decoder attention layer, from the checkpoint config.
 #[derive(Debug, Clone)]
@@ -136,8 +137,20 @@ impl DecoderAttention {
             };
             t.transpose(1, 2)?.contiguous() // b, heads, s, d
         };
-        let q = apply_rotary(&split(0, nq, self.num_heads, &self.q_norm)?, cos, sin)?;
-        let k = apply_rotary(&split(nq, nkv, self.num_kv_heads, &self.k_norm)?, cos, sin)?;
+        // On a GPU, QK-norm and the rotation are one fused kernel per projection.
+        let norm_rotate = |start: usize, width: usize, heads: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
+            match norm {
+                Some(n) if qkv.device().is_cuda() => {
+                    let t = qkv.narrow(2, start, width)?.reshape((b, s, heads, d))?.contiguous()?;
+                    let table = Tensor::stack(&[cos, sin], 1)?; // [S, 2, d/2]
+                    let op = RmsNormRope { seq: s, eps: n.eps() as f32 };
+                    t.apply_op3_no_bwd(n.weight(), &table, &op)?.transpose(1, 2)?.contiguous()
+                }
+                _ => apply_rotary(&split(start, width, heads, norm)?, cos, sin),
+            }
+        };
+        let q = norm_rotate(0, nq, self.num_heads, &self.q_norm)?;
+        let k = norm_rotate(nq, nkv, self.num_kv_heads, &self.k_norm)?;
         let v = split(nq + nkv, nkv, self.num_kv_heads, &None)?;
         let past = cache.len();
         let (k, v) = cache.append(&k, &v)?;

@@ -195,6 +195,10 @@ impl Module for SparseMoe {
         let rows = xs.elem_count() / h;
         let flat = xs.reshape((rows, h))?;
         let logits = self.router.forward(&flat)?;
+        if let Some((gate_up, down)) = self.device_decode_applies(&flat) {
+            let out = self.device_decode(&flat, &logits, gate_up, down)?;
+            return self.add_shared(out, &flat)?.reshape(dims);
+        }
         // Host sync: routing decides which expert matmuls to launch, so the top-k must be
         // known on the host. On the CPU this is a plain read of memory.
         let logits: Vec<f32> = logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
@@ -207,19 +211,51 @@ impl Module for SparseMoe {
         } else {
             self.experts_one_by_one(&flat, groups)?
         };
-        // Added after the routed experts, as the reference does (`expert_output + shared`).
-        let out = match &self.shared {
-            Some(s) => {
-                let gate = candle_nn::ops::sigmoid(&s.gate.forward(&flat)?)?;
-                (out + s.mlp.forward(&flat)?.broadcast_mul(&gate)?)?
-            }
-            None => out,
-        };
-        out.reshape(dims)
+        self.add_shared(out, &flat)?.reshape(dims)
     }
 }
 
+/// Most token rows of a step that the GPU decode kernels take: their work is one warp per output
+/// row and token, which stays latency-bound (and beats grouping by expert) for a batch of decode
+/// steps; prefill chunks go through the grouped matrix products.
+const DEVICE_DECODE_MAX_ROWS: usize = 32;
+
 impl SparseMoe {
+    /// Adds the gated shared expert, after the routed experts as the reference does
+    /// (`expert_output + shared`).
+    fn add_shared(&self, routed: Tensor, flat: &Tensor) -> Result<Tensor> {
+        match &self.shared {
+            Some(s) => {
+                let gate = candle_nn::ops::sigmoid(&s.gate.forward(flat)?)?;
+                routed + s.mlp.forward(flat)?.broadcast_mul(&gate)?
+            }
+            None => Ok(routed),
+        }
+    }
+
+    /// A decode step on a GPU with dense stacked SwiGLU experts (f32 or bf16) runs routing and
+    /// experts in omnid's kernels; returns the stacked weights when it does.
+    fn device_decode_applies(&self, flat: &Tensor) -> Option<(&Tensor, &Tensor)> {
+        let Experts::Stacked { gate_up, down } = &self.experts else { return None };
+        let applies = flat.device().is_cuda()
+            && matches!(gate_up.dtype(), DType::F32 | DType::BF16)
+            && flat.dim(0).is_ok_and(|r| r <= DEVICE_DECODE_MAX_ROWS)
+            && self.cfg.num_experts <= omnid_kernels::cuda_kernels::MAX_ROUTE_EXPERTS
+            && self.cfg.act == Activation::Silu;
+        applies.then_some((gate_up, down))
+    }
+
+    /// Routing and routed experts on the device, with no host round trip: the top-k stays in
+    /// device memory and the expert kernels read it there. Computed in f32 (the routing weights
+    /// are not rounded to bf16 first as the reference does: within bf16 rounding of it).
+    fn device_decode(&self, flat: &Tensor, logits: &Tensor, gate_up: &Tensor, down: &Tensor) -> Result<Tensor> {
+        use omnid_kernels::fused_ops::{MoeExperts, MoeRoute};
+        let route = MoeRoute { k: self.cfg.top_k, renormalize: self.cfg.norm_topk_prob };
+        let routing = logits.to_dtype(DType::F32)?.contiguous()?.apply_op1_no_bwd(&route)?;
+        let x = flat.to_dtype(DType::F32)?.contiguous()?;
+        x.apply_op3_no_bwd(gate_up, down, &MoeExperts { routing })?.to_dtype(flat.dtype())
+    }
+
     /// A few f32 token rows on the CPU (a decode step) with dense f32 experts go through the
     /// fused kernel; returns the stacked weights when they do.
     fn fused_decode_applies(&self, flat: &Tensor) -> Option<(&Tensor, &Tensor)> {
@@ -378,7 +414,7 @@ mod tests {
         (0..n).map(|j| (((j * 7919 + seed * 104_729) % 1009) as f32 - 504.0) / 2000.0).collect()
     }
 
-    /// A 4-expert layer of width 256 in per-expert storage, quantized by `quant`.
+    /// A 4-expert layer of width 256 in per-expert storage, quantized by `quant` (or `dense`).
     fn layer(quant: &str) -> SparseMoe {
         let (e, h, i) = (4, 256, 256);
         let dev = Device::Cpu;
@@ -391,7 +427,8 @@ mod tests {
             }
         }
         let vb = candle_nn::VarBuilder::from_tensors(ts, DType::F32, &dev);
-        let options = WeightOptions { plan: Some(QuantPlan::parse(quant).unwrap()), ..Default::default() };
+        let plan = (quant != "dense").then(|| QuantPlan::parse(quant).unwrap());
+        let options = WeightOptions { plan, ..Default::default() };
         let cfg = MoeConfig {
             hidden_size: h,
             num_experts: e,
@@ -422,5 +459,26 @@ mod tests {
         let scale = plain.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff <= 1e-4 * scale && scale > 0.0, "fused vs per-expert: {diff} (scale {scale})");
         assert!(layer("q8_0").fused_quantized_decode_applies(&x).is_none());
+    }
+
+    /// The GPU decode path (routing and experts in omnid's kernels, here through their CPU
+    /// definitions) gives what the host routing and grouped matmuls give, in f32 and bf16 weights.
+    #[test]
+    fn device_decode_ops_match_the_host_path() {
+        let moe = layer("dense");
+        let x = Tensor::from_vec(values(3 * 256, 98), (3, 256), &Device::Cpu).unwrap();
+        let Experts::Stacked { gate_up, down } = &moe.experts else { panic!("dense experts are stacked") };
+        let logits = moe.router.forward(&x).unwrap();
+        let host = moe.forward(&x).unwrap();
+        let scale = host.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        for dtype in [DType::F32, DType::BF16] {
+            let (g, d) = (gate_up.to_dtype(dtype).unwrap(), down.to_dtype(dtype).unwrap());
+            let fused = moe.device_decode(&x, &logits, &g, &d).unwrap();
+            let diff = (&fused - &host).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            // bf16 weights: the host path has f32 weights, so allow bf16's relative precision.
+            let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
+            assert!(diff <= tol * scale && scale > 0.0, "{dtype:?}: {diff} (scale {scale})");
+        }
+        assert!(moe.device_decode_applies(&x).is_none(), "CPU tensors keep the host path");
     }
 }

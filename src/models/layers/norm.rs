@@ -20,6 +20,18 @@ impl RmsNorm {
     }
 }
 
+impl RmsNorm {
+    /// `weight [size]`, for fused kernels that apply the norm themselves.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The epsilon added to the mean square.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+}
+
 impl Module for RmsNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let dtype = xs.dtype();
@@ -69,5 +81,49 @@ impl Module for LayerNorm {
         let w = self.weight.to_dtype(DType::F32)?;
         let b = self.bias.to_dtype(DType::F32)?;
         candle_nn::ops::layer_norm(&xs32, &w, &b, self.eps as f32)?.to_dtype(dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::layers::rotary::apply_rotary;
+    use candle_core::Device;
+    use omnid_kernels::fused_ops::RmsNormRope;
+
+    /// The fused QK-norm + rotary op the GPU path uses means what RmsNorm then rotate-half means:
+    /// equal in f32, within candle's per-operation bf16 rounding in bf16.
+    #[test]
+    fn fused_norm_rope_op_matches_the_layers() {
+        let dev = Device::Cpu;
+        let (b, s, h, d) = (2, 3, 4, 16);
+        let x = (Tensor::randn(0f32, 2.0, (b, s, h, d), &dev).unwrap() + 0.5).unwrap();
+        let weight = Tensor::randn(1f32, 0.3, d, &dev).unwrap();
+        let angles = Tensor::randn(0f32, 3.0, (s, d / 2), &dev).unwrap();
+        let (cos, sin) = (angles.cos().unwrap(), angles.sin().unwrap());
+        for (dtype, tol) in [(DType::F32, 1e-5f32), (DType::BF16, 2f32.powi(-6))] {
+            let norm = RmsNorm { weight: weight.to_dtype(dtype).unwrap(), eps: 1e-6 };
+            let (xd, cd, sd) = (x.to_dtype(dtype).unwrap(), cos.to_dtype(dtype).unwrap(), sin.to_dtype(dtype).unwrap());
+            let layers =
+                apply_rotary(&norm.forward(&xd).unwrap().transpose(1, 2).unwrap().contiguous().unwrap(), &cd, &sd)
+                    .unwrap();
+            let table = Tensor::stack(&[&cd, &sd], 1).unwrap();
+            let fused = xd
+                .apply_op3_no_bwd(norm.weight(), &table, &RmsNormRope { seq: s, eps: 1e-6 })
+                .unwrap()
+                .transpose(1, 2)
+                .unwrap();
+            let diff = (fused.to_dtype(DType::F32).unwrap() - layers.to_dtype(DType::F32).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let scale =
+                layers.to_dtype(DType::F32).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff <= tol * scale && scale > 1.0, "{dtype:?}: {diff} (scale {scale})");
+        }
     }
 }
