@@ -247,6 +247,9 @@ impl RandomWeights {
         } else {
             (0.0, 1.0 / (fan_in.max(1) as f64).sqrt())
         };
+        if n >= PARALLEL_MIN_VALUES {
+            return parallel_normal(h, n, mean, std);
+        }
         (0..n)
             .map(|_| {
                 // Box–Muller.
@@ -256,6 +259,35 @@ impl RandomWeights {
             })
             .collect()
     }
+}
+
+/// Tensors of at least this many values (the real-width benchmark models' matrices) are drawn in
+/// parallel chunks; smaller ones keep the single stream the embedded tiny model was built with, so
+/// its weights, and every test that depends on them, are unchanged. Drawing Qwen3-Omni-30B-A3B at
+/// full depth one value at a time takes about a quarter of an hour, too long for a GPU session.
+const PARALLEL_MIN_VALUES: usize = 1 << 20;
+
+/// Values per parallel chunk; each chunk has its own stream, so the result does not depend on the
+/// thread count.
+const PARALLEL_CHUNK: usize = 1 << 16;
+
+/// `n` normal values `mean + std·z`, chunk `c` drawn from a stream seeded by `(seed, c)`, both
+/// Box–Muller outputs used.
+fn parallel_normal(seed: u64, n: usize, mean: f64, std: f64) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out = vec![0f32; n];
+    out.par_chunks_mut(PARALLEL_CHUNK).enumerate().for_each(|(c, chunk)| {
+        let mut rng = SplitMix64::new(seed ^ (c as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        for pair in chunk.chunks_mut(2) {
+            let (u1, u2) = (rng.uniform().max(1e-12), rng.uniform());
+            let (r, angle) = ((-2.0 * u1.ln()).sqrt(), std::f64::consts::TAU * u2);
+            pair[0] = (mean + std * r * angle.cos()) as f32;
+            if let Some(second) = pair.get_mut(1) {
+                *second = (mean + std * r * angle.sin()) as f32;
+            }
+        }
+    });
+    out
 }
 
 impl SimpleBackend for RandomWeights {
@@ -334,4 +366,25 @@ pub fn load_synthetic_quantized(
         as_stored: None,
     }
     .checked()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parallel draw is deterministic, normal with the asked moments, odd lengths included, and
+    /// its chunks are independent streams (not one stream repeated per chunk).
+    #[test]
+    fn parallel_draw_is_deterministic_and_normal() {
+        let n = 3 * PARALLEL_CHUNK + 5;
+        let a = parallel_normal(42, n, 0.5, 2.0);
+        assert_eq!(a, parallel_normal(42, n, 0.5, 2.0));
+        assert_ne!(a, parallel_normal(43, n, 0.5, 2.0));
+        assert!(a[n - 1] != 0.0, "the odd last value is drawn");
+        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!((mean - 0.5).abs() < 0.03, "mean {mean}");
+        assert!((var.sqrt() - 2.0).abs() < 0.03, "std {}", var.sqrt());
+        assert_ne!(a[..64], a[PARALLEL_CHUNK..PARALLEL_CHUNK + 64]);
+    }
 }
