@@ -448,6 +448,15 @@ fn audio_in_video_for_a_model_without_audio() {
 }
 
 #[test]
+fn a_device_this_build_cannot_use_is_refused_by_name() {
+    assert_clean_error(&omnid(&["ask", "--device", "tpu", "hi"]), &["device", "`tpu` is not a device"]);
+    if !cfg!(feature = "cuda") {
+        let o = omnid(&["ask", "--device", "cuda:1", "hi"]);
+        assert_clean_error(&o, &["cuda:1", "without the `cuda` feature"]);
+    }
+}
+
+#[test]
 fn zero_token_budget_is_refused() {
     assert_clean_error(&omnid(&["ask", "--max-tokens", "0", "hi"]), &["--max-tokens"]);
 }

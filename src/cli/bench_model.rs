@@ -42,7 +42,7 @@ impl BenchModelArgs {
         };
         let quant = self.model.quant_plan(cfg)?;
         let dev = crate::models::device::open(self.model.device.as_deref().unwrap_or(&cfg.model.device))
-            .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("device (--device or [model] device): {e}"))?;
         // bf16 on a GPU (what it would serve in), f32 on the CPU, unless --dtype says otherwise.
         let dtype =
             crate::engine::model_dir::DTypeChoice::parse(self.model.dtype.as_deref().unwrap_or(&cfg.model.dtype))

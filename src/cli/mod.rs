@@ -202,7 +202,7 @@ pub(crate) fn start_single_engine(
 pub(crate) fn load_model(args: &ModelArgs, cfg: &OmnidConfig) -> anyhow::Result<crate::engine::model_dir::LoadedModel> {
     use crate::engine::model_dir::{DTypeChoice, LoadedModel};
     let dev = crate::models::device::open(args.device.as_deref().unwrap_or(&cfg.model.device))
-        .map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("device (--device or [model] device): {e}"))?;
     let dtype = DTypeChoice::parse(args.dtype.as_deref().unwrap_or(&cfg.model.dtype)).map_err(anyhow::Error::msg)?;
     let quant = args.quant_plan(cfg)?;
     let mut lm = match args.model.as_ref().or(cfg.model.path.as_ref()) {

@@ -15,7 +15,7 @@ impl DeviceName {
     pub fn parse(name: &str) -> Result<Self, String> {
         match name.trim() {
             "cpu" => Ok(Self::Cpu),
-            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            "cuda" => Ok(Self::Cuda(0)),
             other => match other.strip_prefix("cuda:") {
                 Some(n) => {
                     n.parse().map(Self::Cuda).map_err(|_| format!("`{other}`: the GPU number must be an integer"))
