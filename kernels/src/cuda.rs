@@ -6,11 +6,12 @@
 //! synchronisation of their own. Operands must be contiguous (the callers make them so).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{CudaView, DeviceRepr, LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
+use candle_core::cuda_backend::DeviceId;
 use candle_core::{bail, CudaDevice, CudaStorage, DType, Layout, Result, Shape};
 use half::bf16;
 
@@ -33,18 +34,22 @@ fn arch_name(major: i32, minor: i32) -> Result<&'static str> {
     })
 }
 
-/// Compiled PTX per (module, architecture), compiled once per process.
-fn ptx(module: CudaModule, arch: &'static str) -> Result<String> {
-    static CACHE: OnceLock<Mutex<HashMap<(CudaModule, &'static str), String>>> = OnceLock::new();
+/// A module's PTX for `dev`: compiled by NVRTC for the device's architecture the first time, then
+/// a map lookup per launch (launches happen every layer of every step; the PTX is tens of KB).
+fn ptx(dev: &CudaDevice, module: CudaModule) -> Result<Arc<str>> {
+    type Cache = Mutex<HashMap<(CudaModule, DeviceId), Arc<str>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    if let Some(p) = cache.lock().map_err(|_| candle_core::Error::msg("PTX cache poisoned"))?.get(&(module, arch)) {
+    let key = (module, dev.id());
+    if let Some(p) = cache.lock().map_err(|_| candle_core::Error::msg("PTX cache poisoned"))?.get(&key) {
         return Ok(p.clone());
     }
+    let arch = device_arch(dev)?;
     let opts = CompileOptions { arch: Some(arch), name: Some(format!("{}.cu", module.name())), ..Default::default() };
     let compiled = compile_ptx_with_opts(module.source(), opts)
         .map_err(|e| candle_core::Error::Cuda(format!("NVRTC could not compile {}.cu: {e}", module.name()).into()))?;
-    let src = compiled.to_src();
-    cache.lock().map_err(|_| candle_core::Error::msg("PTX cache poisoned"))?.insert((module, arch), src.clone());
+    let src: Arc<str> = compiled.to_src().into();
+    cache.lock().map_err(|_| candle_core::Error::msg("PTX cache poisoned"))?.insert(key, src.clone());
     Ok(src)
 }
 
@@ -64,9 +69,8 @@ fn cuda_err(e: impl std::error::Error + Send + Sync + 'static) -> candle_core::E
 /// Compiles every module for `dev` (the self-test does this up front, so a compile error is
 /// reported as such rather than at the first model step).
 pub fn compile_all(dev: &CudaDevice) -> Result<()> {
-    let arch = device_arch(dev)?;
     for m in CudaModule::ALL {
-        ptx(m, arch)?;
+        ptx(dev, m)?;
     }
     Ok(())
 }
@@ -98,11 +102,7 @@ pub(crate) fn moe_route(op: &MoeRoute, s: &CudaStorage, l: &Layout) -> Result<(C
     }
     let dev = s.device().clone();
     let logits = view::<f32>(s, l, "router logits")?;
-    let f = dev.get_or_load_custom_func(
-        "omnid_moe_route",
-        "omnid_moe_route",
-        &ptx(CudaModule::MoeRoute, device_arch(&dev)?)?,
-    )?;
+    let f = dev.get_or_load_custom_func("omnid_moe_route", "omnid_moe_route", &ptx(&dev, CudaModule::MoeRoute)?)?;
     // SAFETY: every element is written by the kernel before it is read.
     let mut out = unsafe { dev.alloc::<u32>(tokens * op.k * 2)? };
     let (t, e, k, renorm) =
@@ -138,7 +138,7 @@ pub(crate) fn moe_experts(
         other => bail!("moe experts: {other:?} weights, expected f32 or bf16"),
     };
     let dev = x.0.device().clone();
-    let ptx = ptx(CudaModule::MoeExperts, device_arch(&dev)?)?;
+    let ptx = ptx(&dev, CudaModule::MoeExperts)?;
     let gate_up_fn = dev.get_or_load_custom_func(&format!("omnid_moe_gate_up_{suffix}"), "omnid_moe_experts", &ptx)?;
     let down_fn = dev.get_or_load_custom_func(&format!("omnid_moe_down_{suffix}"), "omnid_moe_experts", &ptx)?;
     let routing_guard = op.routing.storage_and_layout();
@@ -188,7 +188,7 @@ pub(crate) fn rms_norm_rope(op: &RmsNormRope, x: Operand, w: Operand, cs: Operan
         bail!("rms norm rope: x {dtype:?}, weight {:?}, table {:?} must share a dtype", w.0.dtype(), cs.0.dtype())
     }
     let dev = x.0.device().clone();
-    let ptx = ptx(CudaModule::RmsNormRope, device_arch(&dev)?)?;
+    let ptx = ptx(&dev, CudaModule::RmsNormRope)?;
     let (rows, seq, heads, d) =
         (int(s.rows, "rows")?, int(op.seq, "seq")?, int(s.heads, "heads")?, int(s.d, "head_dim")?);
     let launch = config(warp_per_unit(s.rows * s.heads).map_err(candle_core::Error::msg)?);
@@ -226,7 +226,7 @@ pub(crate) fn snake_beta(x: Operand, alpha: Operand, inv_beta: Operand) -> Resul
         )
     }
     let dev = x.0.device().clone();
-    let ptx = ptx(CudaModule::SnakeBeta, device_arch(&dev)?)?;
+    let ptx = ptx(&dev, CudaModule::SnakeBeta)?;
     let n = x.1.shape().elem_count();
     let (total, c, l) = (n as i64, int(channels, "channels")?, int(len, "len")?);
     let launch = config(elementwise(n));

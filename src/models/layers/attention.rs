@@ -137,14 +137,16 @@ impl DecoderAttention {
             };
             t.transpose(1, 2)?.contiguous() // b, heads, s, d
         };
-        // On a GPU, QK-norm and the rotation are one fused kernel per projection.
+        // On a GPU, QK-norm and the rotation are one fused kernel per projection, reading cos and
+        // sin from one table built once for q and k.
+        let fused_table =
+            if qkv.device().is_cuda() && self.q_norm.is_some() { Some(Tensor::stack(&[cos, sin], 1)?) } else { None }; // [S, 2, d/2]
         let norm_rotate = |start: usize, width: usize, heads: usize, norm: &Option<RmsNorm>| -> Result<Tensor> {
-            match norm {
-                Some(n) if qkv.device().is_cuda() => {
+            match (norm, &fused_table) {
+                (Some(n), Some(table)) => {
                     let t = qkv.narrow(2, start, width)?.reshape((b, s, heads, d))?.contiguous()?;
-                    let table = Tensor::stack(&[cos, sin], 1)?; // [S, 2, d/2]
                     let op = RmsNormRope { seq: s, eps: n.eps() as f32 };
-                    t.apply_op3_no_bwd(n.weight(), &table, &op)?.transpose(1, 2)?.contiguous()
+                    t.apply_op3_no_bwd(n.weight(), table, &op)?.transpose(1, 2)?.contiguous()
                 }
                 _ => apply_rotary(&split(start, width, heads, norm)?, cos, sin),
             }
